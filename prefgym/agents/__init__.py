@@ -1,0 +1,1 @@
+"""Agents that optimise a policy against a learned reward."""

@@ -1,0 +1,72 @@
+"""Registration of every prefgym environment under the ``prefgym/`` namespace.
+
+Entry points are strings, so registering imports nothing heavy: the task's own
+module (and its optional dependency) is imported by ``gymnasium.make``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+NAMESPACE = "prefgym"
+_PREFERENCE_ENV = "prefgym.envs.preference_env:PreferenceEnv"
+_MUJOCO_ENV = "prefgym.envs.preference_env:MujocoPreferenceEnv"
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What the suite knows about one registered task."""
+
+    id: str
+    """The registered id, ``prefgym/Name-vN``."""
+    entry_point: str
+    """Where ``gymnasium.make`` finds the class."""
+    horizon: int
+    """Fixed episode length."""
+    extra: str | None
+    """The pip extra the task needs (``prefgym[extra]``), or None."""
+    family: str
+    """``classic``, ``box2d`` or ``mujoco``."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Constructor arguments."""
+
+
+def _control(base_id: str, horizon: int, family: str, termination: str, **kw: Any) -> EnvInfo:
+    extra = None if family == "classic" else family
+    entry_point = _MUJOCO_ENV if family == "mujoco" else _PREFERENCE_ENV
+    kwargs = {"base_id": base_id, "termination": termination, **kw}
+    return EnvInfo(f"{NAMESPACE}/{base_id}", entry_point, horizon, extra, family, kwargs)
+
+
+ENVS: tuple[EnvInfo, ...] = (
+    _control("CartPole-v1", 500, "classic", "penalty"),
+    _control("Acrobot-v1", 500, "classic", "absorb"),
+    _control("MountainCarContinuous-v0", 999, "classic", "absorb"),
+    _control("Pendulum-v1", 200, "classic", "keep"),
+    _control("LunarLander-v3", 1000, "box2d", "absorb", continuous=False),
+    _control("Hopper-v5", 1000, "mujoco", "penalty"),
+    _control("Walker2d-v5", 1000, "mujoco", "penalty"),
+    _control("HalfCheetah-v5", 1000, "mujoco", "keep"),
+    _control("Swimmer-v5", 1000, "mujoco", "keep"),
+    _control("Ant-v5", 1000, "mujoco", "penalty"),
+    _control("Reacher-v5", 50, "mujoco", "keep"),
+    _control("InvertedPendulum-v5", 1000, "mujoco", "penalty"),
+    _control("InvertedDoublePendulum-v5", 1000, "mujoco", "penalty"),
+)
+"""Every environment the suite registers, in the order of the README's table."""
+
+
+def register_envs() -> None:
+    """Register every prefgym environment; calling it again changes nothing."""
+    for env in ENVS:
+        if env.id in gym.registry:
+            continue
+        gym.register(
+            id=env.id,
+            entry_point=env.entry_point,
+            max_episode_steps=env.horizon,
+            kwargs=env.kwargs,
+        )

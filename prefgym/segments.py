@@ -1,0 +1,224 @@
+"""Segments: fixed-length stretches of behaviour that a judge compares.
+
+Rollouts of any policy on a (vectorised) environment are cut into segments of
+``length`` consecutive steps. A segment never crosses an episode boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+Policy = Callable[[np.ndarray], np.ndarray]
+"""Maps a batch of observations ``(n_envs, *obs_shape)`` to actions ``(n_envs, *act_shape)``."""
+
+
+@dataclass(frozen=True, eq=False)
+class Segment:
+    """``T`` consecutive steps of behaviour, with the hidden true rewards.
+
+    Only oracles and evaluation may read ``true_rewards``; reward models see
+    observations and actions.
+    """
+
+    observations: np.ndarray
+    """Observations at which the actions were taken, ``(T, *obs_shape)``."""
+    actions: np.ndarray
+    """Actions taken, ``(T, *act_shape)``."""
+    true_rewards: np.ndarray
+    """The task's hidden reward for each step, ``(T,)``."""
+    frames: np.ndarray | None = None
+    """Rendered frames to show a person, ``(T, H, W, 3)`` uint8, or None."""
+    env_id: str = ""
+    """The environment the segment came from."""
+    info: Mapping[str, Any] = field(default_factory=dict)
+    """JSON-serialisable extras (text, seeds, the policy's step count, ...)."""
+
+    def __post_init__(self) -> None:
+        n = len(self.observations)
+        if n == 0:
+            raise ValueError("a segment needs at least one step, got 0")
+        if len(self.actions) != n or len(self.true_rewards) != n:
+            raise ValueError(
+                f"observations, actions and true_rewards must have one row per step; got "
+                f"{n}, {len(self.actions)} and {len(self.true_rewards)}"
+            )
+        if self.frames is not None and len(self.frames) != n:
+            raise ValueError(f"frames must have one image per step ({n}), got {len(self.frames)}")
+
+    @property
+    def length(self) -> int:
+        """Number of steps ``T``."""
+        return len(self.observations)
+
+    @property
+    def true_return(self) -> float:
+        """Undiscounted sum of the true rewards."""
+        return float(np.sum(self.true_rewards))
+
+
+class SegmentCutter:
+    """Cuts the step streams of ``n_envs`` parallel environments into segments.
+
+    Feed it one vectorised step at a time with :meth:`add`; it returns the
+    segments that step completed. Each environment's stream is cut into
+    consecutive, non-overlapping segments, and the partial segment of an
+    episode that ends is dropped, so a segment never crosses a reset.
+    """
+
+    def __init__(self, n_envs: int, length: int, env_id: str = "") -> None:
+        """Create a cutter.
+
+        Args:
+            n_envs: Number of parallel environments.
+            length: Steps per segment ``T``.
+            env_id: Recorded on every segment.
+        """
+        if n_envs < 1:
+            raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        if length < 1:
+            raise ValueError(f"segment length must be >= 1, got {length}")
+        self.n_envs = n_envs
+        self.length = length
+        self.env_id = env_id
+        self._buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(n_envs)]
+
+    def add(
+        self,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        true_rewards: np.ndarray,
+        dones: np.ndarray,
+        frames: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+    ) -> list[Segment]:
+        """Record one step of every environment.
+
+        Args:
+            observations: Observations the actions were taken at, ``(n_envs, *obs_shape)``.
+            actions: Actions, ``(n_envs, *act_shape)``.
+            true_rewards: True rewards of the step, ``(n_envs,)``.
+            dones: Whether the step ended the episode, ``(n_envs,)``.
+            frames: Frames of the observations, ``(n_envs, H, W, 3)``, or None.
+            valid: Which environments really stepped, ``(n_envs,)``; None means all.
+
+        Returns:
+            The segments completed by this step.
+        """
+        completed: list[Segment] = []
+        for i in range(self.n_envs):
+            if valid is not None and not valid[i]:
+                continue
+            buffer = self._buffers[i]
+            frame = None if frames is None else frames[i]
+            buffer.append((observations[i], actions[i], true_rewards[i], frame))
+            if len(buffer) == self.length:
+                completed.append(self._segment(buffer))
+            if len(buffer) == self.length or dones[i]:
+                self._buffers[i] = []
+        return completed
+
+    def _segment(self, steps: list[tuple[Any, ...]]) -> Segment:
+        observations, actions, rewards, frames = zip(*steps, strict=True)
+        return Segment(
+            observations=np.stack(observations),
+            actions=np.stack(actions),
+            true_rewards=np.asarray(rewards, dtype=np.float64),
+            frames=None if frames[0] is None else np.stack(frames),
+            env_id=self.env_id,
+        )
+
+
+def make_vector_env(
+    env_id: str, n_envs: int, *, frames: bool = False, **kwargs: Any
+) -> gym.vector.VectorEnv:
+    """A synchronous vector env that resets finished episodes in the same step."""
+    return gym.make_vec(
+        env_id,
+        num_envs=n_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        render_mode="rgb_array" if frames else None,
+        **kwargs,
+    )
+
+
+def random_policy(action_space: gym.Space[Any]) -> Policy:
+    """A policy that samples uniformly from a (batched) action space."""
+    return lambda observations: np.asarray(action_space.sample())
+
+
+def rollout_segments(
+    env: gym.vector.VectorEnv,
+    policy: Policy,
+    n_segments: int,
+    length: int,
+    *,
+    seed: int | None = None,
+    frames: bool = False,
+) -> list[Segment]:
+    """Roll ``policy`` out on a vector env until ``n_segments`` segments are cut.
+
+    Args:
+        env: A vector env; both of Gymnasium's same-step and next-step autoreset work.
+        policy: Maps a batch of observations to a batch of actions.
+        n_segments: How many segments to return.
+        length: Steps per segment.
+        seed: Seed of the first reset.
+        frames: Keep rendered frames (the env must have ``render_mode="rgb_array"``).
+
+    Returns:
+        ``n_segments`` segments, in the order they were completed.
+    """
+    if frames and env.render_mode != "rgb_array":
+        raise ValueError(
+            f"frames=True needs a vector env with render_mode='rgb_array', got {env.render_mode!r}"
+        )
+    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    env_id = env.spec.id if env.spec is not None else ""
+    cutter = SegmentCutter(env.num_envs, length, env_id=env_id)
+    observations, _ = env.reset(seed=seed)
+    resetting = np.zeros(env.num_envs, dtype=bool)
+    segments: list[Segment] = []
+    while len(segments) < n_segments:
+        images = np.stack(env.render()) if frames else None  # type: ignore[arg-type]
+        actions = policy(observations)
+        next_observations, _, terminated, truncated, infos = env.step(actions)
+        dones = np.logical_or(terminated, truncated)
+        true_rewards = np.asarray(infos["true_reward"], dtype=np.float64)
+        segments += cutter.add(observations, actions, true_rewards, dones, images, ~resetting)
+        if mode == AutoresetMode.NEXT_STEP:
+            resetting = dones
+        observations = next_observations
+    return segments[:n_segments]
+
+
+def sample_pairs(n_segments: int, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Sample ``n_pairs`` ordered pairs of distinct segment indices uniformly.
+
+    Returns:
+        Indices ``(n_pairs, 2)``; left and right differ in every row.
+    """
+    if n_segments < 2:
+        raise ValueError(f"need at least 2 segments to make a pair, got {n_segments}")
+    left = rng.integers(0, n_segments, size=n_pairs)
+    right = (left + rng.integers(1, n_segments, size=n_pairs)) % n_segments
+    return np.stack([left, right], axis=1)
+
+
+def candidate_pairs(
+    n_segments: int, n_pairs: int, rng: np.random.Generator, *, oversample: int = 10
+) -> np.ndarray:
+    """A pool of ``oversample * n_pairs`` uniform pairs for active query selection.
+
+    Returns:
+        Indices ``(oversample * n_pairs, 2)``.
+    """
+    if oversample < 1:
+        raise ValueError(f"oversample must be >= 1, got {oversample}")
+    return sample_pairs(n_segments, oversample * n_pairs, rng)
