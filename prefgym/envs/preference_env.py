@@ -18,10 +18,10 @@ episode length alone), so by default episodes have a fixed horizon:
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
-import numpy as np
 
 Termination = Literal["penalty", "absorb", "keep"]
 TERMINATIONS: tuple[Termination, ...] = ("penalty", "absorb", "keep")
@@ -81,7 +81,7 @@ class PreferenceEnv(gym.Env[Any, Any]):
         """Step the task; the reward is 0 and the true reward is in ``info``."""
         if self._absorbed_observation is not None:
             info = {"true_reward": 0.0, "absorbed": True}
-            return self._absorbed_observation, 0.0, False, False, info
+            return copy.deepcopy(self._absorbed_observation), 0.0, False, False, info
         observation, true_reward, terminated, truncated, info = self.base.step(action)
         info = dict(info, true_reward=float(true_reward))
         if terminated and self.termination == "penalty":

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import prefgym
+from prefgym.envs.registration import ENVS, EnvInfo
+
+_EXTRA_MODULE = {"box2d": "Box2D", "mujoco": "mujoco"}
+
+
+def _needs_extra(info: EnvInfo) -> None:
+    if info.extra is not None and importlib.util.find_spec(_EXTRA_MODULE[info.extra]) is None:
+        pytest.skip(f"{info.id} needs the {info.extra!r} extra")
+
+
+ENV_PARAMS = [pytest.param(info, id=info.id) for info in ENVS]
+
+
+def _run(env: gym.Env, steps: int, seed: int) -> tuple[list[np.ndarray], list[float], list[float]]:
+    observation, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    observations, rewards, true_rewards = [observation], [], []
+    for _ in range(steps):
+        observation, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        observations.append(observation)
+        rewards.append(float(reward))
+        true_rewards.append(info["true_reward"])
+        if terminated or truncated:
+            break
+    return observations, rewards, true_rewards
+
+
+@pytest.mark.parametrize("info", ENV_PARAMS)
+def test_passes_gymnasium_env_checker(info: EnvInfo) -> None:
+    _needs_extra(info)
+    env = gym.make(info.id, render_mode="rgb_array")
+    check_env(env.unwrapped)
+
+
+@pytest.mark.parametrize("info", ENV_PARAMS)
+def test_is_deterministic_under_a_seed(info: EnvInfo) -> None:
+    _needs_extra(info)
+    first = _run(gym.make(info.id), 60, seed=3)
+    second = _run(gym.make(info.id), 60, seed=3)
+    for a, b in zip(first[0], second[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert first[2] == second[2]
+
+
+@pytest.mark.parametrize("info", ENV_PARAMS)
+def test_hides_the_reward_and_reports_it_in_info(info: EnvInfo) -> None:
+    _needs_extra(info)
+    _, rewards, true_rewards = _run(gym.make(info.id), 60, seed=0)
+    assert set(rewards) == {0.0}
+    assert any(r != 0.0 for r in true_rewards)
+
+
+@pytest.mark.parametrize("info", ENV_PARAMS)
+def test_renders_rgb_frames(info: EnvInfo) -> None:
+    _needs_extra(info)
+    env = gym.make(info.id, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert frame.std() > 0, "the frame is blank"
+    env.close()
+
+
+def test_classic_control_renders_to_a_human_window() -> None:
+    env = gym.make("prefgym/CartPole-v1", render_mode="human")
+    env.reset(seed=0)
+    env.step(0)
+    env.close()
+
+
+def test_cartpole_has_a_fixed_horizon_and_a_failure_penalty() -> None:
+    env = gym.make("prefgym/CartPole-v1")
+    env.reset(seed=0)
+    failures, true_return = 0, 0.0
+    for step in range(1, 501):
+        _, _, terminated, truncated, info = env.step(0)  # always push left: falls fast
+        assert not terminated
+        assert truncated == (step == 500)
+        failures += info.get("failure", False)
+        true_return += info["true_reward"]
+    assert failures > 10
+    assert true_return == pytest.approx(500 - 10.0 * failures)
+
+
+def test_keep_termination_restores_the_original_episode_end() -> None:
+    env = gym.make("prefgym/CartPole-v1", keep_termination=True)
+    env.reset(seed=0)
+    for _ in range(100):
+        _, _, terminated, _, _ = env.step(0)
+        if terminated:
+            break
+    assert terminated
+
+
+def test_reaching_the_goal_is_absorbing() -> None:
+    env = gym.make("prefgym/MountainCarContinuous-v0")
+    env.reset(seed=0)
+    env.unwrapped.base.state = np.array([0.44, 0.06])  # one push from the flag
+    observation, _, terminated, _, info = env.step(np.array([1.0], dtype=np.float32))
+    assert not terminated and info["true_reward"] > 90  # the goal bonus, once
+    for _ in range(5):
+        after, _, terminated, _, info = env.step(np.array([-1.0], dtype=np.float32))
+        assert not terminated and info["true_reward"] == 0.0
+        np.testing.assert_array_equal(after, observation)
+
+
+def test_rejects_an_unknown_termination_mode() -> None:
+    with pytest.raises(ValueError, match="termination must be one of"):
+        gym.make("prefgym/CartPole-v1", termination="explode")
+
+
+def test_a_typo_gets_gymnasiums_did_you_mean() -> None:
+    with pytest.raises(gym.error.Error, match="Did you mean"):
+        gym.make("prefgym/CartPol-v1")
+
+
+def test_register_envs_is_idempotent() -> None:
+    before = len(gym.registry)
+    prefgym.register_envs()
+    assert len(gym.registry) == before
+
+
+def _python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return result.stdout.strip()
+
+
+def test_import_is_cheap() -> None:
+    code = "import sys, prefgym; print(sorted({'torch', 'pygame', 'transformers'} & set(sys.modules)))"
+    assert _python(code) == "[]"
+
+
+def test_make_works_with_the_module_prefix_and_no_import() -> None:
+    code = "import gymnasium; print(gymnasium.make('prefgym:prefgym/CartPole-v1').spec.id)"
+    assert _python(code) == "prefgym/CartPole-v1"
