@@ -1,0 +1,224 @@
+"""A Stable-Baselines3 VecEnv wrapper that pays the agent a learned reward.
+
+A prefgym environment gives the agent reward 0 and reports the hidden task
+reward in ``info["true_reward"]``. :class:`LearnedRewardVecEnv` replaces the
+zeros with ``reward_fn(observations, actions)``: the reward of taking action
+``a_t`` in observation ``o_t``, computed in one batched call per vector step.
+It also keeps the bookkeeping the preference loop needs: per-episode true and
+learned returns, a count of steps, and (optionally) the training rollouts cut
+into segments for the judge.
+
+SB3's vectorised environments reset a finished episode in the same step: the
+observation they return for it is the first one of the next episode, and the
+last one of the finished episode is in ``infos[i]["terminal_observation"]``.
+The reward of a step only needs the observation the action was taken in, which
+the wrapper keeps from the previous step, so the reset observation never leaks
+into a finishing step's reward, and it becomes the observation of the next one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
+
+from prefgym.segments import Segment, SegmentCutter
+
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Maps observations ``(n, *obs_shape)`` and actions ``(n, *act_shape)`` to rewards ``(n,)``."""
+
+TRUE_REWARD_KEY = "true_reward"
+"""The info key under which prefgym environments report the hidden reward."""
+
+
+class EpisodeRecord(NamedTuple):
+    """Summary of one finished training episode."""
+
+    true_return: float
+    """Sum of the hidden true rewards."""
+    learned_return: float
+    """Sum of the rewards the agent was paid."""
+    length: int
+    """Number of steps."""
+
+
+class LearnedRewardVecEnv(VecEnvWrapper):
+    """Replaces a VecEnv's rewards with a learned reward of (observation, action).
+
+    Infos pass through unchanged, except that the info of an environment whose
+    episode ended gains ``"episode_true_return"`` and ``"episode_learned_return"``.
+    Wrap :class:`~stable_baselines3.common.vec_env.VecMonitor` around this
+    wrapper (not under it) to have SB3 log the learned returns.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        reward_fn: RewardFn | None = None,
+        *,
+        segment_length: int | None = None,
+        max_segments: int = 10_000,
+        max_episodes: int = 100,
+        env_id: str | None = None,
+    ) -> None:
+        """Wrap ``venv``.
+
+        Args:
+            venv: A VecEnv whose infos carry ``"true_reward"`` (any ``prefgym/`` env).
+            reward_fn: The learned reward; None pays 0 until :meth:`set_reward_fn`.
+            segment_length: Cut the rollouts into segments of this many steps for
+                :meth:`pop_segments`; None cuts nothing.
+            max_segments: Most segments kept between two :meth:`pop_segments`;
+                the oldest are dropped first.
+            max_episodes: Most finished episodes kept for :meth:`recent_episodes`.
+            env_id: Recorded on the segments; None reads the id of the wrapped envs.
+        """
+        super().__init__(venv)
+        if segment_length is not None and segment_length < 1:
+            raise ValueError(f"segment_length must be >= 1 or None, got {segment_length}")
+        if max_segments < 1:
+            raise ValueError(f"max_segments must be >= 1, got {max_segments}")
+        if max_episodes < 1:
+            raise ValueError(f"max_episodes must be >= 1, got {max_episodes}")
+        self._reward_fn = reward_fn
+        self.segment_length = segment_length
+        self.env_id = _env_id(venv) if env_id is None else env_id
+        self._segments: deque[Segment] = deque(maxlen=max_segments)
+        self._episodes: deque[EpisodeRecord] = deque(maxlen=max_episodes)
+        self._cutter: SegmentCutter | None = None
+        self._last_obs: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+        self._true_returns = np.zeros(self.num_envs, dtype=np.float64)
+        self._learned_returns = np.zeros(self.num_envs, dtype=np.float64)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._total_steps = 0
+        self._new_cutter()
+
+    @property
+    def reward_fn(self) -> RewardFn | None:
+        """The reward paid to the agent now; None pays 0."""
+        return self._reward_fn
+
+    def set_reward_fn(self, reward_fn: RewardFn | None) -> None:
+        """Pay ``reward_fn`` from the next step on (e.g. after refitting the reward model)."""
+        self._reward_fn = reward_fn
+
+    @property
+    def total_steps(self) -> int:
+        """Environment steps taken through this wrapper, summed over the ``num_envs`` envs."""
+        return self._total_steps
+
+    def recent_episodes(self) -> list[EpisodeRecord]:
+        """The most recently finished episodes, oldest first."""
+        return list(self._episodes)
+
+    def pop_segments(self) -> list[Segment]:
+        """Return the segments cut since the last call, oldest first, and forget them."""
+        segments = list(self._segments)
+        self._segments.clear()
+        return segments
+
+    def reset(self) -> np.ndarray:
+        """Reset every env; unfinished episodes and partial segments are dropped."""
+        obs = _as_array(self.venv.reset())
+        self._last_obs = obs.copy()
+        self._true_returns[:] = 0.0
+        self._learned_returns[:] = 0.0
+        self._lengths[:] = 0
+        self._new_cutter()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Send ``actions`` to the envs, keeping a copy for the reward."""
+        self._actions = np.array(actions, copy=True)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Wait for the step and pay the learned reward of (last observation, action)."""
+        if self._last_obs is None or self._actions is None:
+            raise RuntimeError("call reset() and then step_async(actions) before step_wait()")
+        obs, _, dones, infos = self.venv.step_wait()
+        observations, actions = self._last_obs, self._actions
+        true_rewards = _true_rewards(infos)
+        rewards = self._learned_rewards(observations, actions)
+
+        self._total_steps += self.num_envs
+        self._true_returns += true_rewards
+        self._learned_returns += rewards
+        self._lengths += 1
+        infos = list(infos)
+        for i in np.flatnonzero(dones):
+            record = EpisodeRecord(
+                float(self._true_returns[i]),
+                float(self._learned_returns[i]),
+                int(self._lengths[i]),
+            )
+            self._episodes.append(record)
+            infos[i] = dict(
+                infos[i],
+                episode_true_return=record.true_return,
+                episode_learned_return=record.learned_return,
+            )
+            self._true_returns[i] = 0.0
+            self._learned_returns[i] = 0.0
+            self._lengths[i] = 0
+
+        if self._cutter is not None:
+            for segment in self._cutter.add(observations, actions, true_rewards, dones):
+                info = {"total_steps": self._total_steps}
+                self._segments.append(dataclasses.replace(segment, info=info))
+
+        next_obs = _as_array(obs)
+        self._last_obs = next_obs.copy()  # for a finished env, the first of its next episode
+        self._actions = None
+        return next_obs, rewards, dones, infos
+
+    def _learned_rewards(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        if self._reward_fn is None:
+            return np.zeros(self.num_envs, dtype=np.float32)
+        rewards = np.asarray(self._reward_fn(observations, actions), dtype=np.float32)
+        if rewards.shape != (self.num_envs,):
+            raise ValueError(
+                f"reward_fn must return one reward per env, shape ({self.num_envs},), got "
+                f"shape {rewards.shape}; reduce any ensemble or per-step axis before returning"
+            )
+        return rewards
+
+    def _new_cutter(self) -> None:
+        if self.segment_length is None:
+            self._cutter = None
+        else:
+            self._cutter = SegmentCutter(self.num_envs, self.segment_length, env_id=self.env_id)
+
+
+def _as_array(obs: VecEnvObs) -> np.ndarray:
+    if not isinstance(obs, np.ndarray):
+        raise TypeError(
+            f"LearnedRewardVecEnv needs array observations, got {type(obs).__name__}; "
+            "flatten dict or tuple observation spaces first (gymnasium.wrappers.FlattenObservation)"
+        )
+    return np.array(obs, copy=True)  # a VecEnv may reuse its observation buffer
+
+
+def _true_rewards(infos: list[dict[str, Any]]) -> np.ndarray:
+    missing = [i for i, info in enumerate(infos) if TRUE_REWARD_KEY not in info]
+    if missing:
+        raise KeyError(
+            f"the infos of envs {missing} have no {TRUE_REWARD_KEY!r} key (keys: "
+            f"{sorted(infos[missing[0]])}); LearnedRewardVecEnv needs an env that reports its "
+            "hidden reward there: use a prefgym/ env such as 'prefgym/CartPole-v1'"
+        )
+    return np.array([info[TRUE_REWARD_KEY] for info in infos], dtype=np.float64)
+
+
+def _env_id(venv: VecEnv) -> str:
+    try:
+        spec = venv.get_attr("spec", indices=[0])[0]
+    except AttributeError:
+        return ""
+    return "" if spec is None else str(spec.id)
