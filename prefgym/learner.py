@@ -1,0 +1,509 @@
+"""The learner: fits a reward-model ensemble to judgments with the Bradley-Terry loss.
+
+Pairwise judgments train with the Bradley-Terry cross-entropy, whose target is
+the probability that the left segment is preferred (1, 0, or 0.5 for "equal"),
+K-wise rankings with the Plackett-Luce loss. Both assume the judge answers at
+random with probability ``label_noise`` (Christiano et al. 2017), which keeps the
+loss bounded however confident the model gets.
+
+Each member trains on its own bootstrap resample of the training judgments,
+realised as per-judgment multiplicities, so that one minibatch serves all
+members with a single forward pass over the minibatch's distinct segments.
+A held-out split (the same for all members) stops training early and tunes the
+L2 coefficient between calls: it doubles when the validation loss exceeds 1.5
+times the training loss and halves when it falls below 1.1 times.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from prefgym.reward_models import RewardEnsemble
+from prefgym.segments import Segment
+
+_EVAL_CHUNK = 2048
+"""Judgments per forward pass when evaluating losses without gradients."""
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """How the learner fits a reward model."""
+
+    batch_size: int = 64
+    """Judgments per gradient step."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    max_epochs: int = 100
+    """Passes over the training judgments per call, at most."""
+    label_noise: float = 0.1
+    """Probability ``eps`` that the judge answers at random: P' = (1 - eps) P + eps / 2."""
+    val_fraction: float = 1 / math.e
+    """Fraction of the judgments held out for early stopping and L2 tuning."""
+    min_val: int = 2
+    """Fewest held-out judgments worth validating on; with fewer, all judgments train."""
+    weight_decay: float = 1e-3
+    """Initial L2 coefficient (Adam's coupled ``weight_decay``: gradient of 0.5 λ ||θ||²)."""
+    tune_weight_decay: bool = True
+    """Adjust the L2 coefficient after each call to keep val / train loss in ``ratio_band``."""
+    ratio_band: tuple[float, float] = (1.1, 1.5)
+    """Band for validation loss / training loss; above it L2 grows, below it L2 shrinks."""
+    weight_decay_factor: float = 2.0
+    """Factor by which the L2 coefficient grows or shrinks."""
+    weight_decay_range: tuple[float, float] = (1e-6, 10.0)
+    """Bounds the tuned L2 coefficient stays within."""
+    patience: int = 5
+    """Epochs without a better validation loss before stopping; the best weights are kept."""
+    bootstrap: bool = True
+    """Train each member on its own bootstrap resample of the training judgments."""
+    normalise: bool = True
+    """Refit the ensemble's normalisation on the given segments after fitting."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_epochs", "patience", "min_val"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.label_noise < 1:
+            raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        low, high = self.ratio_band
+        if not 1 <= low <= high:
+            raise ValueError(f"ratio_band must satisfy 1 <= low <= high, got {self.ratio_band}")
+        if not self.weight_decay_factor > 1:
+            raise ValueError(f"weight_decay_factor must be > 1, got {self.weight_decay_factor}")
+        least, most = self.weight_decay_range
+        if not 0 <= least <= most:
+            raise ValueError(f"weight_decay_range must satisfy 0 <= low <= high, got {least, most}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one call of the learner did.
+
+    Held-out metrics are NaN when there were too few judgments to hold any out
+    (fewer than ``min_val`` at ``val_fraction``, e.g. 1 to 4 judgments).
+    """
+
+    train_loss: float
+    """Mean over members of each member's loss on its own (resampled) training judgments."""
+    val_loss: float
+    """Mean over members of the loss on the held-out judgments; NaN without a split."""
+    val_accuracy: float
+    """Held-out non-equal pairs whose label the ensemble reward agrees with; NaN if none."""
+    return_correlation: float
+    """Pearson r of the ensemble's segment returns and the true returns; NaN if undefined."""
+    weight_decay: float
+    """L2 coefficient used in this call."""
+    next_weight_decay: float
+    """L2 coefficient after tuning, used by the next call."""
+    epochs: int
+    """Epochs run."""
+    n_train: int
+    """Training judgments (pairs and rankings)."""
+    n_val: int
+    """Held-out judgments."""
+    seconds: float
+    """Wall time of the call."""
+
+
+def _with_random_answers(log_p: Tensor, eps: float, n_outcomes: float) -> Tensor:
+    """log((1 - eps) P + eps / n_outcomes), computed from log P in log space."""
+    if eps == 0:
+        return log_p
+    floor = torch.full_like(log_p, math.log(eps) - math.log(n_outcomes))
+    return torch.logaddexp(log_p + math.log1p(-eps), floor)
+
+
+def bradley_terry_loss(logits: Tensor, targets: Tensor, label_noise: float = 0.0) -> Tensor:
+    """Elementwise cross-entropy of the Bradley-Terry model with random answers.
+
+    Args:
+        logits: Return of the left minus return of the right segment, ``(...)``.
+        targets: Probability that the left is preferred, ``(...)``: 1, 0 or 0.5.
+        label_noise: Probability that the judge answered at random.
+
+    Returns:
+        Losses ``(...)``; at most ``-log(label_noise / 2)`` when ``label_noise > 0``.
+    """
+    log_left = _with_random_answers(F.logsigmoid(logits), label_noise, 2)
+    log_right = _with_random_answers(F.logsigmoid(-logits), label_noise, 2)
+    return -(targets * log_left + (1 - targets) * log_right)
+
+
+def plackett_luce_loss(returns: Tensor, label_noise: float = 0.0) -> Tensor:
+    """Negative log-likelihood of rankings under the Plackett-Luce model with random answers.
+
+    A random answer picks one of the ``K!`` orders uniformly. For ``K = 2`` this
+    is :func:`bradley_terry_loss` with target 1.
+
+    Args:
+        returns: Returns of the ranked segments, best first, ``(..., K)``.
+        label_noise: Probability that the judge answered at random.
+
+    Returns:
+        Losses ``(...)``.
+    """
+    k = returns.shape[-1]
+    suffix = torch.logcumsumexp(returns.flip(-1), dim=-1).flip(-1)
+    log_p = (returns - suffix)[..., :-1].sum(-1)
+    if label_noise == 0:
+        return -log_p
+    floor = torch.full_like(log_p, math.log(label_noise) - math.lgamma(k + 1))
+    return -torch.logaddexp(log_p + math.log1p(-label_noise), floor)
+
+
+class _Judgments:
+    """Pairs and rankings as one list of judgments: pairs first, then rankings."""
+
+    def __init__(
+        self,
+        n_segments: int,
+        pairs: np.ndarray,
+        targets: np.ndarray,
+        rankings: Sequence[Sequence[int]],
+    ) -> None:
+        pairs = np.asarray(pairs)
+        if pairs.size == 0:
+            pairs = pairs.reshape(0, 2)
+        targets = np.asarray(targets, dtype=np.float64).reshape(-1)
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
+            raise ValueError(
+                f"pairs must be integer positions (n, 2), got {pairs.dtype} {pairs.shape}"
+            )
+        if len(targets) != len(pairs):
+            raise ValueError(
+                f"need one target per pair: {len(pairs)} pairs, {len(targets)} targets"
+            )
+        outside = np.flatnonzero(((pairs < 0) | (pairs >= n_segments)).any(axis=1))
+        if len(outside):
+            raise ValueError(
+                f"pairs[{outside[0]}] = {pairs[outside[0]].tolist()} is out of range: there are "
+                f"{n_segments} segments, so positions must be in 0..{n_segments - 1}"
+            )
+        same = np.flatnonzero(pairs[:, 0] == pairs[:, 1])
+        if len(same):
+            raise ValueError(f"pairs[{same[0]}] compares segment {pairs[same[0], 0]} with itself")
+        bad = np.flatnonzero(~((targets >= 0) & (targets <= 1)))
+        if len(bad):
+            raise ValueError(
+                f"targets[{bad[0]}] = {targets[bad[0]]}: targets are the probability that the left "
+                "is preferred, in [0, 1]; leave incomparable judgments out of training"
+            )
+        self.pairs = pairs.astype(np.int64)
+        self.targets = targets
+        self.rankings: list[np.ndarray] = []
+        for i, ranking in enumerate(rankings):
+            order = np.asarray(ranking, dtype=np.int64)
+            if order.ndim != 1 or len(order) < 2 or len(np.unique(order)) != len(order):
+                raise ValueError(
+                    f"rankings[{i}] = {list(ranking)} must list at least 2 distinct segments"
+                )
+            if order.min() < 0 or order.max() >= n_segments:
+                raise ValueError(
+                    f"rankings[{i}] = {order.tolist()} is out of range: there are {n_segments} "
+                    f"segments, so positions must be in 0..{n_segments - 1}"
+                )
+            self.rankings.append(order)
+        self.n_pairs = len(self.pairs)
+        self.n = self.n_pairs + len(self.rankings)
+        # Rankings grouped by K, so a batch gathers each group's rows without a Python loop.
+        self._k = np.array([len(r) for r in self.rankings], dtype=np.int64)
+        self._row = np.zeros(len(self.rankings), dtype=np.int64)
+        self._by_k: dict[int, np.ndarray] = {}
+        for k in np.unique(self._k):
+            members = np.flatnonzero(self._k == k)
+            self._row[members] = np.arange(len(members))
+            self._by_k[int(k)] = np.stack([self.rankings[i] for i in members])
+
+    def losses(
+        self, ids: np.ndarray, returns: Callable[[np.ndarray], Tensor], eps: float
+    ) -> tuple[Tensor, np.ndarray]:
+        """Every member's loss on judgments ``ids``.
+
+        Args:
+            ids: Judgment ids ``(b,)``.
+            returns: Maps segment positions ``(n,)`` to member returns ``(members, n)``.
+            eps: Label noise.
+
+        Returns:
+            Losses ``(members, b)`` and the judgment ids ``(b,)`` in the order of the losses.
+        """
+        pair_ids = ids[ids < self.n_pairs]
+        ranking_ids = ids[ids >= self.n_pairs] - self.n_pairs
+        blocks, order = [self.pairs[pair_ids]], [pair_ids]
+        for k in np.unique(self._k[ranking_ids]):
+            chosen = ranking_ids[self._k[ranking_ids] == k]
+            blocks.append(self._by_k[int(k)][self._row[chosen]])
+            order.append(chosen + self.n_pairs)
+        r = returns(np.concatenate([b.ravel() for b in blocks]))
+        m = r.shape[0]
+        pair_r = r[:, : 2 * len(pair_ids)].reshape(m, -1, 2)
+        targets = torch.as_tensor(self.targets[pair_ids], dtype=r.dtype, device=r.device)
+        parts = [bradley_terry_loss(pair_r[..., 0] - pair_r[..., 1], targets, eps)]
+        used = 2 * len(pair_ids)
+        for block in blocks[1:]:
+            parts.append(
+                plackett_luce_loss(r[:, used : used + block.size].reshape(m, *block.shape), eps)
+            )
+            used += block.size
+        return torch.cat(parts, dim=1), np.concatenate(order)
+
+
+class _Problem:
+    """One call's data on the ensemble's device, and the losses computed from it."""
+
+    def __init__(
+        self,
+        ensemble: RewardEnsemble,
+        segments: Sequence[Segment],
+        judgments: _Judgments,
+        weights: np.ndarray,
+        eps: float,
+    ) -> None:
+        lengths = np.array([s.length for s in segments])
+        if len(lengths) and (lengths != lengths[0]).any():
+            other = int(np.flatnonzero(lengths != lengths[0])[0])
+            raise ValueError(
+                f"the learner batches segments of one length: segment 0 has {lengths[0]} steps "
+                f"but segment {other} has {lengths[other]}; cut all segments with the same length"
+            )
+        device = ensemble.device
+        self.ensemble, self.judgments, self.weights, self.eps = ensemble, judgments, weights, eps
+        self.observations = torch.as_tensor(
+            np.stack([s.observations for s in segments]), device=device
+        )
+        self.actions = torch.as_tensor(np.stack([s.actions for s in segments]), device=device)
+        self._weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+
+    def returns(self, positions: np.ndarray) -> Tensor:
+        """Raw member returns ``(members, n)`` of segments ``positions`` ``(n,)``.
+
+        One forward pass over the distinct segments, whatever the repeats.
+        """
+        unique, inverse = np.unique(positions, return_inverse=True)
+        index = torch.as_tensor(unique, device=self.ensemble.device)
+        r = self.ensemble.member_returns(
+            self.observations[index], self.actions[index], normalised=False
+        )
+        return r[:, torch.as_tensor(inverse.reshape(-1), device=self.ensemble.device)]
+
+    def batch_loss(self, ids: np.ndarray) -> Tensor:
+        """Sum over members of each member's bootstrap-weighted mean loss on judgments ``ids``."""
+        losses, order = self.judgments.losses(ids, self.returns, self.eps)
+        return (self._weights[:, order] * losses).sum() / len(ids)
+
+    @torch.no_grad()
+    def mean_loss(self, ids: np.ndarray, *, weighted: bool) -> float:
+        """Mean over members of the (bootstrap-weighted, if ``weighted``) loss on ``ids``."""
+        total = torch.zeros(self.ensemble.n_members, dtype=torch.float64)
+        for i in range(0, len(ids), _EVAL_CHUNK):
+            losses, order = self.judgments.losses(ids[i : i + _EVAL_CHUNK], self.returns, self.eps)
+            w = self._weights[:, order] if weighted else torch.ones_like(losses)
+            total += (w * losses).sum(1).double().cpu()
+        counts = self.weights[:, ids].sum(1) if weighted else np.full(len(total), len(ids))
+        return float(np.mean(total.numpy() / np.maximum(counts, 1e-12)))
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation, NaN when it is undefined (fewer than 2 points, a constant, a NaN)."""
+    if len(x) < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return math.nan
+    dx, dy = x - x.mean(), y - y.mean()
+    denominator = math.sqrt(float(dx @ dx) * float(dy @ dy))
+    return float(dx @ dy) / denominator if denominator > 0 else math.nan
+
+
+class Learner:
+    """Fits reward-model ensembles; keeps the tuned L2 coefficient and Adam state across calls.
+
+    Calling :meth:`fit` again on the same ensemble warm-starts from its current
+    weights and optimiser state, as the refits of the Christiano loop do.
+    """
+
+    def __init__(
+        self, config: LearnerConfig | None = None, *, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        """Create a learner.
+
+        Args:
+            config: How to fit; None means the defaults.
+            clock: Seconds since some fixed point, for the report's wall time.
+        """
+        self.config = config if config is not None else LearnerConfig()
+        self.weight_decay = self.config.weight_decay
+        """The L2 coefficient the next call uses."""
+        self._clock = clock
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._owner: RewardEnsemble | None = None
+
+    def _optimizer_for(self, ensemble: RewardEnsemble) -> torch.optim.Optimizer:
+        if self._optimizer is None or self._owner is not ensemble:
+            self._optimizer = torch.optim.Adam(
+                ensemble.parameters(), lr=self.config.lr, foreach=True
+            )
+            self._owner = ensemble
+        for group in self._optimizer.param_groups:
+            group["weight_decay"] = self.weight_decay
+        return self._optimizer
+
+    def _split(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        n_val = int(round(n * self.config.val_fraction))
+        if n_val < self.config.min_val or n - n_val < 1:
+            n_val = 0
+        order = rng.permutation(n)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    def fit(
+        self,
+        ensemble: RewardEnsemble,
+        segments: Sequence[Segment],
+        pairs: np.ndarray,
+        targets: np.ndarray,
+        rankings: Sequence[Sequence[int]] = (),
+        *,
+        rng: np.random.Generator,
+    ) -> FitReport:
+        """Fit ``ensemble`` to pairwise judgments and rankings of ``segments``.
+
+        Training stops early once the held-out loss has not improved for
+        ``patience`` epochs, and the best weights are restored. With too few
+        judgments to hold any out (see ``min_val``), every judgment trains for
+        ``max_epochs`` epochs, the L2 coefficient is left alone, and the held-out
+        metrics of the report are NaN. Held-out accuracy counts non-equal pairs
+        only; held-out rankings count toward the validation loss.
+
+        Args:
+            ensemble: The reward model, trained in place from its current weights.
+            segments: The judged segments, all of one length.
+            pairs: Positions into ``segments`` of the compared pairs, ``(n, 2)``.
+            targets: Probability that the left of each pair is preferred, ``(n,)``.
+            rankings: Positions into ``segments``, best first, of each K-wise ranking.
+            rng: Source of the split, the bootstrap resamples and the minibatch order.
+
+        Returns:
+            Losses, held-out accuracy, correlation with the true return and the L2 used.
+        """
+        start = self._clock()
+        judgments = _Judgments(len(segments), pairs, targets, rankings)
+        if judgments.n == 0:
+            raise ValueError("fit needs at least one judgment, got no pairs and no rankings")
+        train_ids, val_ids = self._split(judgments.n, rng)
+        weights = np.zeros((ensemble.n_members, judgments.n))
+        for m in range(ensemble.n_members):
+            if self.config.bootstrap:
+                draws = rng.integers(0, len(train_ids), size=len(train_ids))
+                weights[m, train_ids] = np.bincount(draws, minlength=len(train_ids))
+            else:
+                weights[m, train_ids] = 1.0
+        problem = _Problem(ensemble, segments, judgments, weights, self.config.label_noise)
+        weight_decay = self.weight_decay
+        epochs = self._train(problem, train_ids, val_ids, rng)
+        train_loss = problem.mean_loss(train_ids, weighted=True)
+        val_loss = problem.mean_loss(val_ids, weighted=False) if len(val_ids) else math.nan
+        if len(val_ids) and self.config.tune_weight_decay:
+            self.weight_decay = self._tuned(weight_decay, train_loss, val_loss)
+        if self.config.normalise:
+            ensemble.normalise(segments)
+        predicted = ensemble.segment_returns(segments).mean(0)
+        true = np.array([s.true_return for s in segments])
+        return FitReport(
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_accuracy=_accuracy(judgments, val_ids, predicted),
+            return_correlation=_pearson(predicted, true),
+            weight_decay=weight_decay,
+            next_weight_decay=self.weight_decay,
+            epochs=epochs,
+            n_train=len(train_ids),
+            n_val=len(val_ids),
+            seconds=self._clock() - start,
+        )
+
+    def _train(
+        self,
+        problem: _Problem,
+        train_ids: np.ndarray,
+        val_ids: np.ndarray,
+        rng: np.random.Generator,
+    ) -> int:
+        """Minibatch Adam with early stopping on the held-out loss; returns the epochs run."""
+        ensemble, config = problem.ensemble, self.config
+        optimizer = self._optimizer_for(ensemble)
+        best_loss, best_state, waited, epochs = math.inf, None, 0, 0
+        while epochs < config.max_epochs:
+            epochs += 1
+            ensemble.train()
+            shuffled = rng.permutation(train_ids)
+            for i in range(0, len(shuffled), config.batch_size):
+                loss = problem.batch_loss(shuffled[i : i + config.batch_size])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            ensemble.eval()
+            if len(val_ids) == 0:
+                continue
+            val_loss = problem.mean_loss(val_ids, weighted=False)
+            if val_loss < best_loss:
+                best_loss, waited = val_loss, 0
+                best_state = {k: v.detach().clone() for k, v in ensemble.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= config.patience:
+                    break
+        if best_state is not None:
+            ensemble.load_state_dict(best_state)
+        return epochs
+
+    def _tuned(self, weight_decay: float, train_loss: float, val_loss: float) -> float:
+        """The L2 coefficient moved toward keeping val / train loss inside the band."""
+        if not (math.isfinite(val_loss) and train_loss > 0):
+            return weight_decay
+        low, high = self.config.ratio_band
+        ratio = val_loss / train_loss
+        if ratio > high:
+            weight_decay *= self.config.weight_decay_factor
+        elif ratio < low:
+            weight_decay /= self.config.weight_decay_factor
+        least, most = self.config.weight_decay_range
+        return min(max(weight_decay, least), most)
+
+
+def _accuracy(judgments: _Judgments, val_ids: np.ndarray, predicted: np.ndarray) -> float:
+    """Fraction of held-out non-equal pairs whose predicted return gap has the label's sign."""
+    ids = val_ids[val_ids < judgments.n_pairs]
+    ids = ids[judgments.targets[ids] != 0.5]
+    if len(ids) == 0:
+        return math.nan
+    gap = predicted[judgments.pairs[ids, 0]] - predicted[judgments.pairs[ids, 1]]
+    return float(np.mean(np.where(judgments.targets[ids] > 0.5, gap > 0, gap < 0)))
+
+
+def fit(
+    ensemble: RewardEnsemble,
+    segments: Sequence[Segment],
+    pairs: np.ndarray,
+    targets: np.ndarray,
+    rankings: Sequence[Sequence[int]] = (),
+    config: LearnerConfig | None = None,
+    *,
+    rng: np.random.Generator,
+) -> FitReport:
+    """Fit ``ensemble`` once with a fresh :class:`Learner` (see :meth:`Learner.fit`).
+
+    The tuned L2 coefficient comes back as ``report.next_weight_decay``; pass it
+    on with ``dataclasses.replace(config, weight_decay=...)``, or keep a
+    :class:`Learner` across calls.
+    """
+    return Learner(config).fit(ensemble, segments, pairs, targets, rankings, rng=rng)

@@ -1,0 +1,310 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prefgym.learner import (
+    FitReport,
+    Learner,
+    LearnerConfig,
+    _Judgments,
+    bradley_terry_loss,
+    fit,
+    plackett_luce_loss,
+)
+from prefgym.reward_models import RewardEnsemble, RewardModelConfig
+from prefgym.segments import Segment, sample_pairs
+
+OBS_DIM = 4
+W = np.array([1.0, -2.0, 0.5, 1.5])
+finite = st.floats(-50, 50, allow_nan=False)
+noise = st.floats(0.0, 0.5, exclude_max=True)
+
+
+def _generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _ensemble(obs_dim: int = OBS_DIM, config: RewardModelConfig | None = None) -> RewardEnsemble:
+    space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,))
+    return RewardEnsemble(
+        space,
+        gym.spaces.Discrete(2),
+        config if config is not None else RewardModelConfig(),
+        generator=_generator(),
+    )
+
+
+def _linear_segments(
+    rng: np.random.Generator, n: int, length: int = 10, w: np.ndarray = W
+) -> list[Segment]:
+    segments = []
+    for _ in range(n):
+        observations = rng.normal(size=(length, len(w)))
+        segments.append(Segment(observations, rng.integers(0, 2, size=length), observations @ w))
+    return segments
+
+
+def _label(segments: list[Segment], pairs: np.ndarray) -> np.ndarray:
+    """Left preferred iff its true return is higher; exact ties are 0.5."""
+    returns = np.array([s.true_return for s in segments])
+    gap = returns[pairs[:, 0]] - returns[pairs[:, 1]]
+    return np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))
+
+
+def test_linear_true_reward_is_recovered(rng: np.random.Generator) -> None:
+    segments = _linear_segments(rng, 400)
+    pairs = sample_pairs(len(segments), 1500, rng)
+    ensemble = _ensemble()
+    report = fit(ensemble, segments, pairs, _label(segments, pairs), rng=rng)
+    assert isinstance(report, FitReport)
+    assert report.n_val == round(1500 / math.e) and report.n_train == 1500 - report.n_val
+    assert report.val_accuracy >= 0.95
+    assert report.return_correlation > 0.9
+    assert report.train_loss < math.log(2) and report.val_loss < math.log(2)
+    assert 1 <= report.epochs <= LearnerConfig().max_epochs
+    assert report.seconds > 0
+    # The learner normalised the ensemble on the segments it fitted.
+    steps = ensemble.step_rewards(
+        np.concatenate([s.observations for s in segments]),
+        np.concatenate([s.actions for s in segments]),
+    )
+    assert abs(float(steps.mean())) < 1e-4
+
+
+def test_rankings_alone_recover_the_reward(rng: np.random.Generator) -> None:
+    segments = _linear_segments(rng, 200)
+    returns = np.array([s.true_return for s in segments])
+    groups = [
+        rng.choice(len(segments), size=int(rng.integers(2, 5)), replace=False) for _ in range(250)
+    ]
+    rankings = [g[np.argsort(-returns[g])].tolist() for g in groups]
+    report = fit(
+        _ensemble(), segments, np.zeros((0, 2), dtype=np.int64), np.zeros(0), rankings, rng=rng
+    )
+    assert math.isnan(report.val_accuracy)  # rankings are not counted as held-out pairs
+    assert math.isfinite(report.val_loss)
+    assert report.return_correlation > 0.85
+
+
+@settings(max_examples=50, deadline=None)
+@given(target=st.floats(0, 1), eps=noise)
+def test_bradley_terry_loss_is_log_two_at_zero_logit(target: float, eps: float) -> None:
+    targets = torch.tensor([target], dtype=torch.float64)
+    loss = bradley_terry_loss(torch.zeros(1, dtype=torch.float64), targets, eps)
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(left=finite, right=finite, eps=noise)
+def test_bradley_terry_probabilities_of_both_orders_sum_to_one(
+    left: float, right: float, eps: float
+) -> None:
+    logit = torch.tensor([left - right], dtype=torch.float64)
+    p_left = torch.exp(-bradley_terry_loss(logit, torch.ones(1), eps))
+    p_right = torch.exp(-bradley_terry_loss(-logit, torch.ones(1), eps))
+    assert (p_left + p_right).item() == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_label_noise_bounds_the_loss_at_huge_logits(dtype: torch.dtype) -> None:
+    eps = 0.1
+    logits = torch.tensor([1e30, -1e30, 1e4, -1e4], dtype=dtype, requires_grad=True)
+    targets = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=dtype)
+    loss = bradley_terry_loss(logits, targets, eps)
+    assert torch.isfinite(loss).all()
+    np.testing.assert_allclose(loss.detach().numpy(), -math.log(eps / 2), rtol=1e-6)
+    loss.sum().backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    # Without noise, the same mistakes cost (linearly) unbounded loss.
+    assert bradley_terry_loss(logits.detach()[2:], targets[2:]).min() > 1e3
+    ranked = plackett_luce_loss(torch.tensor([[-1e30, 0.0, 1e30]], dtype=dtype), eps)
+    assert ranked.item() == pytest.approx(-math.log(eps / 6), rel=1e-6)
+
+
+def test_soft_targets_mix_the_two_cross_entropies() -> None:
+    logits = torch.tensor([0.7, -2.0], dtype=torch.float64)
+    mixed = bradley_terry_loss(logits, torch.full((2,), 0.3), 0.05)
+    left = bradley_terry_loss(logits, torch.ones(2), 0.05)
+    right = bradley_terry_loss(logits, torch.zeros(2), 0.05)
+    torch.testing.assert_close(mixed, 0.3 * left + 0.7 * right)
+    p = 0.95 * torch.sigmoid(logits) + 0.025
+    torch.testing.assert_close(left, -torch.log(p))
+
+
+@settings(max_examples=50, deadline=None)
+@given(first=finite, second=finite, eps=noise)
+def test_plackett_luce_for_two_equals_bradley_terry(
+    first: float, second: float, eps: float
+) -> None:
+    returns = torch.tensor([[first, second]], dtype=torch.float64)
+    expected = bradley_terry_loss(returns[:, 0] - returns[:, 1], torch.ones(1), eps)
+    torch.testing.assert_close(plackett_luce_loss(returns, eps), expected)
+
+
+def test_plackett_luce_for_three_matches_the_product_formula() -> None:
+    a, b, c = 0.3, -1.2, 2.0
+    loss = plackett_luce_loss(torch.tensor([a, b, c], dtype=torch.float64))
+    p = (
+        math.exp(a)
+        / (math.exp(a) + math.exp(b) + math.exp(c))
+        * math.exp(b)
+        / (math.exp(b) + math.exp(c))
+    )
+    assert loss.item() == pytest.approx(-math.log(p))
+
+
+def test_mixed_batches_line_each_loss_up_with_its_judgment() -> None:
+    returns = torch.tensor(
+        [[0.5, -1.0, 2.0, 0.0, 1.5], [1.0, 0.2, -0.3, 0.8, 0.0]], dtype=torch.float64
+    )
+    pairs, targets = np.array([[0, 1], [3, 2], [4, 0]]), np.array([1.0, 0.5, 0.0])
+    rankings = [[2, 0, 1], [4, 3], [1, 2, 3, 4], [0, 4, 2]]
+    judgments = _Judgments(5, pairs, targets, rankings)
+    ids = np.array([5, 0, 4, 6, 2, 3, 1])
+    losses, order = judgments.losses(ids, lambda positions: returns[:, positions], 0.1)
+    assert sorted(order.tolist()) == sorted(ids.tolist())
+    for column, j in enumerate(order):
+        if j < 3:
+            left, right = pairs[j]
+            expected = bradley_terry_loss(
+                returns[:, left] - returns[:, right], torch.tensor(targets[j]), 0.1
+            )
+        else:
+            expected = plackett_luce_loss(returns[:, rankings[j - 3]], 0.1)
+        torch.testing.assert_close(losses[:, column], expected)
+
+
+def test_equal_targets_push_the_two_returns_together(rng: np.random.Generator) -> None:
+    segments = [
+        Segment(np.full((10, OBS_DIM), sign), np.zeros(10, dtype=np.int64), np.zeros(10))
+        for sign in (3.0, -3.0)
+    ]
+    ensemble = _ensemble()
+    before = np.abs(np.diff(ensemble.segment_returns(segments, normalised=False), axis=1))
+    config = LearnerConfig(max_epochs=300, label_noise=0.0, normalise=False)
+    report = fit(ensemble, segments, np.array([[0, 1]]), np.array([0.5]), config=config, rng=rng)
+    after = np.abs(np.diff(ensemble.segment_returns(segments, normalised=False), axis=1))
+    assert before.min() > 0.05
+    assert (after < 0.1 * before).all()
+    assert report.train_loss == pytest.approx(math.log(2), abs=1e-3)
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_bootstrap_gives_different_members(rng: np.random.Generator, bootstrap: bool) -> None:
+    segments = _linear_segments(rng, 60)
+    pairs = sample_pairs(len(segments), 80, rng)
+    ensemble = _ensemble()
+    state = ensemble.members[0].state_dict()
+    for member in ensemble.members[1:]:
+        member.load_state_dict(state)  # identical members: only the data can separate them
+    config = LearnerConfig(max_epochs=10, bootstrap=bootstrap, normalise=False)
+    fit(ensemble, segments, pairs, _label(segments, pairs), config=config, rng=rng)
+    returns = ensemble.segment_returns(segments, normalised=False)
+    if bootstrap:
+        assert np.abs(returns[0] - returns[1]).max() > 1e-2
+        assert np.abs(returns[1] - returns[2]).max() > 1e-2
+    else:
+        np.testing.assert_array_equal(returns[0], returns[1])
+        np.testing.assert_array_equal(returns[0], returns[2])
+
+
+def test_overfitting_doubles_weight_decay(rng: np.random.Generator) -> None:
+    obs_dim = 100  # 8 training pairs of 100-dimensional segments: easy to memorise
+    segments = _linear_segments(rng, 30, length=5, w=rng.normal(size=obs_dim))
+    pairs = sample_pairs(len(segments), 12, rng)
+    config = LearnerConfig(max_epochs=300, patience=300, label_noise=0.0, weight_decay=1e-5)
+    learner = Learner(config)
+    report = learner.fit(_ensemble(obs_dim), segments, pairs, _label(segments, pairs), rng=rng)
+    assert report.val_loss > 1.5 * report.train_loss
+    assert report.weight_decay == 1e-5
+    assert report.next_weight_decay == learner.weight_decay == 2e-5
+
+
+def test_well_regularised_fit_halves_weight_decay(rng: np.random.Generator) -> None:
+    segments = _linear_segments(rng, 300, length=5)
+    pairs = sample_pairs(len(segments), 400, rng)
+    config = LearnerConfig(max_epochs=5, weight_decay=0.5)
+    ensemble, learner = _ensemble(config=RewardModelConfig(hidden_sizes=())), Learner(config)
+    report = learner.fit(ensemble, segments, pairs, _label(segments, pairs), rng=rng)
+    assert report.val_loss < 1.1 * report.train_loss
+    assert report.next_weight_decay == learner.weight_decay == 0.25
+    # The next call warm-starts with the tuned value and the same optimiser.
+    optimizer = learner._optimizer
+    report = learner.fit(ensemble, segments, pairs, _label(segments, pairs), rng=rng)
+    assert report.weight_decay == 0.25
+    assert learner._optimizer is optimizer
+    assert optimizer is not None and optimizer.param_groups[0]["weight_decay"] == 0.25
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_tiny_datasets_train_without_a_split(rng: np.random.Generator, n: int) -> None:
+    segments = _linear_segments(rng, 4)
+    pairs = np.array([[0, 1], [2, 3], [1, 2]])[:n]
+    config = LearnerConfig(max_epochs=3)
+    report = fit(_ensemble(), segments, pairs, _label(segments, pairs), config=config, rng=rng)
+    assert (report.n_train, report.n_val, report.epochs) == (n, 0, 3)
+    assert math.isnan(report.val_loss) and math.isnan(report.val_accuracy)
+    assert report.next_weight_decay == report.weight_decay == config.weight_decay
+    assert math.isfinite(report.train_loss)
+
+
+def test_same_seed_gives_the_same_fit() -> None:
+    segments = _linear_segments(np.random.default_rng(5), 40)
+    pairs = sample_pairs(40, 50, np.random.default_rng(6))
+    config = LearnerConfig(max_epochs=4)
+    reports = [
+        fit(
+            _ensemble(),
+            segments,
+            pairs,
+            _label(segments, pairs),
+            config=config,
+            rng=np.random.default_rng(7),
+        )
+        for _ in range(2)
+    ]
+    fields = ("train_loss", "val_loss", "val_accuracy", "return_correlation", "epochs")
+    assert [getattr(reports[0], f) for f in fields] == [getattr(reports[1], f) for f in fields]
+
+
+def test_errors_name_the_bad_input(rng: np.random.Generator) -> None:
+    segments = _linear_segments(rng, 5)
+    ensemble = _ensemble()
+    with pytest.raises(ValueError, match=r"pairs\[1\] = \[2, 7\] is out of range: there are 5"):
+        fit(ensemble, segments, np.array([[0, 1], [2, 7]]), np.array([1.0, 0.0]), rng=rng)
+    with pytest.raises(ValueError, match=r"segment 0 has 10 steps but segment 5 has 3"):
+        fit(
+            ensemble,
+            segments + _linear_segments(rng, 1, length=3),
+            np.array([[0, 5]]),
+            np.ones(1),
+            rng=rng,
+        )
+    with pytest.raises(ValueError, match=r"targets\[0\] = nan"):
+        fit(ensemble, segments, np.array([[0, 1]]), np.array([np.nan]), rng=rng)
+    with pytest.raises(ValueError, match="one target per pair: 1 pairs, 2 targets"):
+        fit(ensemble, segments, np.array([[0, 1]]), np.ones(2), rng=rng)
+    with pytest.raises(ValueError, match="compares segment 3 with itself"):
+        fit(ensemble, segments, np.array([[3, 3]]), np.ones(1), rng=rng)
+    with pytest.raises(ValueError, match=r"rankings\[0\] = \[4, 9\] is out of range"):
+        fit(ensemble, segments, np.zeros((0, 2), dtype=int), np.zeros(0), [[4, 9]], rng=rng)
+    with pytest.raises(ValueError, match="at least one judgment"):
+        fit(ensemble, segments, np.zeros((0, 2), dtype=int), np.zeros(0), rng=rng)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="label_noise must be in"):
+        LearnerConfig(label_noise=1.0)
+    with pytest.raises(ValueError, match=r"ratio_band .* got \(1.5, 1.1\)"):
+        LearnerConfig(ratio_band=(1.5, 1.1))
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        LearnerConfig(batch_size=0)
+    assert dataclasses.replace(LearnerConfig(), weight_decay=0.5).weight_decay == 0.5
