@@ -190,12 +190,22 @@ def rollout_segments(
         actions = policy(observations)
         next_observations, _, terminated, truncated, infos = env.step(actions)
         dones = np.logical_or(terminated, truncated)
-        true_rewards = np.asarray(infos["true_reward"], dtype=np.float64)
+        true_rewards = _true_rewards(infos, env.num_envs)
         segments += cutter.add(observations, actions, true_rewards, dones, images, ~resetting)
         if mode == AutoresetMode.NEXT_STEP:
             resetting = dones
         observations = next_observations
     return segments[:n_segments]
+
+
+def _true_rewards(infos: dict[str, Any], n_envs: int) -> np.ndarray:
+    """True rewards of a vector step (same-step autoreset moves a final step's to final_info)."""
+    rewards = np.zeros(n_envs, dtype=np.float64)
+    for info in (infos, infos.get("final_info", {})):
+        if "true_reward" in info:
+            mask = info.get("_true_reward", np.ones(n_envs, dtype=bool))
+            rewards[mask] = np.asarray(info["true_reward"], dtype=np.float64)[mask]
+    return rewards
 
 
 def sample_pairs(n_segments: int, n_pairs: int, rng: np.random.Generator) -> np.ndarray:

@@ -53,16 +53,16 @@ def test_cutter_never_crosses_an_episode_boundary() -> None:
 def test_cutter_skips_invalid_steps() -> None:
     cutter = SegmentCutter(n_envs=1, length=2)
     out = cutter.add(np.zeros((1, 1)), np.zeros(1), np.ones(1), np.array([False]))
-    out += cutter.add(np.ones((1, 1)), np.zeros(1), np.ones(1), np.array([False]), valid=np.array([False]))
+    out += cutter.add(
+        np.ones((1, 1)), np.zeros(1), np.ones(1), np.array([False]), valid=np.array([False])
+    )
     out += cutter.add(np.full((1, 1), 2.0), np.zeros(1), np.ones(1), np.array([False]))
     assert [s.observations[:, 0].tolist() for s in out] == [[0.0, 2.0]]
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP])
 def test_rollout_segments_match_the_true_rewards(mode: AutoresetMode) -> None:
-    env = gym.make_vec(
-        "prefgym/CartPole-v1", num_envs=2, vector_kwargs={"autoreset_mode": mode}
-    )
+    env = gym.make_vec("prefgym/CartPole-v1", num_envs=2, vector_kwargs={"autoreset_mode": mode})
     segments = rollout_segments(env, random_policy(env.action_space), 12, 50, seed=0)
     assert len(segments) == 12
     assert all(s.length == 50 and s.env_id == "prefgym/CartPole-v1" for s in segments)
@@ -115,3 +115,10 @@ def test_candidate_pool_oversamples(rng: np.random.Generator) -> None:
     assert candidate_pairs(10, 7, rng, oversample=10).shape == (70, 2)
     with pytest.raises(ValueError, match="need at least 2 segments"):
         sample_pairs(1, 3, rng)
+
+
+def test_rollout_keeps_the_true_reward_of_the_final_step() -> None:
+    env = make_vector_env("prefgym/Pendulum-v1", 2)  # all envs end together at step 200
+    segments = rollout_segments(env, random_policy(env.action_space), 16, 25, seed=0)
+    assert len(segments) == 16
+    assert all(np.all(s.true_rewards < 0) for s in segments)  # Pendulum's reward is never 0

@@ -141,7 +141,9 @@ def _python(code: str) -> str:
 
 
 def test_import_is_cheap() -> None:
-    code = "import sys, prefgym; print(sorted({'torch', 'pygame', 'transformers'} & set(sys.modules)))"
+    code = (
+        "import sys, prefgym; print(sorted({'torch', 'pygame', 'transformers'} & set(sys.modules)))"
+    )
     assert _python(code) == "[]"
 
 

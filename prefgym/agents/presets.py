@@ -1,0 +1,84 @@
+"""Agent hyper-parameters that suit each task (after the RL Baselines3 Zoo's tuned values)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prefgym.agents.sb3 import AgentConfig, Algo
+
+_PPO: dict[str, AgentConfig] = {
+    "prefgym/CartPole-v1": AgentConfig(
+        n_envs=8,
+        n_steps=32,
+        batch_size=256,
+        n_epochs=20,
+        gae_lambda=0.8,
+        gamma=0.98,
+        learning_rate=1e-3,
+    ),
+    "prefgym/Acrobot-v1": AgentConfig(n_envs=16, n_steps=256, n_epochs=4, gae_lambda=0.94),
+    "prefgym/MountainCarContinuous-v0": AgentConfig(
+        n_envs=1,
+        n_steps=8,
+        batch_size=8,
+        n_epochs=10,
+        gae_lambda=0.9,
+        gamma=0.9999,
+        learning_rate=7.77e-5,
+        ent_coef=0.00429,
+        clip_range=0.1,
+        max_grad_norm=5,
+    ),
+    "prefgym/Pendulum-v1": AgentConfig(
+        n_envs=4,
+        n_steps=1024,
+        batch_size=64,
+        n_epochs=10,
+        gae_lambda=0.95,
+        gamma=0.9,
+        learning_rate=1e-3,
+    ),
+    "prefgym/LunarLander-v3": AgentConfig(
+        n_envs=16,
+        n_steps=1024,
+        batch_size=64,
+        n_epochs=4,
+        gae_lambda=0.98,
+        gamma=0.999,
+        ent_coef=0.01,
+    ),
+}
+_SAC: dict[str, AgentConfig] = {
+    "prefgym/Pendulum-v1": AgentConfig(algo="sac", n_envs=1, learning_rate=1e-3),
+    "prefgym/MountainCarContinuous-v0": AgentConfig(
+        algo="sac",
+        n_envs=1,
+        learning_rate=3e-4,
+        buffer_size=50_000,
+        sac_batch_size=512,
+        gamma=0.9999,
+        tau=0.01,
+        train_freq=32,
+        gradient_steps=32,
+        learning_starts=0,
+    ),
+}
+_MUJOCO_PPO = AgentConfig(
+    n_envs=1,
+    n_steps=2048,
+    batch_size=64,
+    n_epochs=10,
+    gae_lambda=0.95,
+    gamma=0.99,
+    learning_rate=3e-4,
+)
+
+
+def agent_preset(env_id: str, algo: Algo = "ppo") -> AgentConfig:
+    """Tuned settings for ``algo`` on ``env_id``; SB3's defaults for tasks without a preset."""
+    table = _PPO if algo == "ppo" else _SAC
+    if env_id in table:
+        return table[env_id]
+    if algo == "ppo" and env_id.endswith("-v5"):
+        return _MUJOCO_PPO
+    return replace(AgentConfig(), algo=algo)

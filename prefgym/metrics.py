@@ -1,0 +1,73 @@
+"""The metrics log of a run: one CSV row per round, mirrored to TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """Appends rows of named numbers to a CSV file (and TensorBoard, if given a directory).
+
+    The CSV's columns are fixed by the first row written; later rows may leave
+    columns empty but may not add new ones.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], tensorboard: str | os.PathLike[str] | None = None
+    ) -> None:
+        """Open (or continue) the log at ``path``."""
+        self.path = Path(path)
+        self._columns: list[str] | None = None
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open(newline="") as f:
+                self._columns = next(csv.reader(f))
+        self._writer: Any = None
+        if tensorboard is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(tensorboard))
+
+    def write(self, row: dict[str, float], step: int) -> None:
+        """Append one row; ``step`` is the x-axis in TensorBoard."""
+        if self._columns is None:
+            self._columns = list(row)
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self._columns)
+        unknown = set(row) - set(self._columns)
+        if unknown:
+            raise ValueError(f"metrics {sorted(unknown)} are not columns of {self.path}")
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([_format(row.get(c)) for c in self._columns])
+            f.flush()
+            os.fsync(f.fileno())
+        if self._writer is not None:
+            for name, value in row.items():
+                if value is not None and not math.isnan(value):
+                    self._writer.add_scalar(name, value, step)
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Close the TensorBoard writer."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """Read a metrics CSV back as rows of floats (NaN where a value is missing)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _format(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _parse(value: str | None) -> float:
+    return float(value) if value else math.nan

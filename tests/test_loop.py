@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import prefgym  # noqa: F401
+from prefgym.learner import Learner, LearnerConfig
+from prefgym.loop import LoopConfig, PreferenceLoop, RewardFn, RoundResult
+from prefgym.oracles import PRESETS, SyntheticOracle
+from prefgym.reward_models import RewardEnsemble, RewardModelConfig
+from prefgym.segments import Policy, Segment, make_vector_env, rollout_segments
+from prefgym.store import PreferenceStore
+
+ENV_ID = "prefgym/CartPole-v1"
+
+
+class RandomAgent:
+    """An agent that never learns: its 'training' is random play, cut into segments."""
+
+    def __init__(self, segment_length: int, steps: int = 0) -> None:
+        self.steps = steps
+        self.segment_length = segment_length
+        self.env = make_vector_env(ENV_ID, 2)
+        self.rewards_set: list[RewardFn] = []
+        self._segments: list[Segment] = []
+
+    def policy(self) -> Policy:
+        space = self.env.single_action_space
+        return lambda observations: np.array([space.sample() for _ in observations])
+
+    def set_reward(self, reward_fn: RewardFn) -> None:
+        self.rewards_set.append(reward_fn)
+
+    def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
+        n = steps // self.segment_length
+        self._segments += rollout_segments(
+            self.env, self.policy(), n, self.segment_length, seed=self.steps
+        )
+        self.steps += steps
+        if progress is not None:
+            progress(steps)
+
+    def pop_segments(self) -> list[Segment]:
+        segments, self._segments = self._segments, []
+        return segments
+
+    def recent_returns(self) -> tuple[float, float]:
+        return math.nan, math.nan
+
+    def save(self, path: str) -> None:  # pragma: no cover - not used here
+        pass
+
+
+def _loop(
+    store: PreferenceStore,
+    agent: RandomAgent,
+    config: LoopConfig,
+    *,
+    oracle: SyntheticOracle | None,
+    on_round: Callable[[RoundResult], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    seed: int = 0,
+) -> PreferenceLoop:
+    space = gym.make(ENV_ID)
+    ensemble = RewardEnsemble(
+        space.observation_space,
+        space.action_space,
+        RewardModelConfig(n_members=2, hidden_sizes=(16,)),
+    )
+    return PreferenceLoop(
+        env_id=ENV_ID,
+        agent=agent,
+        ensemble=ensemble,
+        learner=Learner(LearnerConfig(max_epochs=5, normalise=False)),
+        store=store,
+        oracle=oracle,
+        config=config,
+        rng=np.random.default_rng(seed),
+        on_round=on_round,
+        sleep=sleep,
+    )
+
+
+CONFIG = LoopConfig(labels=40, steps=2_000, segment_length=10, round_steps=400, pool_size=200)
+
+
+def _asked_pairs(store: PreferenceStore) -> list[frozenset[int]]:
+    return [frozenset(q.segment_ids) for q in store.queries()]
+
+
+def test_spends_the_budget_on_schedule_and_never_asks_twice(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    oracle = SyntheticOracle(PRESETS["oracle"], "oracle", rng)
+    rounds: list[RoundResult] = []
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        agent = RandomAgent(CONFIG.segment_length)
+        _loop(store, agent, CONFIG, oracle=oracle, on_round=rounds.append).run()
+        assert store.n_queries() == CONFIG.labels
+        assert store.n_judgments(judge="oracle") == CONFIG.labels
+        pairs = _asked_pairs(store)
+        assert len(set(pairs)) == len(pairs)
+    schedule = CONFIG.schedule()
+    assert [r.labels_asked for r in rounds] == [schedule.due(r.step) for r in rounds]
+    assert rounds[-1].step == CONFIG.steps
+    assert len(agent.rewards_set) == len(rounds) + 1  # a refit before every round and at the end
+    assert all(r.fit is not None for r in rounds)
+
+
+def test_uses_judgments_that_arrive_late(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    stop = threading.Event()
+
+    def person() -> None:  # answers by true return, slowly, through its own connection
+        with PreferenceStore(path) as store:
+            while not stop.is_set():
+                for query in store.pending_queries(limit=3):
+                    left, right = store.get_segments(query.segment_ids, frames=False)
+                    better = "left" if left.true_return >= right.true_return else "right"
+                    store.add_judgment(query.id, better, "person")
+                time.sleep(0.05)
+
+    rounds: list[RoundResult] = []
+    with PreferenceStore(path) as store:
+        config = LoopConfig(
+            labels=40, steps=2_000, segment_length=10, round_steps=400, poll_seconds=0.01
+        )
+        thread = threading.Thread(target=person)
+        thread.start()
+        try:
+            _loop(store, RandomAgent(10), config, oracle=None, on_round=rounds.append).run()
+        finally:
+            stop.set()
+            thread.join()
+        trained_on = [r.fit.n_train + r.fit.n_val for r in rounds if r.fit is not None]
+        assert trained_on == sorted(trained_on) and trained_on[-1] > trained_on[0]
+        assert {j.judge for j in store.judgments()} == {"person"}
+
+
+def test_waits_for_a_persons_first_judgment(tmp_path: Path) -> None:
+    waits: list[float] = []
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+
+        def sleep(seconds: float) -> None:  # the person answers during the third wait
+            waits.append(seconds)
+            if len(waits) == 3:
+                (query, *_) = store.pending_queries()
+                store.add_judgment(query.id, "left", "person")
+
+        config = LoopConfig(
+            labels=8, steps=400, segment_length=10, round_steps=400, poll_seconds=0.25
+        )
+        _loop(store, RandomAgent(10), config, oracle=None, sleep=sleep).run()
+    assert waits == [0.25, 0.25, 0.25]
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resumes_after_a_crash_without_losing_or_reasking(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    path = tmp_path / "store.sqlite"
+
+    def crash_in_round_2(result: RoundResult) -> None:
+        if result.round == 2:
+            raise Crash
+
+    agent = RandomAgent(CONFIG.segment_length)
+    with PreferenceStore(path) as store:
+        with pytest.raises(Crash):
+            _loop(
+                store,
+                agent,
+                CONFIG,
+                oracle=SyntheticOracle(PRESETS["oracle"], "oracle", rng),
+                on_round=crash_in_round_2,
+            ).run()
+        judged_before = {j.query_id: j.preference for j in store.judgments()}
+    steps_at_crash = agent.steps
+    with PreferenceStore(path) as store:
+        resumed = RandomAgent(CONFIG.segment_length, steps=steps_at_crash)
+        oracle = SyntheticOracle(PRESETS["oracle"], "oracle", np.random.default_rng(1))
+        _loop(store, resumed, CONFIG, oracle=oracle, seed=1).run()
+        judged_after = {j.query_id: j.preference for j in store.judgments()}
+        assert store.n_queries() == CONFIG.labels == len(judged_after)
+        pairs = _asked_pairs(store)
+        assert len(set(pairs)) == len(pairs)
+    assert all(judged_after[q] == p for q, p in judged_before.items())
+
+
+def test_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="selection must be"):
+        LoopConfig(selection="random")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="segment_length must be positive"):
+        LoopConfig(segment_length=0)
