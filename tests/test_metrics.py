@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from prefgym.metrics import MetricsLog, read_metrics
+
+
+def test_rows_round_trip_and_continue_after_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    log = MetricsLog(path)
+    log.write({"step": 1, "true_return": 2.5, "rm_val_accuracy": math.nan}, step=1)
+    log.close()
+    log = MetricsLog(path)
+    log.write({"step": 2, "true_return": 3.0}, step=2)
+    rows = read_metrics(path)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert rows[0]["true_return"] == 2.5 and math.isnan(rows[0]["rm_val_accuracy"])
+    assert math.isnan(rows[1]["rm_val_accuracy"])  # a missing column reads as NaN
+
+
+def test_new_columns_are_refused(tmp_path: Path) -> None:
+    log = MetricsLog(tmp_path / "m.csv")
+    log.write({"step": 1}, step=1)
+    with pytest.raises(ValueError, match="surprise"):
+        log.write({"step": 2, "surprise": 1.0}, step=2)
+
+
+def test_tensorboard_gets_the_scalars(tmp_path: Path) -> None:
+    log = MetricsLog(tmp_path / "m.csv", tensorboard=tmp_path / "tb")
+    log.write({"step": 1, "true_return": 4.0}, step=1)
+    log.close()
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_reading_a_missing_log_gives_no_rows(tmp_path: Path) -> None:
+    assert read_metrics(tmp_path / "none.csv") == []
