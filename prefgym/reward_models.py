@@ -27,9 +27,26 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from prefgym.segments import Segment
+from prefgym.spaces import encode, encoded_size, is_image_space, space_from_json, space_to_json
+
+__all__ = [
+    "ACTIVATIONS",
+    "METADATA_FILE",
+    "WEIGHTS_FILE",
+    "Activation",
+    "MlpRewardNet",
+    "RewardEnsemble",
+    "RewardModelConfig",
+    "RewardNet",
+    "build_reward_net",
+    "encode",
+    "encoded_size",
+    "is_image_space",
+    "space_from_json",
+    "space_to_json",
+]
 
 Activation = Literal["leaky_relu", "relu", "tanh", "gelu"]
 ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
@@ -62,50 +79,6 @@ class RewardModelConfig:
             raise ValueError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-
-
-def is_image_space(space: gym.Space[Any]) -> bool:
-    """Whether ``space`` holds pixel images: a uint8 Box of rank 3 (channels first or last)."""
-    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
-
-
-def encoded_size(space: gym.Space[Any]) -> int:
-    """Width of the flat float encoding of one element of ``space`` (see :func:`encode`)."""
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        return int(np.sum(space.nvec))
-    if isinstance(space, gym.spaces.Box | gym.spaces.MultiBinary):
-        return int(np.prod(space.shape))
-    raise NotImplementedError(
-        f"reward nets encode Box, Discrete, MultiDiscrete and MultiBinary spaces, got {space}; "
-        "flatten it first (gymnasium.wrappers.FlattenObservation)"
-    )
-
-
-def encode(space: gym.Space[Any], x: Tensor, n_lead: int = 2) -> Tensor:
-    """Encode elements of ``space`` as flat float32 features.
-
-    Discrete parts are one-hot encoded; Box and MultiBinary parts are flattened.
-
-    Args:
-        space: The space the elements come from.
-        x: Elements with ``n_lead`` leading batch dimensions, ``(*lead, *space.shape)``.
-        n_lead: Number of leading batch dimensions.
-
-    Returns:
-        Features ``(*lead, encoded_size(space))``, float32.
-    """
-    lead = x.shape[:n_lead]
-    if isinstance(space, gym.spaces.Discrete):
-        index = x.reshape(lead).long() - int(space.start)
-        return F.one_hot(index, int(space.n)).float()
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        index = x.reshape(*lead, -1).long() - torch.as_tensor(space.start, device=x.device).ravel()
-        parts = [F.one_hot(index[..., i], int(n)) for i, n in enumerate(space.nvec.ravel())]
-        return torch.cat(parts, dim=-1).float()
-    encoded_size(space)  # raises for unsupported spaces
-    return x.reshape(*lead, -1).float()
 
 
 class RewardNet(nn.Module, abc.ABC):
@@ -209,42 +182,6 @@ def build_reward_net(
             "vector observation space (an MLP over raw pixels would not learn)"
         )
     return MlpRewardNet(observation_space, action_space, config, generator=generator)
-
-
-def space_to_json(space: gym.Space[Any]) -> dict[str, Any]:
-    """Describe a Box, Discrete, MultiDiscrete or MultiBinary space as JSON-ready data."""
-    if isinstance(space, gym.spaces.Box):
-        return {
-            "type": "Box",
-            "shape": list(space.shape),
-            "dtype": str(space.dtype),
-            "low": space.low.tolist(),
-            "high": space.high.tolist(),
-        }
-    if isinstance(space, gym.spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist(), "start": space.start.tolist()}
-    if isinstance(space, gym.spaces.MultiBinary):
-        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
-    raise NotImplementedError(f"cannot describe {space} in a checkpoint; flatten it first")
-
-
-def space_from_json(data: dict[str, Any]) -> gym.Space[Any]:
-    """Rebuild a space described by :func:`space_to_json`."""
-    kind = data.get("type")
-    if kind == "Box":
-        dtype = np.dtype(data["dtype"])
-        low = np.asarray(data["low"], dtype=dtype).reshape(data["shape"])
-        high = np.asarray(data["high"], dtype=dtype).reshape(data["shape"])
-        return gym.spaces.Box(low, high, dtype=dtype)  # type: ignore[arg-type]
-    if kind == "Discrete":
-        return gym.spaces.Discrete(data["n"], start=data["start"])
-    if kind == "MultiDiscrete":
-        return gym.spaces.MultiDiscrete(np.asarray(data["nvec"]), start=np.asarray(data["start"]))
-    if kind == "MultiBinary":
-        return gym.spaces.MultiBinary(data["n"])
-    raise ValueError(f"unknown space type {kind!r} in checkpoint; expected Box, Discrete, ...")
 
 
 class RewardEnsemble(nn.Module):

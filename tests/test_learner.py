@@ -7,25 +7,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from prefgym.learner import (
-    FitReport,
-    Learner,
-    LearnerConfig,
-    _Judgments,
-    bradley_terry_loss,
-    fit,
-    plackett_luce_loss,
-)
+from prefgym.learner import FitReport, Learner, LearnerConfig, fit
 from prefgym.reward_models import RewardEnsemble, RewardModelConfig
 from prefgym.segments import Segment, sample_pairs
 
 OBS_DIM = 4
 W = np.array([1.0, -2.0, 0.5, 1.5])
-finite = st.floats(-50, 50, allow_nan=False)
-noise = st.floats(0.0, 0.5, exclude_max=True)
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -92,94 +80,6 @@ def test_rankings_alone_recover_the_reward(rng: np.random.Generator) -> None:
     assert math.isnan(report.val_accuracy)  # rankings are not counted as held-out pairs
     assert math.isfinite(report.val_loss)
     assert report.return_correlation > 0.85
-
-
-@settings(max_examples=50, deadline=None)
-@given(target=st.floats(0, 1), eps=noise)
-def test_bradley_terry_loss_is_log_two_at_zero_logit(target: float, eps: float) -> None:
-    targets = torch.tensor([target], dtype=torch.float64)
-    loss = bradley_terry_loss(torch.zeros(1, dtype=torch.float64), targets, eps)
-    assert loss.item() == pytest.approx(math.log(2), abs=1e-12)
-
-
-@settings(max_examples=50, deadline=None)
-@given(left=finite, right=finite, eps=noise)
-def test_bradley_terry_probabilities_of_both_orders_sum_to_one(
-    left: float, right: float, eps: float
-) -> None:
-    logit = torch.tensor([left - right], dtype=torch.float64)
-    p_left = torch.exp(-bradley_terry_loss(logit, torch.ones(1), eps))
-    p_right = torch.exp(-bradley_terry_loss(-logit, torch.ones(1), eps))
-    assert (p_left + p_right).item() == pytest.approx(1.0, abs=1e-9)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_label_noise_bounds_the_loss_at_huge_logits(dtype: torch.dtype) -> None:
-    eps = 0.1
-    logits = torch.tensor([1e30, -1e30, 1e4, -1e4], dtype=dtype, requires_grad=True)
-    targets = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=dtype)
-    loss = bradley_terry_loss(logits, targets, eps)
-    assert torch.isfinite(loss).all()
-    np.testing.assert_allclose(loss.detach().numpy(), -math.log(eps / 2), rtol=1e-6)
-    loss.sum().backward()
-    assert logits.grad is not None and torch.isfinite(logits.grad).all()
-    # Without noise, the same mistakes cost (linearly) unbounded loss.
-    assert bradley_terry_loss(logits.detach()[2:], targets[2:]).min() > 1e3
-    ranked = plackett_luce_loss(torch.tensor([[-1e30, 0.0, 1e30]], dtype=dtype), eps)
-    assert ranked.item() == pytest.approx(-math.log(eps / 6), rel=1e-6)
-
-
-def test_soft_targets_mix_the_two_cross_entropies() -> None:
-    logits = torch.tensor([0.7, -2.0], dtype=torch.float64)
-    mixed = bradley_terry_loss(logits, torch.full((2,), 0.3), 0.05)
-    left = bradley_terry_loss(logits, torch.ones(2), 0.05)
-    right = bradley_terry_loss(logits, torch.zeros(2), 0.05)
-    torch.testing.assert_close(mixed, 0.3 * left + 0.7 * right)
-    p = 0.95 * torch.sigmoid(logits) + 0.025
-    torch.testing.assert_close(left, -torch.log(p))
-
-
-@settings(max_examples=50, deadline=None)
-@given(first=finite, second=finite, eps=noise)
-def test_plackett_luce_for_two_equals_bradley_terry(
-    first: float, second: float, eps: float
-) -> None:
-    returns = torch.tensor([[first, second]], dtype=torch.float64)
-    expected = bradley_terry_loss(returns[:, 0] - returns[:, 1], torch.ones(1), eps)
-    torch.testing.assert_close(plackett_luce_loss(returns, eps), expected)
-
-
-def test_plackett_luce_for_three_matches_the_product_formula() -> None:
-    a, b, c = 0.3, -1.2, 2.0
-    loss = plackett_luce_loss(torch.tensor([a, b, c], dtype=torch.float64))
-    p = (
-        math.exp(a)
-        / (math.exp(a) + math.exp(b) + math.exp(c))
-        * math.exp(b)
-        / (math.exp(b) + math.exp(c))
-    )
-    assert loss.item() == pytest.approx(-math.log(p))
-
-
-def test_mixed_batches_line_each_loss_up_with_its_judgment() -> None:
-    returns = torch.tensor(
-        [[0.5, -1.0, 2.0, 0.0, 1.5], [1.0, 0.2, -0.3, 0.8, 0.0]], dtype=torch.float64
-    )
-    pairs, targets = np.array([[0, 1], [3, 2], [4, 0]]), np.array([1.0, 0.5, 0.0])
-    rankings = [[2, 0, 1], [4, 3], [1, 2, 3, 4], [0, 4, 2]]
-    judgments = _Judgments(5, pairs, targets, rankings)
-    ids = np.array([5, 0, 4, 6, 2, 3, 1])
-    losses, order = judgments.losses(ids, lambda positions: returns[:, positions], 0.1)
-    assert sorted(order.tolist()) == sorted(ids.tolist())
-    for column, j in enumerate(order):
-        if j < 3:
-            left, right = pairs[j]
-            expected = bradley_terry_loss(
-                returns[:, left] - returns[:, right], torch.tensor(targets[j]), 0.1
-            )
-        else:
-            expected = plackett_luce_loss(returns[:, rankings[j - 3]], 0.1)
-        torch.testing.assert_close(losses[:, column], expected)
 
 
 def test_equal_targets_push_the_two_returns_together(rng: np.random.Generator) -> None:

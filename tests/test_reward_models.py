@@ -16,9 +16,6 @@ from prefgym.reward_models import (
     RewardEnsemble,
     RewardModelConfig,
     build_reward_net,
-    encode,
-    space_from_json,
-    space_to_json,
 )
 from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments
 
@@ -61,20 +58,6 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="'softplus'"):
         RewardModelConfig(activation="softplus")  # type: ignore[arg-type]
     assert RewardModelConfig(hidden_sizes=[8, 8]).hidden_sizes == (8, 8)  # type: ignore[arg-type]
-
-
-def test_encode_one_hot_discrete_with_start_and_flat_box() -> None:
-    actions = torch.tensor([[3, 4], [5, 3]])
-    encoded = encode(gym.spaces.Discrete(3, start=3), actions)
-    assert encoded.shape == (2, 2, 3)
-    assert encoded.dtype == torch.float32
-    np.testing.assert_array_equal(encoded.argmax(-1).numpy(), [[0, 1], [2, 0]])
-    np.testing.assert_array_equal(encoded.sum(-1).numpy(), np.ones((2, 2)))
-    box = gym.spaces.Box(-1, 1, (2, 3))
-    assert encode(box, torch.zeros(4, 5, 2, 3)).shape == (4, 5, 6)
-    multi = gym.spaces.MultiDiscrete([2, 3])
-    encoded = encode(multi, torch.tensor([[[1, 2]]]))
-    np.testing.assert_array_equal(encoded.numpy(), [[[0, 1, 0, 0, 1]]])
 
 
 @pytest.mark.parametrize(
@@ -227,18 +210,3 @@ def test_save_load_round_trip_gives_identical_rewards(env_id: str, tmp_path: Pat
 def test_load_names_a_missing_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="holds no reward model"):
         RewardEnsemble.load(tmp_path)
-
-
-@pytest.mark.parametrize(
-    "space",
-    [
-        gym.spaces.Box(-1.0, 2.0, (3,)),
-        gym.spaces.Box(-np.inf, np.inf, (2, 2), dtype=np.float64),
-        gym.spaces.Discrete(5, start=-2),
-        gym.spaces.MultiDiscrete([2, 4]),
-        gym.spaces.MultiBinary(6),
-    ],
-    ids=["box", "box-inf", "discrete", "multidiscrete", "multibinary"],
-)
-def test_spaces_round_trip_through_json(space: gym.Space) -> None:
-    assert space_from_json(json.loads(json.dumps(space_to_json(space)))) == space

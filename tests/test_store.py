@@ -3,7 +3,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -17,14 +16,7 @@ from hypothesis import strategies as st
 
 from prefgym.judgments import Preference
 from prefgym.segments import Segment
-from prefgym.store import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
-    Judgeable,
-    PreferenceStore,
-    StoreError,
-    training_data,
-)
+from prefgym.store import Judgeable, PreferenceStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -233,70 +225,7 @@ def test_undo(store: PreferenceStore, rng: np.random.Generator) -> None:
         store.undo(b)
 
 
-def test_pending_per_judge(store: PreferenceStore, rng: np.random.Generator) -> None:
-    seg = filled(store, rng)
-    q1, q2 = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3]]], round=4)
-    store.add_judgment(q1, "left", "oracle")
-    assert [q.id for q in store.pending_queries()] == [q2]
-    assert [q.id for q in store.pending_queries(judge="alice")] == [q1, q2]
-    assert [q.id for q in store.pending_queries(judge="alice", limit=1)] == [q1]
-    query = store.get_query(q2)
-    assert (query.segment_ids, query.round, query.created) == ((seg[2], seg[3]), 4, 1000.0)
-
-
-# ------------------------------------------------------------------- leases
-
-
-def test_leases(store_path: Path, rng: np.random.Generator) -> None:
-    clock = FakeClock()
-    with (
-        PreferenceStore(store_path, clock=clock) as one,
-        PreferenceStore(store_path, clock=clock) as two,
-    ):
-        seg = filled(one, rng)
-        q = one.add_queries([[seg[0], seg[1]], [seg[2], seg[3]], [seg[4], seg[5]]])
-        a = one.claim_query("window-1", lease_seconds=60)
-        b = two.claim_query("window-2", lease_seconds=60)
-        c = one.claim_query("window-1", lease_seconds=60)
-        assert a is not None and b is not None and c is not None
-        assert [a.id, b.id, c.id] == q
-        assert two.claim_query("window-2") is None
-        clock.now += 59.0
-        assert two.claim_query("window-2") is None
-        clock.now += 1.0  # window-1's leases have expired
-        d = two.claim_query("window-2", lease_seconds=60)
-        assert d is not None and d.id == a.id
-        assert one.release_query(b.id, "window-1") is False  # not its lease
-        assert two.release_query(b.id, "window-2") is True
-        e = one.claim_query("window-1")
-        assert e is not None and e.id == b.id
-        two.add_judgment(c.id, "left", "bob")  # judged: no longer pending, lease ended
-        clock.now += 1000.0
-        f = one.claim_query("window-1")
-        g = one.claim_query("window-1")
-        assert f is not None and g is not None and {f.id, g.id} == {a.id, b.id}
-        assert one.claim_query("window-1") is None
-        one.release_query(f.id, "window-1")
-        h = one.claim_query("window-1", judge="carol")
-        assert h is not None and h.id == f.id
-        i = one.claim_query("window-1", judge="carol")  # judged by bob, not by carol
-        assert i is not None and i.id == c.id
-        with pytest.raises(ValueError, match="lease_seconds"):
-            one.claim_query("w", lease_seconds=0)
-        with pytest.raises(StoreError, match="99"):
-            one.release_query(99, "window-1")
-
-
-CLAIMER = """
-import sys, time
-from prefgym.store import PreferenceStore
-with PreferenceStore(sys.argv[1], timeout=60) as store:
-    print("ready", flush=True)
-    sys.stdin.readline()
-    while (query := store.claim_query(sys.argv[2])) is not None:
-        print(query.id, flush=True)
-        time.sleep(0.001)  # let the other claimer in (SQLite's busy wait is not fair)
-"""
+# ------------------------------------------------------ processes and crashes
 
 
 def spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
@@ -310,30 +239,6 @@ def spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
         env=env,
     )
 
-
-def test_processes_claiming_at_once_never_share_a_query(
-    store_path: Path, rng: np.random.Generator
-) -> None:
-    with PreferenceStore(store_path) as store:
-        seg = filled(store, rng)
-        queries = store.add_queries([[seg[i % 6], seg[(i + 1) % 6]] for i in range(150)])
-    children = [spawn(CLAIMER, str(store_path), f"w{i}", stdin=True) for i in range(2)]
-    for child in children:
-        assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
-    for child in children:  # both have imported and opened the store: their claims overlap
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
-    claimed = [
-        [int(line) for line in child.communicate(timeout=60)[0].split()] for child in children
-    ]
-    assert all(child.returncode == 0 for child in children)
-    assert claimed[0] and claimed[1]  # both got some: the claims really raced
-    assert sorted(claimed[0] + claimed[1]) == queries
-
-
-# ------------------------------------------------------ processes and crashes
 
 WRITER = """
 import itertools, sys
@@ -395,72 +300,7 @@ def test_sigkill_mid_labeling_loses_no_committed_judgment(
         store.add_judgment(store.pending_queries()[0].id, "equal", "after")  # still writable
 
 
-# ------------------------------------------------------------ bad files
-
-
-def test_not_a_database_is_left_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "notes.txt"
-    content = b"my precious notes\n" * 100
-    path.write_bytes(content)
-    with pytest.raises(StoreError, match="notes.txt.*not a SQLite database"):
-        PreferenceStore(path)
-    assert path.read_bytes() == content
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
-
-
-def test_corrupt_database_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "broken.sqlite"
-    content = b"SQLite format 3\x00" + bytes(range(256)) * 16
-    path.write_bytes(content)
-    with pytest.raises(StoreError, match="broken.sqlite"):
-        PreferenceStore(path)
-    assert path.read_bytes() == content
-
-
-def test_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (x)")
-    conn.commit()
-    conn.close()
-    before = path.read_bytes()
-    with pytest.raises(StoreError, match="other.db.*not a prefgym preference store"):
-        PreferenceStore(path)
-    assert path.read_bytes() == before
-
-
-def test_newer_schema_asks_for_an_upgrade(store_path: Path) -> None:
-    PreferenceStore(store_path).close()
-    conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
-    with pytest.raises(StoreError) as error:
-        PreferenceStore(store_path)
-    message = str(error.value)
-    assert f"version {SCHEMA_VERSION + 1}" in message and f"version {SCHEMA_VERSION}" in message
-    assert "upgrade prefgym" in message and str(store_path) in message
-
-
-def test_paths_that_are_not_files(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="not a file"):
-        PreferenceStore(tmp_path)
-    with pytest.raises(StoreError, match="not a directory"):
-        PreferenceStore(tmp_path / "missing" / "s.sqlite")
-
-
-def test_empty_file_becomes_a_store_in_wal_mode(store_path: Path) -> None:
-    store_path.touch()
-    with PreferenceStore(store_path) as store:
-        conn = store.connection
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    store.close()
-    with pytest.raises(StoreError, match="closed"):
-        store.n_segments()
-
-
-# --------------------------------------------------------- meta and training
+# --------------------------------------------------------------------- meta
 
 
 def test_meta(store_path: Path) -> None:
@@ -475,57 +315,3 @@ def test_meta(store_path: Path) -> None:
         assert store.get_meta("labels") == 4
         assert store.get_meta("config") == {"env": "prefgym/Pendulum-v1", "beta": [1.0, None]}
         assert store.get_meta("bad") is None
-
-
-def test_training_data(store: PreferenceStore, rng: np.random.Generator) -> None:
-    empty = training_data(store)
-    assert empty.segment_ids == [] and empty.pairs.shape == (0, 2) and empty.targets.shape == (0,)
-    seg = filled(store, rng)
-    q = store.add_queries(
-        [[seg[4], seg[1]], [seg[1], seg[2]], [seg[0], seg[5]], [seg[5], seg[2], seg[1]]]
-    )
-    store.add_judgment(q[0], "left", "a")
-    store.add_judgment(q[1], "equal", "a")
-    store.add_judgment(q[2], "incomparable", "a")
-    store.add_judgment(q[0], "right", "b")
-    store.add_ranking(q[3], [seg[2], seg[5], seg[1]], "a")
-    data = training_data(store)
-    assert data.segment_ids == [seg[1], seg[2], seg[4], seg[5]]  # seg[0] only incomparable
-    assert data.pairs.dtype == np.int64
-    np.testing.assert_array_equal(data.pairs, [[2, 0], [0, 1], [2, 0]])
-    np.testing.assert_array_equal(data.targets, [1.0, 0.5, 0.0])
-    assert data.rankings == [(1, 3, 0)]
-    only_b = training_data(store, judge="b")
-    assert only_b.segment_ids == [seg[1], seg[4]] and only_b.rankings == []
-    np.testing.assert_array_equal(only_b.pairs, [[1, 0]])
-
-
-def test_write_waits_for_another_writer_then_says_so(
-    store_path: Path, rng: np.random.Generator
-) -> None:
-    with PreferenceStore(store_path, timeout=0.05) as store:
-        other = sqlite3.connect(store_path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
-        assert store.n_segments() == 0  # readers are not blocked (WAL)
-        with pytest.raises(StoreError, match="could not start a write.*timeout=0.05"):
-            filled(store, rng, 1)
-        other.execute("COMMIT")
-        other.close()
-        assert len(filled(store, rng, 1)) == 1
-
-
-def test_queries_lists_every_query_in_order(tmp_path) -> None:
-    import numpy as np
-
-    from prefgym.segments import Segment
-    from prefgym.store import PreferenceStore
-
-    with PreferenceStore(tmp_path / "s.sqlite") as store:
-        seg = Segment(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(2))
-        ids = store.add_segments([seg, seg, seg])
-        q = store.add_queries([(ids[0], ids[1]), (ids[1], ids[2]), (ids[0], ids[1], ids[2])])
-        assert [x.id for x in store.queries()] == q
-        assert [x.segment_ids for x in store.queries(since_id=q[0])] == [
-            (ids[1], ids[2]),
-            (ids[0], ids[1], ids[2]),
-        ]

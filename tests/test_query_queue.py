@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prefgym.segments import Segment
+from prefgym.store import PreferenceStore, StoreError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "prefs.sqlite"
+
+
+@pytest.fixture
+def store(store_path: Path) -> Iterator[PreferenceStore]:
+    with PreferenceStore(store_path, clock=FakeClock()) as s:
+        yield s
+
+
+def filled(store: PreferenceStore, rng: np.random.Generator, n: int = 6) -> list[int]:
+    segments = [
+        Segment(rng.normal(size=(5, 4)), rng.integers(0, 3, size=5), rng.normal(size=5))
+        for _ in range(n)
+    ]
+    return store.add_segments(segments)
+
+
+def test_pending_per_judge(store: PreferenceStore, rng: np.random.Generator) -> None:
+    seg = filled(store, rng)
+    q1, q2 = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3]]], round=4)
+    store.add_judgment(q1, "left", "oracle")
+    assert [q.id for q in store.pending_queries()] == [q2]
+    assert [q.id for q in store.pending_queries(judge="alice")] == [q1, q2]
+    assert [q.id for q in store.pending_queries(judge="alice", limit=1)] == [q1]
+    query = store.get_query(q2)
+    assert (query.segment_ids, query.round, query.created) == ((seg[2], seg[3]), 4, 1000.0)
+
+
+# ------------------------------------------------------------------- leases
+
+
+def test_leases(store_path: Path, rng: np.random.Generator) -> None:
+    clock = FakeClock()
+    with (
+        PreferenceStore(store_path, clock=clock) as one,
+        PreferenceStore(store_path, clock=clock) as two,
+    ):
+        seg = filled(one, rng)
+        q = one.add_queries([[seg[0], seg[1]], [seg[2], seg[3]], [seg[4], seg[5]]])
+        a = one.claim_query("window-1", lease_seconds=60)
+        b = two.claim_query("window-2", lease_seconds=60)
+        c = one.claim_query("window-1", lease_seconds=60)
+        assert a is not None and b is not None and c is not None
+        assert [a.id, b.id, c.id] == q
+        assert two.claim_query("window-2") is None
+        clock.now += 59.0
+        assert two.claim_query("window-2") is None
+        clock.now += 1.0  # window-1's leases have expired
+        d = two.claim_query("window-2", lease_seconds=60)
+        assert d is not None and d.id == a.id
+        assert one.release_query(b.id, "window-1") is False  # not its lease
+        assert two.release_query(b.id, "window-2") is True
+        e = one.claim_query("window-1")
+        assert e is not None and e.id == b.id
+        two.add_judgment(c.id, "left", "bob")  # judged: no longer pending, lease ended
+        clock.now += 1000.0
+        f = one.claim_query("window-1")
+        g = one.claim_query("window-1")
+        assert f is not None and g is not None and {f.id, g.id} == {a.id, b.id}
+        assert one.claim_query("window-1") is None
+        one.release_query(f.id, "window-1")
+        h = one.claim_query("window-1", judge="carol")
+        assert h is not None and h.id == f.id
+        i = one.claim_query("window-1", judge="carol")  # judged by bob, not by carol
+        assert i is not None and i.id == c.id
+        with pytest.raises(ValueError, match="lease_seconds"):
+            one.claim_query("w", lease_seconds=0)
+        with pytest.raises(StoreError, match="99"):
+            one.release_query(99, "window-1")
+
+
+CLAIMER = """
+import sys, time
+from prefgym.store import PreferenceStore
+with PreferenceStore(sys.argv[1], timeout=60) as store:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    while (query := store.claim_query(sys.argv[2])) is not None:
+        print(query.id, flush=True)
+        time.sleep(0.001)  # let the other claimer in (SQLite's busy wait is not fair)
+"""
+
+
+def spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def test_processes_claiming_at_once_never_share_a_query(
+    store_path: Path, rng: np.random.Generator
+) -> None:
+    with PreferenceStore(store_path) as store:
+        seg = filled(store, rng)
+        queries = store.add_queries([[seg[i % 6], seg[(i + 1) % 6]] for i in range(150)])
+    children = [spawn(CLAIMER, str(store_path), f"w{i}", stdin=True) for i in range(2)]
+    for child in children:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+    for child in children:  # both have imported and opened the store: their claims overlap
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    claimed = [
+        [int(line) for line in child.communicate(timeout=60)[0].split()] for child in children
+    ]
+    assert all(child.returncode == 0 for child in children)
+    assert claimed[0] and claimed[1]  # both got some: the claims really raced
+    assert sorted(claimed[0] + claimed[1]) == queries
+
+
+def test_queries_lists_every_query_in_order(tmp_path) -> None:
+    import numpy as np
+
+    from prefgym.segments import Segment
+    from prefgym.store import PreferenceStore
+
+    with PreferenceStore(tmp_path / "s.sqlite") as store:
+        seg = Segment(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(2))
+        ids = store.add_segments([seg, seg, seg])
+        q = store.add_queries([(ids[0], ids[1]), (ids[1], ids[2]), (ids[0], ids[1], ids[2])])
+        assert [x.id for x in store.queries()] == q
+        assert [x.segment_ids for x in store.queries(since_id=q[0])] == [
+            (ids[1], ids[2]),
+            (ids[0], ids[1], ids[2]),
+        ]
