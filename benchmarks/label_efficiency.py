@@ -1,0 +1,582 @@
+"""Label efficiency: preference-trained PPO against PPO on the true reward, and against imitation.
+
+For each task, simulated teacher (B-Pref preset), label budget and seed this
+trains prefgym's preference loop (``prefgym.cli.train``) and measures
+
+* the true return of the trained policy (deterministic, 20 episodes),
+* the same for SB3 PPO with the same preset, seed and steps trained on the
+  task's true reward (the "PPO-true" baseline), and the ratio of the two;
+  for tasks whose returns are negative (Acrobot, Pendulum) the ratio is of the
+  improvement over a uniformly random policy, ``(ours - random) / (ppo - random)``,
+* the wall time of both trainings and their ratio,
+* optionally the same task with the ``imitation`` library's preference
+  comparisons (same env, label budget, agent steps, PPO preset, segment length),
+  run by ``benchmarks/imitation_peer.py`` in a virtual environment this script
+  creates (``benchmarks/.venv-imitation``, reused when present).
+
+It prints a table per run and a summary (medians over seeds) with the
+targets, and writes ``results.csv``, ``summary.csv`` and ``label_efficiency.png``
+to ``--out``. Examples::
+
+    OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --quick
+    OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --envs CartPole --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --envs Pendulum --oracles oracle \
+        --no-peer
+
+Default steps: CartPole, Acrobot and Pendulum 100k, Hopper 1M (the RL Zoo's
+PPO budgets for CartPole and Hopper; Acrobot and Pendulum get 100k so the
+grid runs in hours rather than days on a laptop). Default label budgets:
+CartPole 100, Acrobot 200, Pendulum 700, Hopper 700.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+import prefgym
+from prefgym.report import format_table
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PEER_VENV = HERE / ".venv-imitation"
+PEER_SCRIPT = HERE / "imitation_peer.py"
+PEER_PACKAGES = (("torch==2.13.0",), ("imitation==1.0.1", "numpy<2", "pandas<3"))
+"""Installed in this order: torch first (the CPU build), then imitation. imitation 1.0.1 pins
+gymnasium 0.29, whose Acrobot uses ``np.float_`` (gone in NumPy 2), so NumPy stays below 2
+(and pandas, which a dependency pulls in, below 3, the first release to need NumPy 2)."""
+
+ENV_IDS = {
+    "CartPole": "prefgym/CartPole-v1",
+    "Acrobot": "prefgym/Acrobot-v1",
+    "Pendulum": "prefgym/Pendulum-v1",
+    "Hopper": "prefgym/Hopper-v5",
+}
+DEFAULT_LABELS = {"CartPole": 100, "Acrobot": 200, "Pendulum": 700, "Hopper": 700}
+DEFAULT_STEPS = {"CartPole": 100_000, "Acrobot": 100_000, "Pendulum": 100_000, "Hopper": 1_000_000}
+RANDOM_NORMALISED = {"Acrobot", "Pendulum"}
+"""Tasks whose return ratio is taken over the improvement on a random policy."""
+ORACLES = ("oracle", "stoc", "mistake", "skip", "equal", "myopic")
+EPISODES = 20
+EVAL_SEED = 10_000
+SEGMENT_LENGTH = 25
+ROUND_STEPS = 5_000
+"""prefgym's refit cadence (``TrainConfig.round_steps``); imitation gets as many iterations."""
+
+COLUMNS = [
+    "env",
+    "oracle",
+    "labels",
+    "steps",
+    "seed",
+    "ours_return",
+    "ours_return_std",
+    "ppo_true_return",
+    "random_return",
+    "ratio_basis",
+    "return_ratio",
+    "ours_wall_s",
+    "ppo_true_wall_s",
+    "wall_ratio",
+    "peer_teacher",
+    "peer_return",
+    "peer_return_ratio",
+    "peer_wall_s",
+    "peer_wall_ratio",
+    "peer_steps",
+    "peer_error",
+]
+
+
+class TrueRewardVecEnv(VecEnvWrapper):
+    """Pays each step's ``info["true_reward"]``: plain RL on the task's hidden reward."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, _, dones, infos = self.venv.step_wait()
+        rewards = np.array([info["true_reward"] for info in infos], dtype=np.float32)
+        return obs, rewards, dones, infos
+
+
+def short_name(env_id: str) -> str:
+    return env_id.split("/")[-1].split("-")[0]
+
+
+def ratio(value: float, reference: float, random: float, basis: str) -> float:
+    if basis == "vs random":
+        value, reference = value - random, reference - random
+    return value / reference if reference > 0 else math.nan
+
+
+def random_return(env_id: str, episodes: int = EPISODES, seed: int = EVAL_SEED) -> float:
+    """Mean true return of uniformly random actions, scored like the policies."""
+    import gymnasium as gym
+
+    total = []
+    for k in range(episodes):
+        env = gym.make(env_id)
+        env.reset(seed=seed + k)
+        env.action_space.seed(seed + k)
+        episode, done = 0.0, False
+        while not done:
+            _, _, terminated, truncated, info = env.step(env.action_space.sample())
+            episode += float(info["true_reward"])
+            done = terminated or truncated
+        env.close()
+        total.append(episode)
+    return float(np.mean(total))
+
+
+def run_ppo_true(env_id: str, steps: int, seed: int) -> tuple[float, float]:
+    """PPO with prefgym's preset on the true reward: (true return, wall seconds)."""
+    from prefgym.agents.presets import agent_preset
+    from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
+
+    started = time.perf_counter()
+    config = agent_preset(env_id, "ppo")
+    venv = TrueRewardVecEnv(make_vec_env(env_id, config.n_envs, seed))
+    model = make_agent(config, venv, seed)
+    model.learn(steps)
+    wall = time.perf_counter() - started
+    mean, _, _ = evaluate_true_return(model, env_id, EPISODES, EVAL_SEED)
+    venv.close()
+    return mean, wall
+
+
+def run_ours(
+    env_id: str, oracle: str, labels: int, steps: int, seed: int, runs: Path
+) -> tuple[float, float, float]:
+    """prefgym's preference loop: (true return mean, std, wall seconds of ``train``)."""
+    from prefgym.cli import TrainConfig, evaluate, train
+
+    out = runs / f"{short_name(env_id)}-{oracle}-{labels}-{steps}-s{seed}"
+    if out.exists():
+        shutil.rmtree(out)
+    config = TrainConfig(
+        env_id=env_id,
+        oracle=oracle,
+        labels=labels,
+        steps=steps,
+        seed=seed,
+        segment_length=SEGMENT_LENGTH,
+        round_steps=ROUND_STEPS,
+    )
+    started = time.perf_counter()
+    run = train(config, out, show_progress=False)
+    wall = time.perf_counter() - started
+    result = evaluate(run, episodes=EPISODES, seed=EVAL_SEED)
+    return result["true_return_mean"], result["true_return_std"], wall
+
+
+def peer_teacher(oracle: str) -> dict[str, float]:
+    """The part of a B-Pref teacher that imitation's synthetic gatherer can express."""
+    from prefgym.oracles import parse_oracle
+
+    teacher = parse_oracle(oracle)
+    return {"beta": teacher.beta, "eps_mistake": teacher.eps_mistake}
+
+
+def teacher_name(teacher: dict[str, float]) -> str:
+    parts = [] if math.isinf(teacher["beta"]) else [f"beta={teacher['beta']:g}"]
+    if teacher["eps_mistake"]:
+        parts.append(f"eps={teacher['eps_mistake']:g}")
+    return ",".join(parts) or "rational"
+
+
+def ensure_peer_venv(log: Path) -> Path:
+    """The imitation venv's python, creating the venv first if it is missing."""
+    python = PEER_VENV / "bin" / "python"
+    if python.exists():
+        return python
+    print(f"creating {PEER_VENV} (imitation 1.0.1); log in {log}", flush=True)
+    with log.open("w") as out:
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(PEER_VENV)], check=True, stdout=out, stderr=out
+        )
+        for packages in PEER_PACKAGES:
+            subprocess.run(
+                [str(python), "-m", "pip", "install", *packages],
+                check=True,
+                stdout=out,
+                stderr=out,
+            )
+    return python
+
+
+def run_peer(
+    env_id: str, labels: int, steps: int, seed: int, teacher: dict[str, float], work: Path
+) -> dict[str, Any]:
+    """imitation's preference comparisons on the same task, in its own venv."""
+    from prefgym.agents.presets import agent_preset
+
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        python = ensure_peer_venv(work / "venv-install.log")
+    except (subprocess.CalledProcessError, OSError) as error:
+        return {"error": f"could not create {PEER_VENV}: {error}"}
+    iterations = max(1, round(steps / ROUND_STEPS))
+    ppo = asdict(agent_preset(env_id, "ppo"))
+    ppo["net_arch"] = list(ppo["net_arch"])
+    spec = {
+        "env_id": env_id,
+        "labels": labels,
+        "steps": steps * iterations // (iterations + 1),  # imitation trains iterations + 1 times
+        "seed": seed,
+        "segment_length": SEGMENT_LENGTH,
+        "iterations": iterations,
+        "ppo": ppo,
+        "teacher": teacher,
+        "episodes": EPISODES,
+        "eval_seed": EVAL_SEED,
+    }
+    name = f"{short_name(env_id)}-{teacher_name(teacher)}-{labels}-{steps}-s{seed}"
+    spec_path, result_path, log_path = (
+        work / f"{name}.{ext}" for ext in ("spec.json", "json", "log")
+    )
+    spec_path.write_text(json.dumps(spec, indent=2))
+    result_path.unlink(missing_ok=True)
+    with log_path.open("w") as log:
+        done = subprocess.run(
+            [str(python), str(PEER_SCRIPT), str(spec_path), str(result_path)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+            | {"OMP_NUM_THREADS": "1"},
+        )
+    if done.returncode != 0 or not result_path.exists():
+        tail = log_path.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        return {"error": f"exit {done.returncode}: {tail[0]} (full log: {log_path})"}
+    return json.loads(result_path.read_text())
+
+
+def median(values: Sequence[float]) -> float:
+    kept = [v for v in values if isinstance(v, float) and not math.isnan(v)]
+    return statistics.median(kept) if kept else math.nan
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Medians over seeds per (env, oracle, labels, steps)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["env"], row["oracle"], row["labels"], row["steps"]), []).append(row)
+    numeric = [
+        "ours_return",
+        "ppo_true_return",
+        "return_ratio",
+        "ours_wall_s",
+        "ppo_true_wall_s",
+        "wall_ratio",
+        "peer_return",
+        "peer_return_ratio",
+        "peer_wall_s",
+        "peer_wall_ratio",
+    ]
+    summary = []
+    for (env, oracle, labels, steps), members in groups.items():
+        entry: dict[str, Any] = {
+            "env": env,
+            "oracle": oracle,
+            "labels": labels,
+            "steps": steps,
+            "seeds": len(members),
+            "ratio_basis": members[0]["ratio_basis"],
+        }
+        entry.update({key: median([m[key] for m in members]) for key in numeric})
+        summary.append(entry)
+    return summary
+
+
+def check_targets(summary: list[dict[str, Any]]) -> list[str]:
+    """The issue's targets, judged on the medians; 'n/a' where the grid does not cover one."""
+    lines = []
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    for entry in summary:
+        tag = f"{entry['env']}/{entry['oracle']}/{entry['labels']} labels/{entry['steps']} steps"
+        if entry["env"] == "CartPole" and entry["labels"] <= 100 and entry["steps"] <= 100_000:
+            goal = {"oracle": 475.0, "mistake": 450.0}.get(entry["oracle"])
+            if goal is not None:
+                ok = entry["ours_return"] >= goal
+                lines.append(
+                    f"{verdict(ok)}  {tag}: true return {entry['ours_return']:.1f} >= {goal:g}"
+                )
+        if entry["env"] in ("Pendulum", "Hopper") and entry["labels"] <= 700:
+            ok = entry["return_ratio"] >= 0.9
+            lines.append(f"{verdict(ok)}  {tag}: return ratio {entry['return_ratio']:.2f} >= 0.9")
+        ok = entry["wall_ratio"] <= 1.3
+        lines.append(f"{verdict(ok)}  {tag}: wall ratio {entry['wall_ratio']:.2f} <= 1.3")
+        if not math.isnan(entry["peer_return"]):
+            ok = entry["ours_return"] >= entry["peer_return"]
+            lines.append(
+                f"{verdict(ok)}  {tag}: true return {entry['ours_return']:.1f} >= imitation's "
+                f"{entry['peer_return']:.1f}"
+            )
+            ok = entry["ours_wall_s"] <= entry["peer_wall_s"]
+            lines.append(
+                f"{verdict(ok)}  {tag}: wall {entry['ours_wall_s']:.0f} s <= imitation's "
+                f"{entry['peer_wall_s']:.0f} s"
+            )
+    return lines
+
+
+def plot(summary: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{e['env']}\n{e['oracle']}\n{int(e['labels'])} labels" for e in summary]
+    x = np.arange(len(summary))
+    width = 0.38
+    figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(summary) + 2), 7), sharex=True)
+    panels = [
+        ("return_ratio", "peer_return_ratio", "true return / PPO-true"),
+        ("wall_ratio", "peer_wall_ratio", "wall time / PPO-true"),
+    ]
+    for axis, (ours, peer, title) in zip(axes, panels, strict=True):
+        axis.bar(x - width / 2, [e[ours] for e in summary], width, label="prefgym")
+        axis.bar(x + width / 2, [e[peer] for e in summary], width, label="imitation 1.0.1")
+        axis.axhline(1.0, color="black", linewidth=0.8)
+        axis.set_ylabel(title)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].axhline(0.9, color="grey", linestyle="--", linewidth=0.8)
+    axes[1].axhline(1.3, color="grey", linestyle="--", linewidth=0.8)
+    axes[0].legend(loc="lower right", fontsize=8)
+    axes[0].set_title("Label efficiency, medians over seeds", fontsize=10)
+    axes[1].set_xlabel(
+        "Acrobot, Pendulum: ratio of the improvement over a random policy", fontsize=8
+    )
+    axes[1].set_xticks(x, labels, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = [
+        "env",
+        "oracle",
+        "labels",
+        "steps",
+        "seed",
+        "ours",
+        "PPO-true",
+        "ratio",
+        "ours s",
+        "PPO s",
+        "wall ratio",
+        "imitation",
+        "imit. ratio",
+        "imit. s",
+    ]
+    keys = [
+        "env",
+        "oracle",
+        "labels",
+        "steps",
+        "seed",
+        "ours_return",
+        "ppo_true_return",
+        "return_ratio",
+        "ours_wall_s",
+        "ppo_true_wall_s",
+        "wall_ratio",
+        "peer_return",
+        "peer_return_ratio",
+        "peer_wall_s",
+    ]
+    return format_table(header, [[row.get(k, math.nan) for k in keys] for row in rows])
+
+
+def summary_table(summary: list[dict[str, Any]]) -> str:
+    header = [
+        "env",
+        "oracle",
+        "labels",
+        "steps",
+        "seeds",
+        "ours",
+        "PPO-true",
+        "ratio",
+        "basis",
+        "wall ratio",
+        "imitation",
+        "imit. ratio",
+        "imit. wall ratio",
+    ]
+    keys = [
+        "env",
+        "oracle",
+        "labels",
+        "steps",
+        "seeds",
+        "ours_return",
+        "ppo_true_return",
+        "return_ratio",
+        "ratio_basis",
+        "wall_ratio",
+        "peer_return",
+        "peer_return_ratio",
+        "peer_wall_ratio",
+    ]
+    return format_table(header, [[entry[k] for k in keys] for entry in summary])
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--envs", nargs="+", choices=list(ENV_IDS), default=list(ENV_IDS), metavar="ENV"
+    )
+    parser.add_argument("--oracles", nargs="+", default=list(ORACLES), metavar="ORACLE")
+    parser.add_argument(
+        "--labels", nargs="+", type=int, metavar="N", help="label budgets (default: per env)"
+    )
+    parser.add_argument(
+        "--steps", nargs="+", type=int, metavar="N", help="agent steps (default: per env)"
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED")
+    parser.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run imitation's preference comparisons in benchmarks/.venv-imitation",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CartPole, oracle and mistake, 100 labels, 100k steps, seeds 0 1 (about 9 minutes)",
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "label_efficiency")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.envs, args.oracles, args.labels, args.steps = (
+            ["CartPole"],
+            ["oracle", "mistake"],
+            None,
+            None,
+        )
+        args.seeds = [0, 1]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from prefgym.cli import set_threads
+
+    set_threads(1)
+    prefgym.register_envs()
+    for oracle in args.oracles:
+        peer_teacher(oracle)  # fail early on a misspelt oracle
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs, peer_work = args.out / "runs", args.out / "imitation"
+    rows: list[dict[str, Any]] = []
+    ppo_cache: dict[tuple[str, int, int], tuple[float, float]] = {}
+    peer_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+    started = time.perf_counter()
+    for env in args.envs:
+        env_id = ENV_IDS[env]
+        basis = "vs random" if env in RANDOM_NORMALISED else "plain"
+        random = random_return(env_id)
+        print(f"{env}: random policy true return {random:.1f}", flush=True)
+        for labels in args.labels or [DEFAULT_LABELS[env]]:
+            for steps in args.steps or [DEFAULT_STEPS[env]]:
+                for seed in args.seeds:
+                    key = (env_id, steps, seed)
+                    if key not in ppo_cache:
+                        ppo_cache[key] = run_ppo_true(env_id, steps, seed)
+                    ppo_return, ppo_wall = ppo_cache[key]
+                    for oracle in args.oracles:
+                        mean, std, wall = run_ours(env_id, oracle, labels, steps, seed, runs)
+                        row: dict[str, Any] = {
+                            "env": env,
+                            "oracle": oracle,
+                            "labels": labels,
+                            "steps": steps,
+                            "seed": seed,
+                            "ours_return": mean,
+                            "ours_return_std": std,
+                            "ppo_true_return": ppo_return,
+                            "random_return": random,
+                            "ratio_basis": basis,
+                            "return_ratio": ratio(mean, ppo_return, random, basis),
+                            "ours_wall_s": wall,
+                            "ppo_true_wall_s": ppo_wall,
+                            "wall_ratio": wall / ppo_wall,
+                            "peer_teacher": "",
+                            "peer_return": math.nan,
+                            "peer_return_ratio": math.nan,
+                            "peer_wall_s": math.nan,
+                            "peer_wall_ratio": math.nan,
+                            "peer_steps": "",
+                            "peer_error": "",
+                        }
+                        if args.peer:
+                            teacher = peer_teacher(oracle)
+                            peer_key = (env_id, labels, steps, seed, teacher_name(teacher))
+                            if peer_key not in peer_cache:
+                                peer_cache[peer_key] = run_peer(
+                                    env_id, labels, steps, seed, teacher, peer_work
+                                )
+                            peer = peer_cache[peer_key]
+                            row["peer_teacher"] = teacher_name(teacher)
+                            if "error" in peer:
+                                row["peer_error"] = peer["error"]
+                            else:
+                                peer_return = peer["true_return_mean"]
+                                row["peer_return"] = peer_return
+                                row["peer_return_ratio"] = ratio(
+                                    peer_return, ppo_return, random, basis
+                                )
+                                row["peer_wall_s"] = peer["wall_seconds"]
+                                row["peer_wall_ratio"] = peer["wall_seconds"] / ppo_wall
+                                row["peer_steps"] = peer["agent_steps"]
+                        rows.append(row)
+                        write_csv(args.out / "results.csv", rows, COLUMNS)
+                        print(table([row]).splitlines()[-1], flush=True)
+                        if row["peer_error"]:
+                            print(f"  imitation failed: {row['peer_error']}", flush=True)
+    summary = summarise(rows)
+    write_csv(args.out / "summary.csv", summary, list(summary[0]))
+    plot(summary, args.out / "label_efficiency.png")
+    print(f"\nall runs ({time.perf_counter() - started:.0f} s):\n{table(rows)}")
+    print(f"\nmedians over seeds:\n{summary_table(summary)}")
+    print("\ntargets:\n" + "\n".join(check_targets(summary)))
+    errors = sorted({row["peer_error"] for row in rows if row["peer_error"]})
+    if errors:
+        print("\nimitation errors:\n" + "\n".join(errors))
+    print(f"\nwrote {args.out / 'results.csv'}, summary.csv, label_efficiency.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def label_efficiency():
+    return _load("label_efficiency")
+
+
+def test_ratio_plain_and_against_random(label_efficiency):
+    assert label_efficiency.ratio(450.0, 500.0, 280.0, "plain") == pytest.approx(0.9)
+    # Pendulum-like: random -1200, PPO -200, ours -300 -> 900 / 1000 of the improvement
+    assert label_efficiency.ratio(-300.0, -200.0, -1200.0, "vs random") == pytest.approx(0.9)
+    assert math.isnan(label_efficiency.ratio(-500.0, -500.0, -500.0, "vs random"))
+
+
+def test_true_reward_vec_env_pays_the_hidden_reward(label_efficiency):
+    from prefgym.agents.sb3 import make_vec_env
+
+    venv = label_efficiency.TrueRewardVecEnv(make_vec_env("prefgym/CartPole-v1", 2, seed=0))
+    venv.reset()
+    _, rewards, _, infos = venv.step(np.zeros(2, dtype=np.int64))
+    assert rewards.tolist() == [info["true_reward"] for info in infos] == [1.0, 1.0]
+    venv.close()
+
+
+def test_peer_teacher_keeps_what_imitation_can_express(label_efficiency):
+    assert label_efficiency.teacher_name(label_efficiency.peer_teacher("oracle")) == "rational"
+    assert label_efficiency.teacher_name(label_efficiency.peer_teacher("stoc")) == "beta=1"
+    assert label_efficiency.teacher_name(label_efficiency.peer_teacher("mistake")) == "eps=0.1"
+    assert label_efficiency.teacher_name(label_efficiency.peer_teacher("myopic")) == "rational"
+
+
+def test_summary_takes_medians_and_checks_targets(label_efficiency):
+    base = {
+        "env": "CartPole",
+        "oracle": "oracle",
+        "labels": 100,
+        "steps": 100_000,
+        "ratio_basis": "plain",
+        "ppo_true_return": 500.0,
+        "ppo_true_wall_s": 100.0,
+        "peer_return": math.nan,
+        "peer_return_ratio": math.nan,
+        "peer_wall_s": math.nan,
+        "peer_wall_ratio": math.nan,
+    }
+    rows = [
+        dict(base, seed=s, ours_return=r, return_ratio=r / 500, ours_wall_s=w, wall_ratio=w / 100)
+        for s, r, w in [(0, 480.0, 110.0), (1, 400.0, 120.0), (2, 500.0, 150.0)]
+    ]
+    (entry,) = label_efficiency.summarise(rows)
+    assert entry["seeds"] == 3
+    assert entry["ours_return"] == 480.0
+    assert entry["wall_ratio"] == pytest.approx(1.2)
+    lines = label_efficiency.check_targets([entry])
+    assert lines[0].startswith("PASS") and ">= 475" in lines[0]
+    assert lines[1].startswith("PASS") and "<= 1.3" in lines[1]
+    assert len(lines) == 2  # no imitation result, no comparison with it
