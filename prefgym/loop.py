@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -89,9 +89,15 @@ class LoopConfig:
     """Judgments needed before the first refit (a person may still be labeling)."""
     poll_seconds: float = 0.5
     """How often to look for a person's judgments while waiting for ``min_judgments``."""
+    keep_frames: bool = False
+    """Show a person real clips: queries come from fresh rollouts of the current policy with
+    rendered frames (kept in the store), not from the frameless training rollouts."""
+    frame_stride: int = 3
+    """With ``keep_frames``, keep every ``frame_stride``-th pixel of a frame in each direction."""
 
     def __post_init__(self) -> None:
-        for name in ("labels", "steps", "segment_length", "round_steps", "oversample", "pool_size"):
+        names = ("labels", "steps", "segment_length", "round_steps", "oversample", "pool_size")
+        for name in (*names, "frame_stride"):
             if getattr(self, name) < (0 if name == "labels" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.selection not in ("uniform", "disagreement", "entropy"):
@@ -206,7 +212,9 @@ class PreferenceLoop:
             if remaining <= 0:
                 break
             self.agent.learn(min(self.config.round_steps, remaining), self.progress)
-            self._add_segments(self.agent.pop_segments())
+            training_segments = self.agent.pop_segments()
+            if not self.config.keep_frames:  # with frames, queries come from fresh clips
+                self._add_segments(training_segments)
             self._ask(self.schedule.due(self.agent.steps) - self.store.n_queries())
             true_return, learned_return = self.agent.recent_returns()
             result = RoundResult(
@@ -228,7 +236,12 @@ class PreferenceLoop:
     def _add_initial_segments(self) -> None:
         """Roll out the initial policy for the initial share of the labels."""
         count = max(20, int(self.schedule.initial * self.config.initial_segments_per_label))
-        env = make_vector_env(self.env_id, 4)
+        self._add_segments(self._rollout(count))
+
+    def _rollout(self, count: int) -> list[Segment]:
+        """``count`` segments of the agent's current policy, outside training."""
+        frames = self.config.keep_frames
+        env = make_vector_env(self.env_id, 4, frames=frames)
         env.action_space.seed(int(self.rng.integers(2**31)))
         segments = rollout_segments(
             env,
@@ -236,14 +249,19 @@ class PreferenceLoop:
             count,
             self.config.segment_length,
             seed=int(self.rng.integers(2**31)),
+            frames=frames,
+            frame_stride=self.config.frame_stride,
         )
         env.close()
-        self._add_segments(segments)
+        return segments
 
-    def _add_segments(self, segments: Sequence[Segment]) -> None:
-        if segments:
-            ids = self.store.add_segments(segments, round=int(self.store.get_meta("round", 0)))
-            self._segments.update(zip(ids, segments, strict=True))
+    def _add_segments(self, segments: Sequence[Segment]) -> list[int]:
+        if not segments:
+            return []
+        ids = self.store.add_segments(segments, round=int(self.store.get_meta("round", 0)))
+        light = [replace(s, frames=None) for s in segments]  # frames live in the store only
+        self._segments.update(zip(ids, light, strict=True))
+        return ids
 
     def _load(self, ids: Sequence[int]) -> list[Segment]:
         missing = [i for i in ids if i not in self._segments]
@@ -256,6 +274,8 @@ class PreferenceLoop:
         """Choose ``n`` new pairs from the recent segments, store them, judge them if we can."""
         if n <= 0:
             return
+        if self.config.keep_frames and self.store.n_queries() > 0:  # later rounds: fresh clips
+            self._add_segments(self._rollout(max(10, 2 * n)))
         pool = self.store.segment_ids()[-self.config.pool_size :]
         if len(pool) < 2:
             return

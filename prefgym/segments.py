@@ -161,6 +161,7 @@ def rollout_segments(
     *,
     seed: int | None = None,
     frames: bool = False,
+    frame_stride: int = 1,
 ) -> list[Segment]:
     """Roll ``policy`` out on a vector env until ``n_segments`` segments are cut.
 
@@ -171,6 +172,7 @@ def rollout_segments(
         length: Steps per segment.
         seed: Seed of the first reset.
         frames: Keep rendered frames (the env must have ``render_mode="rgb_array"``).
+        frame_stride: Keep every ``frame_stride``-th pixel of a frame in each direction.
 
     Returns:
         ``n_segments`` segments, in the order they were completed.
@@ -186,7 +188,9 @@ def rollout_segments(
     resetting = np.zeros(env.num_envs, dtype=bool)
     segments: list[Segment] = []
     while len(segments) < n_segments:
-        images = np.stack(env.render()) if frames else None  # type: ignore[arg-type]
+        images = None
+        if frames:
+            images = np.stack(env.render())[:, ::frame_stride, ::frame_stride]  # type: ignore[arg-type]
         actions = policy(observations)
         next_observations, _, terminated, truncated, infos = env.step(actions)
         dones = np.logical_or(terminated, truncated)

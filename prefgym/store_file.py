@@ -39,7 +39,6 @@ SCHEMA_VERSION = 1
 CHUNK = 500
 """Ids per ``IN (...)`` clause, far below SQLite's variable limit."""
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _Self = TypeVar("_Self", bound="StoreFile")
 _SCHEMA = """
 CREATE TABLE segments (
@@ -190,13 +189,9 @@ def open_store_file(path: Path, timeout: float) -> sqlite3.Connection:
     if path.exists():
         if not path.is_file():
             raise StoreError(f"{path} is not a file; give the path of a preference store file")
-        with path.open("rb") as file:
-            head = file.read(len(_SQLITE_HEADER))
-        if head and head != _SQLITE_HEADER:
-            raise StoreError(
-                f"{path} is not a SQLite database, so not a preference store; "
-                "it was left untouched (choose another path)"
-            )
+        # No Python read of the header here: closing any handle on the file would drop the
+        # POSIX locks of this process's other SQLite connections to it. SQLite itself
+        # refuses a file that is not a database, before writing anything.
     elif not path.parent.is_dir():
         raise StoreError(f"cannot create preference store {path}: {path.parent} is not a directory")
     try:
@@ -240,7 +235,7 @@ def _identify(conn: sqlite3.Connection, path: Path) -> bool:
         n_objects = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
     except sqlite3.DatabaseError as error:
         raise StoreError(
-            f"{path} is not a readable SQLite database ({error}); it was left untouched"
+            f"{path} is not a SQLite database ({error}); it was left untouched"
         ) from error
     if application_id == 0 and version == 0 and n_objects == 0:
         return True

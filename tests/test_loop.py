@@ -202,3 +202,22 @@ def test_rejects_bad_settings() -> None:
         LoopConfig(selection="random")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="segment_length must be positive"):
         LoopConfig(segment_length=0)
+
+
+def test_a_person_gets_clips_with_frames(tmp_path: Path) -> None:
+    config = LoopConfig(
+        labels=12, steps=800, segment_length=10, round_steps=400, keep_frames=True, frame_stride=4
+    )
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+
+        def sleep(seconds: float) -> None:  # a person answers everything pending
+            for query in store.pending_queries():
+                store.add_judgment(query.id, "left", "person")
+
+        _loop(store, RandomAgent(10), config, oracle=None, sleep=sleep).run()
+        asked = {i for q in store.queries() for i in q.segment_ids}
+        segments = store.get_segments(sorted(asked), frames=True)
+    assert len(asked) >= 2
+    for segment in segments:
+        assert segment.frames is not None
+        assert segment.frames.shape == (10, 100, 150, 3)  # CartPole's 400x600 at stride 4
