@@ -86,6 +86,7 @@ class TrainConfig:
             initial_fraction=self.initial_fraction,
             round_steps=self.round_steps,
             selection=self.selection,
+            keep_frames=self.oracle == HUMAN,  # a person watches clips, not numbers
         )
 
 
@@ -274,6 +275,61 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
     return "\n".join(text)
 
 
+def label(
+    run_path: str | os.PathLike[str],
+    *,
+    labeler: str | None = None,
+    lease: float = 300.0,
+    fps: float | None = None,
+    speed: float = 1.0,
+    rejudge: bool = False,
+) -> Any:
+    """Open the labeling window on a run's store (``RUN/store.sqlite``) until the person quits.
+
+    Args:
+        run_path: A run directory, or a store file.
+        labeler: The person's id (default: the run's ``labeler`` setting).
+        lease: Seconds a pair on screen stays reserved for this window.
+        fps: Playback rate at speed 1 (default: the environment's ``render_fps``).
+        speed: Initial playback speed.
+        rejudge: Also show pairs that others judged (for agreement).
+
+    Returns:
+        The window's ``prefgym.window.WindowSummary``.
+    """
+    from prefgym.store import PreferenceStore
+    from prefgym.window import run_window
+
+    path = Path(run_path)
+    budget = None
+    if path.is_dir():
+        run = RunDir.open(path)
+        settings = run.read_config().get("train", {})
+        budget = settings.get("labels")
+        labeler = labeler or settings.get("labeler")
+        path = run.store
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} does not exist yet: the run has asked nothing; start it with "
+                f"`prefgym train --oracle {HUMAN} --out {run.path}`"
+            )
+    elif not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is neither a run directory nor a store file; give the --out of "
+            f"`prefgym train --oracle {HUMAN}`"
+        )
+    with PreferenceStore(path) as store:
+        return run_window(
+            store,
+            labeler or TrainConfig.labeler,
+            budget=budget,
+            lease_seconds=lease,
+            fps=fps,
+            speed=speed,
+            rejudge=rejudge,
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prefgym",
@@ -315,6 +371,32 @@ def _parser() -> argparse.ArgumentParser:
 
     report_parser = commands.add_parser("report", help="tables in the terminal, plots as PNG")
     report_parser.add_argument("run", metavar="RUN", help="a run directory")
+
+    label_parser = commands.add_parser(
+        "label", help="judge a run's pairs in a window (for --oracle human)"
+    )
+    label_parser.add_argument("run", metavar="RUN", help="a run directory (or its store file)")
+    label_parser.add_argument(
+        "--labeler", metavar="NAME", help="your id, stored with each judgment (default: the run's)"
+    )
+    label_parser.add_argument(
+        "--lease",
+        metavar="SECONDS",
+        type=float,
+        default=300.0,
+        help="how long a pair on screen stays reserved for this window (default: 300)",
+    )
+    label_parser.add_argument(
+        "--fps", type=float, default=None, help="playback rate (default: the env's render_fps)"
+    )
+    label_parser.add_argument(
+        "--speed", type=float, default=1.0, help="initial playback speed (default: 1)"
+    )
+    label_parser.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="also show pairs others judged, to measure agreement",
+    )
 
     commands.add_parser("list-envs", help="the registered environments")
     commands.add_parser("list-oracles", help="the simulated teachers' presets")
@@ -391,6 +473,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
     elif args.command == "report":
         print(report(args.run))
+    elif args.command == "label":
+        from prefgym.window import describe_summary
+
+        summary = label(
+            args.run,
+            labeler=args.labeler,
+            lease=args.lease,
+            fps=args.fps,
+            speed=args.speed,
+            rejudge=args.rejudge,
+        )
+        print(describe_summary(summary))
     elif args.command == "list-envs":
         rows = [[e.id, e.horizon, e.kwargs.get("termination", ""), e.extra or ""] for e in ENVS]
         print(format_table(["id", "horizon", "termination", "extra"], rows))
