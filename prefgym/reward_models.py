@@ -152,12 +152,16 @@ class MlpRewardNet(RewardNet):
             if isinstance(layer, nn.Linear):
                 _reset_linear(layer, generator)
 
-    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """Per-step rewards ``(B, T)`` of obs ``(B, T, *obs)`` and actions ``(B, T, *act)``."""
+    def features(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """The MLP's input ``(B, T, width)``: encoded observations (and actions)."""
         features = encode(self.observation_space, observations)
         if self.use_actions:
             features = torch.cat([features, encode(self.action_space, actions)], dim=-1)
-        return self.mlp(features).squeeze(-1)
+        return features
+
+    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """Per-step rewards ``(B, T)`` of obs ``(B, T, *obs)`` and actions ``(B, T, *act)``."""
+        return self.mlp(self.features(observations, actions)).squeeze(-1)
 
 
 def build_reward_net(
@@ -254,7 +258,12 @@ class RewardEnsemble(nn.Module):
             Rewards ``(members, B, T)``.
         """
         obs, act = self._tensor(observations), self._tensor(actions)
-        rewards = torch.stack([member(obs, act) for member in self.members])
+        mlps = [m for m in self.members if type(m) is MlpRewardNet]
+        if len(mlps) == self.n_members and len({m.use_actions for m in mlps}) == 1:
+            features = mlps[0].features(obs, act)  # the same input for every member: encode once
+            rewards = torch.stack([m.mlp(features).squeeze(-1) for m in mlps])
+        else:
+            rewards = torch.stack([member(obs, act) for member in self.members])
         if normalised:
             rewards = (rewards - self.offset[:, None, None]) / self.scale[:, None, None]
         return rewards

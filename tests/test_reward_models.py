@@ -210,3 +210,19 @@ def test_save_load_round_trip_gives_identical_rewards(env_id: str, tmp_path: Pat
 def test_load_names_a_missing_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="holds no reward model"):
         RewardEnsemble.load(tmp_path)
+
+
+def test_shared_encoding_gives_each_members_own_rewards() -> None:
+    import gymnasium as gym
+    import torch
+
+    import prefgym  # noqa: F401
+    from prefgym.reward_models import RewardEnsemble
+
+    env = gym.make("prefgym/CartPole-v1")
+    ensemble = RewardEnsemble(env.observation_space, env.action_space)
+    obs = torch.randn(5, 7, 4)
+    act = torch.randint(0, 2, (5, 7))
+    together = ensemble.member_step_rewards(obs, act, normalised=False)
+    one_by_one = torch.stack([member(obs, act) for member in ensemble.members])
+    torch.testing.assert_close(together, one_by_one)
