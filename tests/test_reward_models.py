@@ -213,12 +213,6 @@ def test_load_names_a_missing_model(tmp_path: Path) -> None:
 
 
 def test_shared_encoding_gives_each_members_own_rewards() -> None:
-    import gymnasium as gym
-    import torch
-
-    import prefgym  # noqa: F401
-    from prefgym.reward_models import RewardEnsemble
-
     env = gym.make("prefgym/CartPole-v1")
     ensemble = RewardEnsemble(env.observation_space, env.action_space)
     obs = torch.randn(5, 7, 4)
