@@ -137,12 +137,12 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
     from tqdm import tqdm
 
     from prefgym.agents.preference_agent import SB3Agent
-    from prefgym.agents.presets import agent_preset
+    from prefgym.agents.presets import agent_preset, reward_model_preset
     from prefgym.learner import Learner, LearnerConfig
     from prefgym.loop import PreferenceLoop, RoundResult, describe
     from prefgym.metrics import MetricsLog
     from prefgym.oracles import SyntheticOracle
-    from prefgym.reward_models import RewardEnsemble, RewardModelConfig
+    from prefgym.reward_models import RewardEnsemble
     from prefgym.store import PreferenceStore
 
     agent_config = replace(agent_preset(config.env_id, config.algo), algo=config.algo)
@@ -168,7 +168,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
         ensemble = RewardEnsemble(
             env.observation_space,
             env.action_space,
-            RewardModelConfig(n_members=config.members),
+            reward_model_preset(config.env_id, config.members),
             generator=generator,
         )
     learner = Learner(LearnerConfig(normalise=False))  # the loop normalises on recent segments

@@ -70,8 +70,13 @@ class RewardModelConfig:
     """Nonlinearity between hidden layers (Christiano et al. 2017 use leaky ReLU)."""
     use_actions: bool = True
     """Whether members see the action as well as the observation, r(o, a) rather than r(o)."""
+    cnn: Literal["christiano", "compact"] = "christiano"
+    """Pixel observations only: the convolutions of :mod:`prefgym.cnn_reward`, Christiano et
+    al.'s four layers, or two cheaper ones for the arcade games on a CPU."""
 
     def __post_init__(self) -> None:
+        if self.cnn not in ("christiano", "compact"):
+            raise ValueError(f"cnn must be 'christiano' or 'compact', got {self.cnn!r}")
         if self.n_members < 1:
             raise ValueError(f"n_members must be >= 1, got {self.n_members}")
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
@@ -173,17 +178,19 @@ def build_reward_net(
 ) -> RewardNet:
     """The reward network suited to a pair of spaces.
 
-    This is the one place that chooses an architecture: a CNN for pixel
-    observations plugs in here.
+    This is the one place that chooses an architecture: a CNN
+    (:class:`prefgym.cnn_reward.CnnRewardNet`) for pixel observations, channel-last
+    frame stacks ``(H, W, k)``, and an MLP for everything else.
 
     Raises:
-        NotImplementedError: For pixel (image) observations, or spaces that cannot be encoded.
+        NotImplementedError: For spaces that cannot be encoded.
     """
     if is_image_space(observation_space):
-        raise NotImplementedError(
-            f"pixel observations {observation_space.shape} need a CNN reward net, which prefgym "
-            "does not have yet: subclass RewardNet and return it from build_reward_net, or use a "
-            "vector observation space (an MLP over raw pixels would not learn)"
+        from prefgym.cnn_reward import CHRISTIANO, COMPACT, CnnRewardNet
+
+        trunk = COMPACT if config.cnn == "compact" else CHRISTIANO
+        return CnnRewardNet(
+            observation_space, action_space, config, trunk=trunk, generator=generator
         )
     return MlpRewardNet(observation_space, action_space, config, generator=generator)
 

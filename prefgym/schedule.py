@@ -11,6 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+ATARI_INITIAL_LABELS = 500
+"""Labels asked about the initial policy in Christiano et al.'s Atari runs."""
+ATARI_T0 = 5_000_000
+"""Decay constant of Christiano et al.'s Atari label rate, in agent steps."""
+
 
 @dataclass(frozen=True)
 class LabelSchedule:
@@ -34,6 +39,21 @@ class LabelSchedule:
             raise ValueError(f"initial_fraction must be in [0, 1], got {self.initial_fraction}")
         if self.t0 is not None and self.t0 <= 0:
             raise ValueError(f"t0 must be > 0 steps, got {self.t0}")
+
+    @classmethod
+    def atari(cls, budget: int = 5_500, total_steps: int = 10_000_000) -> LabelSchedule:
+        """Christiano et al.'s Atari schedule: 500 labels first, then a rate ``∝ 5e6 / (T + 5e6)``.
+
+        Args:
+            budget: Total labels, at least the 500 initial ones (the paper's runs used 5,500).
+            total_steps: Agent steps of the run (the paper's: 10 million).
+        """
+        if budget < ATARI_INITIAL_LABELS:
+            raise ValueError(
+                f"the Atari schedule asks {ATARI_INITIAL_LABELS} labels before training, so the "
+                f"budget must be >= {ATARI_INITIAL_LABELS}, got {budget}"
+            )
+        return cls(budget, total_steps, initial_fraction=ATARI_INITIAL_LABELS / budget, t0=ATARI_T0)
 
     @property
     def initial(self) -> int:

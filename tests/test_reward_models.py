@@ -91,10 +91,12 @@ def test_actions_are_ignored_when_not_inputs() -> None:
     assert not torch.allclose(with_actions(observations, zeros), with_actions(observations, ones))
 
 
-def test_pixel_observations_name_the_missing_cnn() -> None:
+def test_pixel_observations_get_a_cnn_and_dicts_an_error() -> None:
+    from prefgym.cnn_reward import CnnRewardNet
+
     pixels = gym.spaces.Box(0, 255, (84, 84, 3), dtype=np.uint8)
-    with pytest.raises(NotImplementedError, match="CNN"):
-        build_reward_net(pixels, gym.spaces.Discrete(4), RewardModelConfig())
+    net = build_reward_net(pixels, gym.spaces.Discrete(4), RewardModelConfig())
+    assert isinstance(net, CnnRewardNet)
     with pytest.raises(NotImplementedError, match="FlattenObservation"):
         build_reward_net(gym.spaces.Dict({"x": BOX4}), gym.spaces.Discrete(4), RewardModelConfig())
 

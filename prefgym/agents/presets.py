@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefgym.agents.sb3 import AgentConfig, Algo
+from prefgym.reward_models import RewardModelConfig
 
 _PPO: dict[str, AgentConfig] = {
     "prefgym/CartPole-v1": AgentConfig(
@@ -48,6 +49,36 @@ _PPO: dict[str, AgentConfig] = {
         ent_coef=0.01,
     ),
 }
+_ARCADE_PPO = AgentConfig(
+    n_envs=8,
+    n_steps=64,
+    batch_size=256,
+    n_epochs=10,
+    gamma=0.95,
+    learning_rate=5e-4,
+    ent_coef=0.01,
+    net_arch=(64,),
+    cnn="compact",
+)
+"""PPO on the arcade games from pixels on a CPU: the compact extractor, many epochs."""
+_ATARI_PPO = AgentConfig(
+    n_envs=8,
+    n_steps=128,
+    batch_size=256,
+    n_epochs=4,
+    gamma=0.99,
+    learning_rate=2.5e-4,
+    clip_range=0.1,
+    ent_coef=0.01,
+    net_arch=(256,),
+    cnn="nature",
+)
+"""The RL Baselines3 Zoo's PPO for Atari (constant rates instead of linear decay)."""
+_ARCADE = ("ArcadePong-v0", "ArcadeBreakout-v0", "ArcadeEnduro-v0")
+_ATARI = ("Pong", "Breakout", "Enduro", "BeamRider", "Qbert", "Seaquest", "SpaceInvaders")
+_PPO.update({f"prefgym/{name}": _ARCADE_PPO for name in _ARCADE})
+_PPO.update({f"prefgym/{name}-v5": _ATARI_PPO for name in _ATARI})
+
 _SAC: dict[str, AgentConfig] = {
     "prefgym/Pendulum-v1": AgentConfig(algo="sac", n_envs=1, learning_rate=1e-3),
     "prefgym/MountainCarContinuous-v0": AgentConfig(
@@ -82,3 +113,20 @@ def agent_preset(env_id: str, algo: Algo = "ppo") -> AgentConfig:
     if algo == "ppo" and env_id.endswith("-v5"):
         return _MUJOCO_PPO
     return replace(AgentConfig(), algo=algo)
+
+
+def reward_model_preset(env_id: str, n_members: int = 3) -> RewardModelConfig:
+    """The reward model that suits ``env_id``.
+
+    Pixel tasks score observations only, r(o) as in Christiano et al.'s Atari
+    runs: with the action as an input, a model fitted to early, random play
+    learns a bias for or against single actions, which PPO exploits at once.
+    The arcade games get the compact trunk, which fits several times faster on
+    a CPU; Atari gets Christiano et al.'s.
+    """
+    name = env_id.split("/")[-1]
+    if name in _ARCADE:
+        return RewardModelConfig(n_members=n_members, use_actions=False, cnn="compact")
+    if name.removesuffix("-v5") in _ATARI:
+        return RewardModelConfig(n_members=n_members, use_actions=False, cnn="christiano")
+    return RewardModelConfig(n_members=n_members)

@@ -22,7 +22,9 @@ from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import prefgym
+from prefgym.agents.pixel_features import policy_kwargs_for
 from prefgym.agents.reward_wrapper import TRUE_REWARD_KEY, RewardFn
+from prefgym.spaces import is_image_space
 
 Algo = Literal["ppo", "sac"]
 ALGOS: tuple[Algo, ...] = ("ppo", "sac")
@@ -44,6 +46,9 @@ class AgentConfig:
     """Hidden layer widths of the policy and value (or Q) networks."""
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     """Torch device; small MLPs run fastest on the CPU."""
+    cnn: Literal["nature", "compact"] = "nature"
+    """Image observations only: SB3's ``NatureCNN``, or the cheap
+    :class:`~prefgym.agents.pixel_features.CompactCNN` for the arcade games on a CPU."""
 
     n_steps: int = 256
     """PPO: steps per env between two updates (a rollout is ``n_steps * n_envs`` steps)."""
@@ -103,6 +108,8 @@ class AgentConfig:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if self.clip_range <= 0:
             raise ValueError(f"clip_range must be > 0, got {self.clip_range}")
+        if self.cnn not in ("nature", "compact"):
+            raise ValueError(f"cnn must be 'nature' or 'compact', got {self.cnn!r}")
         if not self.net_arch or any(width < 1 for width in self.net_arch):
             raise ValueError(f"net_arch must be non-empty positive widths, got {self.net_arch}")
         if self.sac_ent_coef != "auto" and (
@@ -147,7 +154,7 @@ def make_vec_env(
 def make_agent(
     config: AgentConfig, venv: VecEnv, seed: int, tensorboard_log: str | None = None
 ) -> BaseAlgorithm:
-    """Build PPO or SAC with an MLP policy on ``venv``.
+    """Build PPO or SAC on ``venv``: a CNN policy for image observations, else an MLP.
 
     Args:
         config: The hyper-parameters; ``config.n_envs`` must match ``venv``.
@@ -163,7 +170,11 @@ def make_agent(
             f"venv has {venv.num_envs} envs but config.n_envs is {config.n_envs}; "
             "build the envs with make_vec_env(env_id, config.n_envs, seed)"
         )
-    policy_kwargs = {"net_arch": list(config.net_arch)}
+    policy = "MlpPolicy"
+    policy_kwargs: dict[str, Any] = {"net_arch": list(config.net_arch)}
+    if is_image_space(venv.observation_space):
+        policy = "CnnPolicy"  # SB3 moves channel-last images to channel-first itself
+        policy_kwargs = policy_kwargs_for(config.cnn, config.net_arch)
     common: dict[str, Any] = {
         "learning_rate": config.learning_rate,
         "gamma": config.gamma,
@@ -175,7 +186,7 @@ def make_agent(
     }
     if config.algo == "ppo":
         return PPO(
-            "MlpPolicy",
+            policy,
             venv,
             n_steps=config.n_steps,
             batch_size=config.batch_size,
@@ -193,7 +204,7 @@ def make_agent(
             "discrete actions"
         )
     return SAC(
-        "MlpPolicy",
+        policy,
         venv,
         buffer_size=config.buffer_size,
         learning_starts=config.learning_starts,

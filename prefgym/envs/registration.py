@@ -14,6 +14,12 @@ import gymnasium as gym
 NAMESPACE = "prefgym"
 _PREFERENCE_ENV = "prefgym.envs.preference_env:PreferenceEnv"
 _MUJOCO_ENV = "prefgym.envs.preference_env:MujocoPreferenceEnv"
+_ARCADE_ENV = "prefgym.envs.arcade:ArcadeEnv"
+_ATARI_ENV = "prefgym.envs.atari:AtariPreferenceEnv"
+ARCADE_HORIZON = 500
+"""Steps of an arcade episode."""
+ATARI_HORIZON = 27_000
+"""Agent steps of an Atari episode: 108,000 emulator frames at frame skip 4 (ALE v5's cap)."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +35,7 @@ class EnvInfo:
     extra: str | None
     """The pip extra the task needs (``prefgym[extra]``), or None."""
     family: str
-    """``classic``, ``box2d`` or ``mujoco``."""
+    """``classic``, ``box2d``, ``mujoco``, ``arcade`` (pixels, ours) or ``atari`` (pixels, ALE)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Constructor arguments."""
 
@@ -39,6 +45,16 @@ def _control(base_id: str, horizon: int, family: str, termination: str, **kw: An
     entry_point = _MUJOCO_ENV if family == "mujoco" else _PREFERENCE_ENV
     kwargs = {"base_id": base_id, "termination": termination, **kw}
     return EnvInfo(f"{NAMESPACE}/{base_id}", entry_point, horizon, extra, family, kwargs)
+
+
+def _arcade(name: str, game: str) -> EnvInfo:
+    kwargs = {"game": game}
+    return EnvInfo(f"{NAMESPACE}/{name}", _ARCADE_ENV, ARCADE_HORIZON, None, "arcade", kwargs)
+
+
+def _atari(name: str, rom: str) -> EnvInfo:
+    kwargs = {"game": rom, "termination": "penalty"}
+    return EnvInfo(f"{NAMESPACE}/{name}", _ATARI_ENV, ATARI_HORIZON, "atari", "atari", kwargs)
 
 
 ENVS: tuple[EnvInfo, ...] = (
@@ -55,6 +71,16 @@ ENVS: tuple[EnvInfo, ...] = (
     _control("Reacher-v5", 50, "mujoco", "keep"),
     _control("InvertedPendulum-v5", 1000, "mujoco", "penalty"),
     _control("InvertedDoublePendulum-v5", 1000, "mujoco", "penalty"),
+    _arcade("ArcadePong-v0", "pong"),
+    _arcade("ArcadeBreakout-v0", "breakout"),
+    _arcade("ArcadeEnduro-v0", "enduro"),
+    _atari("Pong-v5", "pong"),
+    _atari("Breakout-v5", "breakout"),
+    _atari("Enduro-v5", "enduro"),
+    _atari("BeamRider-v5", "beam_rider"),
+    _atari("Qbert-v5", "qbert"),
+    _atari("Seaquest-v5", "seaquest"),
+    _atari("SpaceInvaders-v5", "space_invaders"),
 )
 """Every environment the suite registers, in the order of the README's table."""
 

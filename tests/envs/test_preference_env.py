@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import prefgym
 from prefgym.envs.registration import ENVS, EnvInfo
 
-_EXTRA_MODULE = {"box2d": "Box2D", "mujoco": "mujoco"}
+_EXTRA_MODULE = {"box2d": "Box2D", "mujoco": "mujoco", "atari": "ale_py"}
 
 
 def _needs_extra(info: EnvInfo) -> None:
@@ -57,6 +57,8 @@ def test_is_deterministic_under_a_seed(info: EnvInfo) -> None:
 @pytest.mark.parametrize("info", ENV_PARAMS)
 def test_hides_the_reward_and_reports_it_in_info(info: EnvInfo) -> None:
     _needs_extra(info)
+    if info.family == "atari":
+        pytest.skip("60 random Atari steps rarely score; tests/envs/test_atari.py covers it")
     _, rewards, true_rewards = _run(gym.make(info.id), 60, seed=0)
     assert set(rewards) == {0.0}
     assert any(r != 0.0 for r in true_rewards)
