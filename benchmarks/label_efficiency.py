@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 import prefgym
+from prefgym.agents.reward_wrapper import TrueRewardVecEnv
 from prefgym.report import format_table
 
 HERE = Path(__file__).resolve().parent
@@ -101,21 +101,6 @@ COLUMNS = [
     "peer_steps",
     "peer_error",
 ]
-
-
-class TrueRewardVecEnv(VecEnvWrapper):
-    """Pays each step's ``info["true_reward"]``: plain RL on the task's hidden reward."""
-
-    def __init__(self, venv: VecEnv) -> None:
-        super().__init__(venv)
-
-    def reset(self) -> Any:
-        return self.venv.reset()
-
-    def step_wait(self) -> Any:
-        obs, _, dones, infos = self.venv.step_wait()
-        rewards = np.array([info["true_reward"] for info in infos], dtype=np.float32)
-        return obs, rewards, dones, infos
 
 
 def short_name(env_id: str) -> str:

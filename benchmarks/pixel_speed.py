@@ -31,9 +31,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 import prefgym
+from prefgym.agents.reward_wrapper import TrueRewardVecEnv
 from prefgym.envs.registration import ENVS
 from prefgym.report import format_table
 
@@ -74,21 +74,6 @@ def speed_rows(arcade_steps: int, atari_steps: int) -> list[dict[str, Any]]:
             rows.append({"env": info.id, "bare_steps_per_s": bare, "make_steps_per_s": wrapped})
             made.close()
     return rows
-
-
-class TrueRewardVecEnv(VecEnvWrapper):
-    """Pays the agent the hidden true reward (the PPO-true baseline)."""
-
-    def __init__(self, venv: VecEnv) -> None:
-        super().__init__(venv)
-
-    def reset(self) -> Any:
-        return self.venv.reset()
-
-    def step_wait(self) -> Any:
-        observations, _, dones, infos = self.venv.step_wait()
-        rewards = np.array([info["true_reward"] for info in infos], dtype=np.float32)
-        return observations, rewards, dones, infos
 
 
 def policy_return(env_id: str, act: Any, episodes: int, seed: int) -> float:

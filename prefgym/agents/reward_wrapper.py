@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from prefgym.segments import Segment, SegmentCutter
 
@@ -222,3 +222,20 @@ def _env_id(venv: VecEnv) -> str:
     except AttributeError:
         return ""
     return "" if spec is None else str(spec.id)
+
+
+class TrueRewardVecEnv(VecEnvWrapper):
+    """Pays each step's ``info["true_reward"]``: plain RL on the hidden reward, a baseline."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        """Wrap ``venv``, whose infos carry ``"true_reward"`` (any ``prefgym/`` env)."""
+        super().__init__(venv)
+
+    def reset(self) -> VecEnvObs:
+        """Reset every env."""
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step every env and pay its true reward."""
+        observations, _, dones, infos = self.venv.step_wait()
+        return observations, _true_rewards(infos).astype(np.float32), dones, infos
