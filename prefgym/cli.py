@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_type_hints
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class TrainConfig:
     """Agent steps between two refits of the reward model."""
     initial_fraction: float = 0.25
     """Share of the labels asked about the initial (untrained) policy."""
+    label_t0: float | None = None
+    """Decay constant T0 of the label rate, which is proportional to T0 / (T + T0) after T agent
+    steps (default: Christiano et al.'s 5e6 for the Atari envs, steps / 5 for the others)."""
     members: int = 3
     """Reward-model ensemble size."""
     labeler: str = "person"
@@ -84,6 +87,7 @@ class TrainConfig:
             steps=self.steps,
             segment_length=self.segment_length,
             initial_fraction=self.initial_fraction,
+            label_t0=self.label_t0 if self.label_t0 is not None else default_label_t0(self.env_id),
             round_steps=self.round_steps,
             selection=self.selection,
             keep_frames=self.oracle == HUMAN,  # a person watches clips, not numbers
@@ -98,6 +102,18 @@ def check_env_id(env_id: str) -> None:
     close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     raise ValueError(f"unknown environment {env_id!r}.{hint} See `prefgym list-envs`.")
+
+
+def default_label_t0(env_id: str) -> float | None:
+    """The label schedule's ``T0`` for ``env_id`` when none is given.
+
+    Christiano et al.'s :data:`~prefgym.schedule.ATARI_T0` for the Atari (ALE) envs; None
+    (the schedule's ``steps / 5``) for the others.
+    """
+    from prefgym.schedule import ATARI_T0
+
+    families = {e.id: e.family for e in ENVS}
+    return float(ATARI_T0) if families.get(env_id) == "atari" else None
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -346,6 +362,7 @@ def _parser() -> argparse.ArgumentParser:
 
     defaults = TrainConfig()
     docs = _field_docs()
+    hints = get_type_hints(TrainConfig)
     train_parser = commands.add_parser("train", help="train an agent from preferences")
     train_parser.add_argument("--resume", metavar="RUN", help="carry on the run in RUN")
     train_parser.add_argument(
@@ -354,14 +371,13 @@ def _parser() -> argparse.ArgumentParser:
     for field in fields(TrainConfig):
         flag = "--" + ("env" if field.name == "env_id" else field.name.replace("_", "-"))
         default = getattr(defaults, field.name)
-        kind = type(default) if not isinstance(default, bool) else str
-        train_parser.add_argument(
-            flag,
-            dest=field.name,
-            type=kind,
-            default=None,
-            help=f"{docs.get(field.name, '')} (default: {default})",
-        )
+        if default is None:  # ``X | None``: the option takes an X; the docstring tells the default
+            kind = next(a for a in get_args(hints[field.name]) if a is not type(None))
+            help_text = docs.get(field.name, "")
+        else:
+            kind = type(default) if not isinstance(default, bool) else str
+            help_text = f"{docs.get(field.name, '')} (default: {default})"
+        train_parser.add_argument(flag, dest=field.name, type=kind, default=None, help=help_text)
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     eval_parser = commands.add_parser("eval", help="true return of a run's trained policy")

@@ -9,7 +9,10 @@
    re-simulated in ``gymnasium.make(env_id, render_mode="rgb_array")`` and its
    frames rendered; if the re-simulated observations differ from the stored
    ones the replay is not trusted and (4) or (5) is used.
-4. Image observations ``(T, H, W)`` or ``(T, H, W, 1|3)`` uint8: shown as frames.
+4. Image observations, uint8: ``(T, H, W)`` or ``(T, H, W, 1)`` grayscale and
+   ``(T, H, W, 3)`` RGB are shown as they are; any other ``(T, H, W, k)`` is a
+   stack of ``k`` grayscale frames, oldest first (the arcade games and Atari),
+   of which the newest, ``observations[..., -1]``, is shown.
 5. Otherwise the observations themselves, plotted over time, one row per
    dimension, clearly marked "no frames stored". This is what a person sees
    for segments the loop stored without frames (as it does by default).
@@ -71,10 +74,10 @@ def clip_for(segment: Segment, *, replay: bool = True) -> Clip:
             return Clip("frames", segment.length, frames=frames, note="re-simulated from its seed")
         note = "replay diverged; "
     observations = np.asarray(segment.observations)
-    if observations.dtype == np.uint8 and (
-        observations.ndim == 3 or (observations.ndim == 4 and observations.shape[-1] in (1, 3))
-    ):
-        return Clip("frames", segment.length, frames=_rgb(observations), note=note + "observations")
+    images = _observation_frames(observations)
+    if images is not None:
+        frames, what = images
+        return Clip("frames", segment.length, frames=frames, note=note + what)
     flat = observations.reshape(segment.length, -1).astype(np.float64)
     base = segment.env_id.split("/")[-1].split("-")[0]
     names = _OBSERVATION_NAMES.get(base, ())
@@ -89,7 +92,20 @@ def clip_for(segment: Segment, *, replay: bool = True) -> Clip:
     )
 
 
+def _observation_frames(observations: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """Frames ``(T, H, W, 3)`` of uint8 image observations (rule 4 above) and what they are.
+
+    None when the observations are not images.
+    """
+    if observations.dtype != np.uint8 or observations.ndim not in (3, 4):
+        return None
+    if observations.ndim == 4 and observations.shape[-1] not in (1, 3):
+        return _rgb(observations[..., -1]), "observations: newest frame of each stack"
+    return _rgb(observations), "observations"
+
+
 def _rgb(images: np.ndarray) -> np.ndarray:
+    """Gray ``(T, H, W)``, ``(T, H, W, 1)``, RGB or RGBA images as RGB ``(T, H, W, 3)`` uint8."""
     images = np.asarray(images, dtype=np.uint8)
     if images.ndim == 3:
         images = images[..., None]

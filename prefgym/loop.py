@@ -11,6 +11,7 @@ a run interrupted anywhere resumes without losing or re-asking a judgment.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -75,6 +76,9 @@ class LoopConfig:
     """Steps per segment shown to the judge."""
     initial_fraction: float = 0.25
     """Share of the labels asked about the initial policy."""
+    label_t0: float | None = None
+    """Decay constant ``T0`` of the label rate ``∝ T0 / (T + T0)``, in agent steps; None means
+    ``steps / 5``. Christiano et al.'s Atari runs used ``prefgym.schedule.ATARI_T0`` (5e6)."""
     round_steps: int = 5_000
     """Agent steps between two refits of the reward model."""
     selection: Literal["uniform", "disagreement", "entropy"] = "disagreement"
@@ -100,14 +104,17 @@ class LoopConfig:
         for name in (*names, "frame_stride"):
             if getattr(self, name) < (0 if name == "labels" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.label_t0 is not None and not (math.isfinite(self.label_t0) and self.label_t0 > 0):
+            raise ValueError(f"label_t0 must be a finite number of steps > 0, got {self.label_t0}")
         if self.selection not in ("uniform", "disagreement", "entropy"):
             raise ValueError(
                 f"selection must be 'uniform', 'disagreement' or 'entropy', got {self.selection!r}"
             )
+        self.schedule()  # checks initial_fraction
 
     def schedule(self) -> LabelSchedule:
         """The label schedule these settings describe."""
-        return LabelSchedule(self.labels, self.steps, self.initial_fraction)
+        return LabelSchedule(self.labels, self.steps, self.initial_fraction, t0=self.label_t0)
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,8 @@ class LabelSchedule:
             raise ValueError(f"total_steps must be >= 1, got {self.total_steps}")
         if not 0.0 <= self.initial_fraction <= 1.0:
             raise ValueError(f"initial_fraction must be in [0, 1], got {self.initial_fraction}")
-        if self.t0 is not None and self.t0 <= 0:
-            raise ValueError(f"t0 must be > 0 steps, got {self.t0}")
+        if self.t0 is not None and not (math.isfinite(self.t0) and self.t0 > 0):
+            raise ValueError(f"t0 must be a finite number of steps > 0, got {self.t0}")
 
     @classmethod
     def atari(cls, budget: int = 5_500, total_steps: int = 10_000_000) -> LabelSchedule:

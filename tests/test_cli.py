@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import prefgym.cli
 from prefgym.cli import TrainConfig, evaluate, main, report, resume, train
 from prefgym.metrics import read_metrics
 from prefgym.run_dir import RunDir
+from prefgym.schedule import ATARI_T0
 from prefgym.segments import make_vector_env, random_policy, rollout_segments
 from prefgym.store import PreferenceStore
 
@@ -130,6 +132,46 @@ def test_bad_numbers_name_the_value(capsys: pytest.CaptureFixture[str]) -> None:
     assert "twelve" in _error(["train", "--steps", "twelve"], capsys)
 
 
+def test_a_bad_label_t0_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _error(["train", "--label-t0", "-5"], capsys)
+    assert "label_t0" in err and "-5" in err
+    assert "'soon'" in _error(["train", "--label-t0", "soon"], capsys)
+
+
+def test_label_t0_reaches_the_loops_schedule(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[TrainConfig] = []
+
+    def start(config: TrainConfig, out: object, **kwargs: object) -> RunDir:
+        started.append(config)
+        raise ValueError("not training in this test")
+
+    monkeypatch.setattr(prefgym.cli, "train", start)
+    _error(["train", "--label-t0", "2e6", "--steps", "10000000", "--labels", "600"], capsys)
+    (config,) = started
+    assert config.label_t0 == 2e6
+    schedule = config.loop_config().schedule()
+    assert (schedule.t0, schedule.total_steps, schedule.budget) == (2e6, 10_000_000, 600)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "label_t0", "t0"),
+    [
+        ("prefgym/Pong-v5", None, ATARI_T0),  # Christiano et al.'s Atari schedule
+        ("prefgym/Breakout-v5", 1e5, 1e5),  # a T0 given wins
+        ("prefgym/ArcadePong-v0", None, None),  # our own arcade games: steps / 5
+        ("prefgym/CartPole-v1", None, None),
+    ],
+)
+def test_atari_envs_get_christianos_t0_by_default(
+    env_id: str, label_t0: float | None, t0: float | None
+) -> None:
+    config = TrainConfig(env_id=env_id, label_t0=label_t0)
+    assert config.loop_config().label_t0 == t0
+    assert config.label_t0 == label_t0  # config.json keeps what was asked for
+
+
 def test_resume_refuses_new_settings(capsys: pytest.CaptureFixture[str], short_run: RunDir) -> None:
     err = _error(["train", "--resume", str(short_run.path), "--labels", "10"], capsys)
     assert "--labels" in err and "config.json" in err
@@ -161,6 +203,7 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         "--selection",
         "--round-steps",
         "--initial-fraction",
+        "--label-t0",
         "--members",
         "--labeler",
         "--resume",

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import prefgym  # noqa: F401  (registers the environments)
 from prefgym.clips import clip_for
 from prefgym.segments import Segment
 
-
-def make_segment(rng: np.random.Generator, length: int = 6, frames: bool = True) -> Segment:
-    return Segment(
-        observations=rng.normal(size=(length, 4)).astype(np.float32),
-        actions=rng.integers(0, 2, size=length),
-        true_rewards=rng.normal(size=length),
-        frames=rng.integers(0, 256, size=(length, 6, 8, 3), dtype=np.uint8) if frames else None,
-        env_id="prefgym/CartPole-v1",
-    )
+if TYPE_CHECKING:  # fixtures hand these over at run time
+    from conftest import SegmentFactory
 
 
-def test_clips_prefer_text_then_frames(rng: np.random.Generator) -> None:
+def test_clips_prefer_text_then_frames(
+    rng: np.random.Generator, make_segment: SegmentFactory
+) -> None:
     text = Segment(
         np.zeros((1, 2)), np.zeros(1), np.zeros(1), info={"prompt": "Hi", "response": "Hello"}
     )
@@ -74,7 +72,9 @@ def test_a_replay_that_diverges_is_not_trusted() -> None:
     assert clip.kind == "observations" and "replay diverged" in clip.note
 
 
-def test_without_frames_the_observations_are_plotted_with_names(rng: np.random.Generator) -> None:
+def test_without_frames_the_observations_are_plotted_with_names(
+    rng: np.random.Generator, make_segment: SegmentFactory
+) -> None:
     clip = clip_for(make_segment(rng, frames=False))
     assert clip.kind == "observations" and "no frames stored" in clip.note
     assert clip.names == ("cart position", "cart velocity", "pole angle", "pole angular velocity")
@@ -88,3 +88,47 @@ def test_image_observations_are_shown_as_frames(rng: np.random.Generator) -> Non
     pixels = rng.integers(0, 256, size=(4, 10, 12), dtype=np.uint8)
     clip = clip_for(Segment(pixels, np.zeros(4), np.zeros(4)))
     assert clip.kind == "frames" and clip.frames is not None and clip.frames.shape == (4, 10, 12, 3)
+
+
+@pytest.mark.parametrize("depth", [2, 4, 8])
+def test_a_frame_stack_shows_its_newest_frame_in_gray(rng: np.random.Generator, depth: int) -> None:
+    stacks = rng.integers(0, 256, size=(5, 84, 84, depth), dtype=np.uint8)
+    clip = clip_for(Segment(stacks, np.zeros(5), np.zeros(5), env_id="prefgym/Pong-v5"))
+    assert clip.kind == "frames" and clip.frames is not None
+    assert clip.frames.shape == (5, 84, 84, 3) and clip.frames.dtype == np.uint8
+    for channel in range(3):
+        np.testing.assert_array_equal(clip.frames[..., channel], stacks[..., -1])
+    assert "newest frame" in clip.note
+
+
+def test_one_channel_is_gray_and_three_are_rgb(rng: np.random.Generator) -> None:
+    gray = rng.integers(0, 256, size=(3, 84, 84, 1), dtype=np.uint8)
+    clip = clip_for(Segment(gray, np.zeros(3), np.zeros(3)))
+    assert clip.frames is not None and clip.frames.shape == (3, 84, 84, 3)
+    np.testing.assert_array_equal(clip.frames, np.repeat(gray, 3, axis=-1))
+    rgb = rng.integers(0, 256, size=(3, 84, 84, 3), dtype=np.uint8)
+    clip = clip_for(Segment(rgb, np.zeros(3), np.zeros(3)))
+    assert clip.frames is not None and np.array_equal(clip.frames, rgb)
+    assert clip.note == "observations"
+
+
+def test_float_image_shaped_observations_are_plotted(rng: np.random.Generator) -> None:
+    stacks = rng.random(size=(2, 8, 8, 4)).astype(np.float32)
+    clip = clip_for(Segment(stacks, np.zeros(2), np.zeros(2)))
+    assert clip.kind == "observations" and clip.frames is None
+
+
+def test_an_arcade_segment_without_frames_shows_what_the_agent_saw() -> None:
+    env = gym.make("prefgym/ArcadePong-v0")
+    observation, _ = env.reset(seed=0)
+    observations = []
+    for _ in range(4):
+        observations.append(observation)
+        observation, *_ = env.step(env.action_space.sample())
+    env.close()
+    stacks = np.stack(observations)
+    assert stacks.dtype == np.uint8 and stacks.shape[1:3] == (84, 84) and stacks.shape[3] > 1
+    segment = Segment(stacks, np.zeros(4), np.zeros(4), env_id="prefgym/ArcadePong-v0")
+    clip = clip_for(segment)
+    assert clip.kind == "frames" and clip.frames is not None
+    np.testing.assert_array_equal(clip.frames[..., 0], stacks[..., -1])

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -26,46 +27,32 @@ from prefgym.labeling import (
     command_for_key,
     command_for_text,
 )
-from prefgym.segments import Segment
 from prefgym.store import PreferenceStore
+
+if TYPE_CHECKING:  # fixtures hand these over at run time
+    from conftest import FakeClock, Filled, SegmentFactory
+
+Fill = Callable[[PreferenceStore, int], list[int]]
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
+@pytest.fixture
+def fill(filled: Filled, rng: np.random.Generator) -> Fill:
+    """``fill(store, n_pairs)``: pair queries on fresh segments with frames; their ids."""
 
-    def __call__(self) -> float:
-        return self.now
+    def fill(store: PreferenceStore, n_pairs: int) -> list[int]:
+        ids = filled(store, rng, 2 * n_pairs, frames=True)
+        return store.add_queries([(ids[2 * i], ids[2 * i + 1]) for i in range(n_pairs)])
 
-
-def make_segment(rng: np.random.Generator, length: int = 6, frames: bool = True) -> Segment:
-    return Segment(
-        observations=rng.normal(size=(length, 4)).astype(np.float32),
-        actions=rng.integers(0, 2, size=length),
-        true_rewards=rng.normal(size=length),
-        frames=rng.integers(0, 256, size=(length, 6, 8, 3), dtype=np.uint8) if frames else None,
-        env_id="prefgym/CartPole-v1",
-    )
-
-
-def fill(store: PreferenceStore, n_pairs: int, seed: int = 0, frames: bool = True) -> list[int]:
-    """``n_pairs`` pair queries on fresh segments; returns the query ids."""
-    rng = np.random.default_rng(seed)
-    ids = store.add_segments([make_segment(rng, frames=frames) for _ in range(2 * n_pairs)])
-    return store.add_queries([(ids[2 * i], ids[2 * i + 1]) for i in range(n_pairs)])
+    return fill
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "store.sqlite"
-
-
-@pytest.fixture
-def store(path: Path) -> Iterator[PreferenceStore]:
-    with PreferenceStore(path) as s:
-        yield s
+def other_store(store: PreferenceStore, clock: FakeClock) -> Iterator[PreferenceStore]:
+    """A second connection to ``store``'s file (another window), on the same clock."""
+    with PreferenceStore(store.path, clock=clock) as other:
+        yield other
 
 
 def session(store: PreferenceStore, labeler: str = "alice", **kwargs: object) -> LabelingSession:
@@ -89,7 +76,7 @@ JUDGING_KEYS = [  # (named key, typed character, preference)
 ]
 
 
-def test_every_judging_key_is_committed_at_once(store: PreferenceStore) -> None:
+def test_every_judging_key_is_committed_at_once(store: PreferenceStore, fill: Fill) -> None:
     queries = fill(store, len(JUDGING_KEYS))
     s = session(store)
     try:
@@ -107,7 +94,9 @@ def test_every_judging_key_is_committed_at_once(store: PreferenceStore) -> None:
         s.close()
 
 
-def test_shows_the_budget_the_pair_number_and_what_is_waiting(store: PreferenceStore) -> None:
+def test_shows_the_budget_the_pair_number_and_what_is_waiting(
+    store: PreferenceStore, fill: Fill
+) -> None:
     fill(store, 4)
     s = session(store, budget=10)
     assert s.state.pair is not None and s.state.pair.number == 1
@@ -118,7 +107,9 @@ def test_shows_the_budget_the_pair_number_and_what_is_waiting(store: PreferenceS
     s.close()
 
 
-def test_undo_deletes_the_judgment_and_shows_the_pair_again(store: PreferenceStore) -> None:
+def test_undo_deletes_the_judgment_and_shows_the_pair_again(
+    store: PreferenceStore, fill: Fill
+) -> None:
     first, second, _ = fill(store, 3)
     s = session(store)
     s.handle(Choose(Preference.LEFT))
@@ -135,7 +126,7 @@ def test_undo_deletes_the_judgment_and_shows_the_pair_again(store: PreferenceSto
     s.close()
 
 
-def test_the_next_pair_is_loaded_while_the_clips_pause(store: PreferenceStore) -> None:
+def test_the_next_pair_is_loaded_while_the_clips_pause(store: PreferenceStore, fill: Fill) -> None:
     first, second, _ = fill(store, 3)
     s = session(store)
     assert s.feed.ready is None  # nothing loaded behind the first clips while they play
@@ -149,7 +140,7 @@ def test_the_next_pair_is_loaded_while_the_clips_pause(store: PreferenceStore) -
     s.close()
 
 
-def test_waits_for_pairs_and_shows_them_as_they_arrive(store: PreferenceStore) -> None:
+def test_waits_for_pairs_and_shows_them_as_they_arrive(store: PreferenceStore, fill: Fill) -> None:
     s = session(store)
     assert s.state.mode is Mode.WAITING
     (query,) = fill(store, 1)
@@ -161,74 +152,70 @@ def test_waits_for_pairs_and_shows_them_as_they_arrive(store: PreferenceStore) -
 # ---------------------------------------------------------------- leases
 
 
-def test_two_windows_never_show_the_same_pair(path: Path) -> None:
-    with PreferenceStore(path) as a_store, PreferenceStore(path) as b_store:
-        fill(a_store, 6)
-        a = session(a_store, "alice")
-        b = session(b_store, "bob")
-        seen_a, seen_b = [], []
-        for _ in range(3):
-            seen_a.append(shown(a))
-            seen_b.append(shown(b))
-            assert seen_a[-1] != seen_b[-1]
-            a.handle(Choose(Preference.LEFT))
-            b.handle(Choose(Preference.RIGHT))
-        assert not set(seen_a) & set(seen_b)
-        assert a_store.n_judgments() == 6 and len(a_store.pending_queries()) == 0
-        a.close()
-        b.close()
+def test_two_windows_never_show_the_same_pair(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill
+) -> None:
+    fill(store, 6)
+    a = session(store, "alice")
+    b = session(other_store, "bob")
+    seen_a, seen_b = [], []
+    for _ in range(3):
+        seen_a.append(shown(a))
+        seen_b.append(shown(b))
+        assert seen_a[-1] != seen_b[-1]
+        a.handle(Choose(Preference.LEFT))
+        b.handle(Choose(Preference.RIGHT))
+    assert not set(seen_a) & set(seen_b)
+    assert store.n_judgments() == 6 and len(store.pending_queries()) == 0
+    a.close()
+    b.close()
 
 
-def test_quitting_gives_the_pairs_back_at_once(path: Path) -> None:
-    with PreferenceStore(path) as a_store, PreferenceStore(path) as b_store:
-        first, second, third = fill(a_store, 3)
-        a = session(a_store, "alice")
-        a.handle(Tick(1.0))  # the clips played once: the second pair is prefetched
-        b = session(b_store, "bob")
-        assert shown(a) == first and shown(b) == third
-        b.handle(Choose(Preference.LEFT))
-        assert b.state.mode is Mode.WAITING
-        a.handle(Quit())
-        b.handle(Tick(0.6))
-        assert shown(b) == first
-        b.close()
+def test_quitting_gives_the_pairs_back_at_once(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill
+) -> None:
+    first, second, third = fill(store, 3)
+    a = session(store, "alice")
+    a.handle(Tick(1.0))  # the clips played once: the second pair is prefetched
+    b = session(other_store, "bob")
+    assert shown(a) == first and shown(b) == third
+    b.handle(Choose(Preference.LEFT))
+    assert b.state.mode is Mode.WAITING
+    a.handle(Quit())
+    b.handle(Tick(0.6))
+    assert shown(b) == first
+    b.close()
 
 
-def test_a_crashed_windows_pair_comes_back_when_its_lease_ends(path: Path) -> None:
-    clock = FakeClock()
-    with (
-        PreferenceStore(path, clock=clock) as a_store,
-        PreferenceStore(path, clock=clock) as b_store,
-    ):
-        first, second = fill(a_store, 2)
-        a = session(a_store, "alice", lease_seconds=60)  # never closed: it "crashed"
-        a.handle(Tick(1.0))  # ... after prefetching the second pair
-        b = session(b_store, "bob", lease_seconds=60)
-        assert shown(a) == first and b.state.mode is Mode.WAITING
-        clock.now += 61
-        b.handle(Tick(0.6))
-        assert shown(b) == first
+def test_a_crashed_windows_pair_comes_back_when_its_lease_ends(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill, clock: FakeClock
+) -> None:
+    first, second = fill(store, 2)
+    a = session(store, "alice", lease_seconds=60)  # never closed: it "crashed"
+    a.handle(Tick(1.0))  # ... after prefetching the second pair
+    b = session(other_store, "bob", lease_seconds=60)
+    assert shown(a) == first and b.state.mode is Mode.WAITING
+    clock.now += 61
+    b.handle(Tick(0.6))
+    assert shown(b) == first
 
 
-def test_a_pair_judged_elsewhere_meanwhile_is_dropped(path: Path) -> None:
-    clock = FakeClock()
-    with (
-        PreferenceStore(path, clock=clock) as a_store,
-        PreferenceStore(path, clock=clock) as b_store,
-    ):
-        first, second = fill(a_store, 2)
-        a = session(a_store, "alice", lease_seconds=10)
-        clock.now += 11  # alice went for coffee; the lease ended
-        b = session(b_store, "alice", lease_seconds=10)  # her second window
-        assert shown(b) == first
-        b.handle(Choose(Preference.LEFT))
-        a.handle(Choose(Preference.RIGHT))
-        assert "already judged" in a.state.message
-        assert a.state.mode is Mode.WAITING  # the second pair is on her other window
-        assert [j.preference for j in a_store.judgments()] == [Preference.LEFT]
+def test_a_pair_judged_elsewhere_meanwhile_is_dropped(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill, clock: FakeClock
+) -> None:
+    first, second = fill(store, 2)
+    a = session(store, "alice", lease_seconds=10)
+    clock.now += 11  # alice went for coffee; the lease ended
+    b = session(other_store, "alice", lease_seconds=10)  # her second window
+    assert shown(b) == first
+    b.handle(Choose(Preference.LEFT))
+    a.handle(Choose(Preference.RIGHT))
+    assert "already judged" in a.state.message
+    assert a.state.mode is Mode.WAITING  # the second pair is on her other window
+    assert [j.preference for j in store.judgments()] == [Preference.LEFT]
 
 
-def test_rejudge_shows_pairs_that_others_judged(store: PreferenceStore) -> None:
+def test_rejudge_shows_pairs_that_others_judged(store: PreferenceStore, fill: Fill) -> None:
     queries = fill(store, 2)
     store.add_judgments([(q, "left") for q in queries], "oracle")
     assert session(store, "bob").state.mode is Mode.WAITING
@@ -240,8 +227,9 @@ def test_rejudge_shows_pairs_that_others_judged(store: PreferenceStore) -> None:
     s.close()
 
 
-def test_ranking_queries_are_left_for_others(store: PreferenceStore) -> None:
-    rng = np.random.default_rng(0)
+def test_ranking_queries_are_left_for_others(
+    store: PreferenceStore, rng: np.random.Generator, make_segment: SegmentFactory
+) -> None:
     ids = store.add_segments([make_segment(rng) for _ in range(5)])
     ranking, pair = store.add_queries([ids[:3], ids[3:]])
     s = session(store)
@@ -271,13 +259,13 @@ WINDOW_IN_A_PROCESS = textwrap.dedent(
 )
 
 
-def test_judgments_are_seen_by_other_processes_at_once(path: Path) -> None:
+def test_judgments_are_seen_by_other_processes_at_once(store_path: Path, fill: Fill) -> None:
     """Readers that come and go (a trainer, a report) see each judgment before the window closes."""
-    with PreferenceStore(path) as store:
+    with PreferenceStore(store_path) as store:
         fill(store, 4)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     child = subprocess.Popen(
-        [sys.executable, "-c", WINDOW_IN_A_PROCESS, str(path)],
+        [sys.executable, "-c", WINDOW_IN_A_PROCESS, str(store_path)],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -289,7 +277,7 @@ def test_judgments_are_seen_by_other_processes_at_once(path: Path) -> None:
             child.stdin.write("judge\n")
             child.stdin.flush()
             assert child.stdout.readline().strip() == str(n)
-            with PreferenceStore(path) as reader:  # a fresh connection each time
+            with PreferenceStore(store_path) as reader:  # a fresh connection each time
                 assert reader.n_judgments(judge="alice") == n
     finally:
         child.stdin.close()
@@ -315,15 +303,15 @@ KILLED_WINDOW = textwrap.dedent(
 )
 
 
-def test_a_killed_window_loses_nothing_and_reopening_resumes(path: Path) -> None:
-    with PreferenceStore(path) as store:
+def test_a_killed_window_loses_nothing_and_reopening_resumes(store_path: Path, fill: Fill) -> None:
+    with PreferenceStore(store_path) as store:
         queries = fill(store, 8)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
-        [sys.executable, "-c", KILLED_WINDOW, str(path), "2"], env=env, capture_output=True
+        [sys.executable, "-c", KILLED_WINDOW, str(store_path), "2"], env=env, capture_output=True
     )
     assert result.returncode == -signal.SIGKILL, result.stderr.decode()
-    with PreferenceStore(path) as store:
+    with PreferenceStore(store_path) as store:
         judged = store.judgments(judge="alice")
         assert [j.query_id for j in judged] == queries[:3]
         assert [j.preference.value for j in judged if j.preference] == ["left", "right", "equal"]

@@ -4,6 +4,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,6 +16,7 @@ from prefgym.learner import Learner, LearnerConfig
 from prefgym.loop import LoopConfig, PreferenceLoop, RewardFn, RoundResult
 from prefgym.oracles import PRESETS, SyntheticOracle
 from prefgym.reward_models import RewardEnsemble, RewardModelConfig
+from prefgym.schedule import LabelSchedule
 from prefgym.segments import Policy, Segment, make_vector_env, rollout_segments
 from prefgym.store import PreferenceStore
 
@@ -95,21 +97,23 @@ def _asked_pairs(store: PreferenceStore) -> list[frozenset[int]]:
     return [frozenset(q.segment_ids) for q in store.queries()]
 
 
+@pytest.mark.parametrize("label_t0", [None, 50.0])  # the default T0 = steps / 5, and front-loaded
 def test_spends_the_budget_on_schedule_and_never_asks_twice(
-    tmp_path: Path, rng: np.random.Generator
+    tmp_path: Path, rng: np.random.Generator, label_t0: float | None
 ) -> None:
+    config = replace(CONFIG, label_t0=label_t0)
     oracle = SyntheticOracle(PRESETS["oracle"], "oracle", rng)
     rounds: list[RoundResult] = []
     with PreferenceStore(tmp_path / "store.sqlite") as store:
-        agent = RandomAgent(CONFIG.segment_length)
-        _loop(store, agent, CONFIG, oracle=oracle, on_round=rounds.append).run()
-        assert store.n_queries() == CONFIG.labels
-        assert store.n_judgments(judge="oracle") == CONFIG.labels
+        agent = RandomAgent(config.segment_length)
+        _loop(store, agent, config, oracle=oracle, on_round=rounds.append).run()
+        assert store.n_queries() == config.labels
+        assert store.n_judgments(judge="oracle") == config.labels
         pairs = _asked_pairs(store)
         assert len(set(pairs)) == len(pairs)
-    schedule = CONFIG.schedule()
+    schedule = LabelSchedule(config.labels, config.steps, config.initial_fraction, t0=label_t0)
     assert [r.labels_asked for r in rounds] == [schedule.due(r.step) for r in rounds]
-    assert rounds[-1].step == CONFIG.steps
+    assert rounds[-1].step == config.steps
     assert len(agent.rewards_set) == len(rounds) + 1  # a refit before every round and at the end
     assert all(r.fit is not None for r in rounds)
 
@@ -202,6 +206,19 @@ def test_rejects_bad_settings() -> None:
         LoopConfig(selection="random")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="segment_length must be positive"):
         LoopConfig(segment_length=0)
+    for t0 in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match=f"label_t0 must be a finite number .*, got {t0}"):
+            LoopConfig(label_t0=t0)
+    with pytest.raises(ValueError, match="initial_fraction must be in"):
+        LoopConfig(initial_fraction=1.5)
+
+
+def test_label_t0_shapes_the_schedule() -> None:
+    assert CONFIG.schedule().t0 is None  # the schedule's own steps / 5
+    config = replace(CONFIG, label_t0=50.0)
+    assert config.schedule().t0 == 50.0
+    first_round = CONFIG.round_steps
+    assert config.schedule().due(first_round) > CONFIG.schedule().due(first_round)
 
 
 def test_a_person_gets_clips_with_frames(tmp_path: Path) -> None:

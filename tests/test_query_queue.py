@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -12,37 +9,13 @@ import pytest
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore, StoreError
 
-ROOT = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:  # fixtures hand these over at run time
+    from conftest import FakeClock, Filled, Spawn
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "prefs.sqlite"
-
-
-@pytest.fixture
-def store(store_path: Path) -> Iterator[PreferenceStore]:
-    with PreferenceStore(store_path, clock=FakeClock()) as s:
-        yield s
-
-
-def filled(store: PreferenceStore, rng: np.random.Generator, n: int = 6) -> list[int]:
-    segments = [
-        Segment(rng.normal(size=(5, 4)), rng.integers(0, 3, size=5), rng.normal(size=5))
-        for _ in range(n)
-    ]
-    return store.add_segments(segments)
-
-
-def test_pending_per_judge(store: PreferenceStore, rng: np.random.Generator) -> None:
+def test_pending_per_judge(
+    store: PreferenceStore, rng: np.random.Generator, filled: Filled
+) -> None:
     seg = filled(store, rng)
     q1, q2 = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3]]], round=4)
     store.add_judgment(q1, "left", "oracle")
@@ -56,8 +29,9 @@ def test_pending_per_judge(store: PreferenceStore, rng: np.random.Generator) -> 
 # ------------------------------------------------------------------- leases
 
 
-def test_leases(store_path: Path, rng: np.random.Generator) -> None:
-    clock = FakeClock()
+def test_leases(
+    store_path: Path, rng: np.random.Generator, clock: FakeClock, filled: Filled
+) -> None:
     with (
         PreferenceStore(store_path, clock=clock) as one,
         PreferenceStore(store_path, clock=clock) as two,
@@ -108,20 +82,8 @@ with PreferenceStore(sys.argv[1], timeout=60) as store:
 """
 
 
-def spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
-
-
 def test_processes_claiming_at_once_never_share_a_query(
-    store_path: Path, rng: np.random.Generator
+    store_path: Path, rng: np.random.Generator, filled: Filled, spawn: Spawn
 ) -> None:
     with PreferenceStore(store_path) as store:
         seg = filled(store, rng)
@@ -142,12 +104,7 @@ def test_processes_claiming_at_once_never_share_a_query(
     assert sorted(claimed[0] + claimed[1]) == queries
 
 
-def test_queries_lists_every_query_in_order(tmp_path) -> None:
-    import numpy as np
-
-    from prefgym.segments import Segment
-    from prefgym.store import PreferenceStore
-
+def test_queries_lists_every_query_in_order(tmp_path: Path) -> None:
     with PreferenceStore(tmp_path / "s.sqlite") as store:
         seg = Segment(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(2))
         ids = store.add_segments([seg, seg, seg])

@@ -50,3 +50,6 @@ def test_rejects_bad_settings() -> None:
         LabelSchedule(budget=10, total_steps=10, initial_fraction=1.5)
     with pytest.raises(ValueError, match="budget must be >= 0"):
         LabelSchedule(budget=-1, total_steps=10)
+    for t0 in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"t0 must be a finite number of steps > 0, got {t0}"):
+            LabelSchedule(budget=10, total_steps=10, t0=t0)

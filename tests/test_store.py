@@ -3,11 +3,10 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,41 +17,11 @@ from prefgym.judgments import Preference
 from prefgym.segments import Segment
 from prefgym.store import Judgeable, PreferenceStore, StoreError
 
-ROOT = Path(__file__).resolve().parents[1]
+if TYPE_CHECKING:  # fixtures hand these over at run time
+    from conftest import Filled, SegmentFactory, Spawn
 
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_segment(rng: np.random.Generator, length: int = 5, frames: bool = True) -> Segment:
-    return Segment(
-        observations=rng.normal(size=(length, 4)).astype(np.float32),
-        actions=rng.integers(0, 3, size=length),
-        true_rewards=rng.normal(size=length),
-        frames=rng.integers(0, 256, size=(length, 6, 8, 3), dtype=np.uint8) if frames else None,
-        env_id="prefgym/CartPole-v1",
-        info={"seed": 3, "text": "héllo", "nested": {"a": [1, 2.5, None]}},
-    )
-
-
-@pytest.fixture
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "prefs.sqlite"
-
-
-@pytest.fixture
-def store(store_path: Path) -> Iterator[PreferenceStore]:
-    with PreferenceStore(store_path, clock=FakeClock()) as s:
-        yield s
-
-
-def filled(store: PreferenceStore, rng: np.random.Generator, n: int = 6) -> list[int]:
-    return store.add_segments([make_segment(rng, frames=False) for _ in range(n)])
+INFO = {"seed": 3, "text": "héllo", "nested": {"a": [1, 2.5, None]}}
+"""Extras of the segments that round-trip: the store keeps them as JSON."""
 
 
 # ---------------------------------------------------------------- segments
@@ -72,8 +41,10 @@ def assert_same_segment(got: Segment, want: Segment, frames: bool = True) -> Non
     assert dict(got.info) == dict(want.info)
 
 
-def test_segments_round_trip_across_reopen(store_path: Path, rng: np.random.Generator) -> None:
-    segments = [make_segment(rng, length=3 + i) for i in range(4)]
+def test_segments_round_trip_across_reopen(
+    store_path: Path, rng: np.random.Generator, make_segment: SegmentFactory
+) -> None:
+    segments = [make_segment(rng, length=3 + i, info=INFO) for i in range(4)]
     text = Segment(
         observations=np.array([[5, 9, 2]], dtype=np.int32),
         actions=np.array([[7, 1]], dtype=np.int64),
@@ -96,7 +67,9 @@ def test_segments_round_trip_across_reopen(store_path: Path, rng: np.random.Gene
         assert store.get_segments(more)[0].frames is None
 
 
-def test_segment_errors(store: PreferenceStore, rng: np.random.Generator) -> None:
+def test_segment_errors(
+    store: PreferenceStore, rng: np.random.Generator, make_segment: SegmentFactory, filled: Filled
+) -> None:
     ids = filled(store, rng, 2)
     with pytest.raises(StoreError, match="999"):
         store.get_segments([ids[0], 999])
@@ -123,7 +96,7 @@ answers = st.one_of(
     batch=st.booleans(),
 )
 def test_every_judgment_survives_reopen(
-    items: list[tuple[Preference | list[int], str]], batch: bool
+    items: list[tuple[Preference | list[int], str]], batch: bool, filled: Filled
 ) -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,7 +135,9 @@ def test_every_judgment_survives_reopen(
             assert store.pending_queries() == []
 
 
-def test_batch_is_one_transaction(store: PreferenceStore, rng: np.random.Generator) -> None:
+def test_batch_is_one_transaction(
+    store: PreferenceStore, rng: np.random.Generator, filled: Filled
+) -> None:
     seg = filled(store, rng)
     q = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3]], seg[:3]])
     first = store.add_judgment(q[0], Preference.LEFT, "oracle")
@@ -177,7 +152,7 @@ def test_batch_is_one_transaction(store: PreferenceStore, rng: np.random.Generat
 
 
 def test_bad_input_names_the_value_and_keeps_judgments(
-    store: PreferenceStore, rng: np.random.Generator
+    store: PreferenceStore, rng: np.random.Generator, filled: Filled
 ) -> None:
     seg = filled(store, rng)
     pair, three = store.add_queries([[seg[0], seg[1]], seg[:3]])
@@ -209,7 +184,7 @@ def test_bad_input_names_the_value_and_keeps_judgments(
     assert [j.judge for j in store.judgments()] == ["alice", "bob"] and second > kept
 
 
-def test_undo(store: PreferenceStore, rng: np.random.Generator) -> None:
+def test_undo(store: PreferenceStore, rng: np.random.Generator, filled: Filled) -> None:
     seg = filled(store, rng)
     q1, q2 = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3]]])
     a = store.add_judgment(q1, "left", "alice")
@@ -226,18 +201,6 @@ def test_undo(store: PreferenceStore, rng: np.random.Generator) -> None:
 
 
 # ------------------------------------------------------ processes and crashes
-
-
-def spawn(code: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
 
 
 WRITER = """
@@ -258,7 +221,7 @@ with PreferenceStore(sys.argv[1], timeout=60) as store:
 
 
 def test_reader_sees_a_consistent_store_while_another_process_writes(
-    store_path: Path, rng: np.random.Generator
+    store_path: Path, rng: np.random.Generator, filled: Filled, spawn: Spawn
 ) -> None:
     with PreferenceStore(store_path) as store:
         seg = filled(store, rng)
@@ -282,7 +245,7 @@ def test_reader_sees_a_consistent_store_while_another_process_writes(
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_mid_labeling_loses_no_committed_judgment(
-    store_path: Path, rng: np.random.Generator
+    store_path: Path, rng: np.random.Generator, filled: Filled, spawn: Spawn
 ) -> None:
     with PreferenceStore(store_path) as store:
         seg = filled(store, rng)
