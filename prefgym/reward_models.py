@@ -212,8 +212,9 @@ class RewardEnsemble(nn.Module):
         config: RewardModelConfig | None = None,
         *,
         generator: torch.Generator | None = None,
+        members: Sequence[RewardNet] | None = None,
     ) -> None:
-        """Build ``config.n_members`` freshly initialised members.
+        """Build ``config.n_members`` freshly initialised members, or adopt ``members``.
 
         Args:
             observation_space: Space of one observation (a vector env's
@@ -221,14 +222,26 @@ class RewardEnsemble(nn.Module):
             action_space: Space of one action.
             config: The ensemble's shape; None means the defaults.
             generator: Source of the initial weights; None uses torch's default generator.
+            members: Networks built elsewhere (e.g. transformer reward models for
+                text, :mod:`prefgym.agents.text_reward`), one per ``config.n_members``;
+                None builds them with :func:`build_reward_net`.
         """
         super().__init__()
         self.config = config if config is not None else RewardModelConfig()
         self.observation_space = observation_space
         self.action_space = action_space
+        if members is not None and len(members) != self.config.n_members:
+            raise ValueError(
+                f"config.n_members is {self.config.n_members} but {len(members)} members were "
+                "given; pass one network per member"
+            )
         self.members = nn.ModuleList(
-            build_reward_net(observation_space, action_space, self.config, generator=generator)
-            for _ in range(self.config.n_members)
+            members
+            if members is not None
+            else [
+                build_reward_net(observation_space, action_space, self.config, generator=generator)
+                for _ in range(self.config.n_members)
+            ]
         )
         self.register_buffer("offset", torch.zeros(self.config.n_members))
         self.register_buffer("scale", torch.ones(self.config.n_members))

@@ -16,6 +16,10 @@ _PREFERENCE_ENV = "prefgym.envs.preference_env:PreferenceEnv"
 _MUJOCO_ENV = "prefgym.envs.preference_env:MujocoPreferenceEnv"
 _ARCADE_ENV = "prefgym.envs.arcade:ArcadeEnv"
 _ATARI_ENV = "prefgym.envs.atari:AtariPreferenceEnv"
+_TEXT_ENV = "prefgym.envs.text_env:TextEnv"
+_TOKEN_TEXT_ENV = "prefgym.envs.text_env:TokenTextEnv"
+TEXT_RESPONSE_LENGTH = 16
+"""Tokens of a text-game response."""
 ARCADE_HORIZON = 500
 """Steps of an arcade episode."""
 ATARI_HORIZON = 27_000
@@ -35,7 +39,8 @@ class EnvInfo:
     extra: str | None
     """The pip extra the task needs (``prefgym[extra]``), or None."""
     family: str
-    """``classic``, ``box2d``, ``mujoco``, ``arcade`` (pixels, ours) or ``atari`` (pixels, ALE)."""
+    """``classic``, ``box2d``, ``mujoco``, ``arcade`` (pixels, ours), ``atari`` (pixels, ALE)
+    or ``text`` (the text game; trained with ``prefgym text train``)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Constructor arguments."""
 
@@ -55,6 +60,12 @@ def _arcade(name: str, game: str) -> EnvInfo:
 def _atari(name: str, rom: str) -> EnvInfo:
     kwargs = {"game": rom, "termination": "penalty"}
     return EnvInfo(f"{NAMESPACE}/{name}", _ATARI_ENV, ATARI_HORIZON, "atari", "atari", kwargs)
+
+
+def _text(name: str, task: str, *, tokens: bool = False) -> EnvInfo:
+    kwargs = {"task": task, "response_length": TEXT_RESPONSE_LENGTH}
+    entry_point, horizon = (_TOKEN_TEXT_ENV, TEXT_RESPONSE_LENGTH) if tokens else (_TEXT_ENV, 1)
+    return EnvInfo(f"{NAMESPACE}/{name}", entry_point, horizon, None, "text", kwargs)
 
 
 ENVS: tuple[EnvInfo, ...] = (
@@ -82,12 +93,25 @@ ENVS: tuple[EnvInfo, ...] = (
     _atari("Seaquest-v5", "seaquest"),
     _atari("SpaceInvaders-v5", "space_invaders"),
 )
-"""Every environment the suite registers, in the order of the README's table."""
+"""Every control and pixel environment, in the order of the README's table."""
+
+TEXT_ENVS: tuple[EnvInfo, ...] = (
+    _text("TextSentiment-v0", "sentiment"),
+    _text("TextArithmetic-v0", "arithmetic"),
+    _text("TextHarmless-v0", "harmless"),
+    _text("TextSentimentTokens-v0", "sentiment", tokens=True),
+    _text("TextArithmeticTokens-v0", "arithmetic", tokens=True),
+    _text("TextHarmlessTokens-v0", "harmless", tokens=True),
+)
+"""The text game: single-step ids, then the same tasks one token per step."""
+
+ALL_ENVS: tuple[EnvInfo, ...] = ENVS + TEXT_ENVS
+"""Every environment the suite registers."""
 
 
 def register_envs() -> None:
     """Register every prefgym environment; calling it again changes nothing."""
-    for env in ENVS:
+    for env in ALL_ENVS:
         if env.id in gym.registry:
             continue
         gym.register(
