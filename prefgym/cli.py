@@ -21,7 +21,8 @@ from typing import Any, Literal, get_args, get_type_hints
 import numpy as np
 
 import prefgym
-from prefgym.envs.registration import ENVS
+from prefgym.cli_text import add_text_parser, is_text_run, run_text, text_report
+from prefgym.envs.registration import ALL_ENVS, ENVS
 from prefgym.oracles import describe_presets, parse_oracle
 from prefgym.run_dir import RunDir
 
@@ -99,6 +100,10 @@ def check_env_id(env_id: str) -> None:
     ids = [e.id for e in ENVS]
     if env_id in ids:
         return
+    if env_id in {e.id for e in ALL_ENVS}:
+        raise ValueError(
+            f"{env_id!r} is a text game; train it with `prefgym text train --env {env_id}`"
+        )
     close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     raise ValueError(f"unknown environment {env_id!r}.{hint} See `prefgym list-envs`.")
@@ -416,6 +421,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list-envs", help="the registered environments")
     commands.add_parser("list-oracles", help="the simulated teachers' presets")
+    add_text_parser(commands)
     return parser
 
 
@@ -447,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(
             "\ninterrupted: every judgment so far is stored; carry on with "
-            "`prefgym train --resume RUN`",
+            "`prefgym train --resume RUN` (`prefgym text train --resume RUN` for text)",
             file=sys.stderr,
         )
         return 130
@@ -488,7 +494,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     elif args.command == "report":
-        print(report(args.run))
+        print(text_report(args.run) if is_text_run(args.run) else report(args.run))
+    elif args.command == "text":
+        return run_text(args)
     elif args.command == "label":
         from prefgym.window import describe_summary
 
@@ -502,8 +510,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         print(describe_summary(summary))
     elif args.command == "list-envs":
-        rows = [[e.id, e.horizon, e.kwargs.get("termination", ""), e.extra or ""] for e in ENVS]
-        print(format_table(["id", "horizon", "termination", "extra"], rows))
+        rows = [
+            [e.id, e.family, e.horizon, e.kwargs.get("termination", ""), e.extra or ""]
+            for e in ALL_ENVS
+        ]
+        print(format_table(["id", "family", "horizon", "termination", "extra"], rows))
+        print("\ntext envs train with `prefgym text train --env ID`")
     elif args.command == "list-oracles":
         print(format_table(["oracle", "what it does"], describe_presets()))
         print(

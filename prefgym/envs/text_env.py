@@ -95,6 +95,8 @@ class TextEnv(gym.Env[Observation, np.ndarray]):
             }
         )
         self.action_space = spaces.MultiDiscrete(np.full(response_length, vocab))
+        self.prompt_space = spaces.MultiDiscrete(np.full(prompt_length, vocab))
+        """The prompt ids' space alone: what a text reward model reads as observations."""
         self._prompt: str | None = None
         self._last: dict[str, Any] | None = None
 
