@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from prefgym.agents.dpo import load_trainer_checkpoint, save_trainer_checkpoint
+from prefgym.agents.checkpoints import load_trainer_checkpoint, save_trainer_checkpoint
 from prefgym.agents.sampling import response_logprobs, response_mask, sample_responses
 
 __all__ = ["GRPOConfig", "GRPOTrainer", "group_advantages"]

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from prefgym.agents.dpo import load_trainer_checkpoint, save_trainer_checkpoint
+from prefgym.agents.checkpoints import load_trainer_checkpoint, save_trainer_checkpoint
 from prefgym.agents.rlhf_losses import (
     AdaptiveKLController,
     FixedKLController,

@@ -4,7 +4,7 @@ The environments take any :class:`TextCodec`. The suite's own is a byte-level
 BPE (:class:`GrammarCodec`) trained on the game's corpus with the
 ``tokenizers`` package: words get a leading space marker (``Ġsoup``), so the
 same word is always the same tokens, and with the default 512 entries every
-word of :data:`~prefgym.envs.text_tasks.GRAMMAR` is a single token. Its
+word of :data:`~prefgym.envs.text_language.GRAMMAR` is a single token. Its
 alphabet is the characters of the training documents; text with any other
 character cannot be encoded (:meth:`GrammarCodec.encode` says which).
 
@@ -190,7 +190,7 @@ class GrammarCodec:
 
 def codec_key(vocab_size: int) -> str:
     """The cache key of :func:`grammar_codec`: a hash of everything its tokenizer depends on."""
-    from prefgym.envs.text_tasks import GRAMMAR
+    from prefgym.envs.text_language import GRAMMAR
 
     content = {
         "format": FORMAT_VERSION,

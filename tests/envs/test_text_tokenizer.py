@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from prefgym.envs import text_tokenizer
 from prefgym.envs.text_grammar import words
-from prefgym.envs.text_tasks import GRAMMAR, corpus
+from prefgym.envs.text_language import GRAMMAR
+from prefgym.envs.text_tasks import corpus
 from prefgym.envs.text_tokenizer import (
     EOS_TOKEN,
     PAD_TOKEN,

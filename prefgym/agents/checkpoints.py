@@ -1,0 +1,138 @@
+"""Checkpoints of language-model trainers (DPO, GRPO, token-level PPO).
+
+A trainer checkpoint is a directory that holds everything needed to resume
+training, in safetensors and JSON only, no pickles:
+
+* ``policy.safetensors``: the policy's weights;
+* ``reference.safetensors``: the frozen reference's weights, when the trainer
+  made its own copy of the policy;
+* ``trainer_state.safetensors``: the optimizer's tensors (moments, step
+  counts) and the ``torch.Generator`` state;
+* ``trainer.json``: format and version, the trainer kind, its config, the
+  step count, the optimizer's parameter groups and non-tensor state.
+
+:func:`load_trainer_checkpoint` refuses a checkpoint of another kind or one
+saved under a different config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import Tensor, nn
+
+__all__ = ["load_trainer_checkpoint", "save_trainer_checkpoint"]
+
+
+_FORMAT = "prefgym-lm-trainer"
+_FORMAT_VERSION = 1
+_META = "trainer.json"
+
+
+def save_trainer_checkpoint(
+    directory: str | Path,
+    *,
+    kind: str,
+    config: dict[str, object],
+    policy: nn.Module,
+    ref_policy: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    steps: int,
+) -> Path:
+    """Write a trainer's state to ``directory``.
+
+    Files: ``policy.safetensors``, ``reference.safetensors`` (when ``ref_policy`` is
+    given), ``trainer_state.safetensors`` (optimizer tensors, generator state) and
+    ``trainer.json`` (format, config, step count, optimizer hyperparameters).
+
+    Returns:
+        The directory.
+    """
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    save_model(policy, str(path / "policy.safetensors"))
+    if ref_policy is not None:
+        save_model(ref_policy, str(path / "reference.safetensors"))
+    state = optimizer.state_dict()
+    tensors = {"generator": generator.get_state()}
+    scalars = {}
+    for index, entry in state["state"].items():
+        for name, value in entry.items():
+            if isinstance(value, Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{name}"] = value
+    save_file(tensors, str(path / "trainer_state.safetensors"))
+    meta = {
+        "format": _FORMAT,
+        "version": _FORMAT_VERSION,
+        "kind": kind,
+        "config": config,
+        "steps": steps,
+        "has_reference": ref_policy is not None,
+        "param_groups": state["param_groups"],
+        "optimizer_scalars": scalars,
+    }
+    (path / _META).write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def load_trainer_checkpoint(
+    directory: str | Path,
+    *,
+    kind: str,
+    config: dict[str, object],
+    policy: nn.Module,
+    ref_policy: nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> int:
+    """Restore what :func:`save_trainer_checkpoint` wrote into live objects.
+
+    Returns:
+        The number of steps the saved trainer had taken.
+    """
+    path = Path(directory)
+    if not (path / _META).is_file():
+        raise FileNotFoundError(f"{path} holds no trainer checkpoint: expected {_META}")
+    meta = json.loads((path / _META).read_text())
+    if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{path / _META} is format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"this prefgym reads {_FORMAT!r} version {_FORMAT_VERSION}"
+        )
+    if meta["kind"] != kind:
+        raise ValueError(f"{path} holds a {meta['kind']} checkpoint; load it into a {kind} trainer")
+    expected = json.loads(json.dumps(config))
+    changed = sorted(
+        k
+        for k in expected.keys() | meta["config"].keys()
+        if expected.get(k) != meta["config"].get(k)
+    )
+    if changed:
+        saved = ", ".join(f"{k}={meta['config'].get(k)!r}" for k in changed)
+        raise ValueError(f"{path} was saved with {saved}; build the trainer with that config")
+    if meta["has_reference"] != (ref_policy is not None):
+        raise ValueError(
+            f"{path} {'holds' if meta['has_reference'] else 'lacks'} a reference copy; resume "
+            "with ref_policy=None exactly when the saved trainer made its own reference"
+        )
+    device = str(next(policy.parameters()).device)
+    load_model(policy, str(path / "policy.safetensors"), device=device)
+    if ref_policy is not None:
+        load_model(ref_policy, str(path / "reference.safetensors"), device=device)
+    tensors = load_file(str(path / "trainer_state.safetensors"))
+    generator.set_state(tensors.pop("generator"))
+    state: dict[int, dict[str, object]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for key, scalar in meta["optimizer_scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = scalar
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return int(meta["steps"])
