@@ -307,13 +307,17 @@ def label(
 ) -> Any:
     """Open the labeling window on a run's store (``RUN/store.sqlite``) until the person quits.
 
+    A text run (``prefgym text train``) works too: its oracle judges every query
+    as it is asked, so the window shows the pairs that others judged (``rejudge``)
+    and the run's label budget is not shown.
+
     Args:
         run_path: A run directory, or a store file.
-        labeler: The person's id (default: the run's ``labeler`` setting).
+        labeler: The person's id (default: the run's ``labeler`` setting, else ``person``).
         lease: Seconds a pair on screen stays reserved for this window.
         fps: Playback rate at speed 1 (default: the environment's ``render_fps``).
         speed: Initial playback speed.
-        rejudge: Also show pairs that others judged (for agreement).
+        rejudge: Also show pairs that others judged (for agreement); always on for a text run.
 
     Returns:
         The window's ``prefgym.window.WindowSummary``.
@@ -325,14 +329,18 @@ def label(
     budget = None
     if path.is_dir():
         run = RunDir.open(path)
-        settings = run.read_config().get("train", {})
+        config = run.read_config()
+        text = "text" in config and "train" not in config
+        settings = config.get("train", {})
         budget = settings.get("labels")
         labeler = labeler or settings.get("labeler")
+        rejudge = rejudge or text
         path = run.store
         if not path.exists():
+            start = "text train" if text else f"train --oracle {HUMAN}"
             raise FileNotFoundError(
                 f"{path} does not exist yet: the run has asked nothing; start it with "
-                f"`prefgym train --oracle {HUMAN} --out {run.path}`"
+                f"`prefgym {start} --out {run.path}`"
             )
     elif not path.is_file():
         raise FileNotFoundError(

@@ -62,6 +62,9 @@ class LoadedPair:
 class PairFeed:
     """Leases pending pair queries and loads their clips, one pair ahead when asked to.
 
+    Ranking queries (K > 2 segments) are skipped: held until :meth:`close`, so
+    that they are not handed out again, and left for other judges.
+
     Every store call happens on the caller's thread, through the caller's store:
     a second connection to the same file in one process is not safe with
     SQLite's POSIX locks (see ``LabelingSession``). Loading the next pair takes
@@ -140,10 +143,15 @@ class PairFeed:
             except StoreError:  # the store is closed or gone: the lease expires by itself
                 pass
 
-    def counts(self) -> tuple[int, int]:
-        """``(judged, pending)``: queries judged (by ``judge``, if set) and pending ones."""
-        pending = len(self.store.pending_queries(judge=self.judge))
-        return self.store.n_queries() - pending, pending
+    def counts(self) -> tuple[int, int, int]:
+        """``(judged, pairs, rankings)``: queries judged (by ``judge``, if set), and pending ones.
+
+        ``pairs`` counts pending pair queries, ``rankings`` pending ranking
+        queries (K > 2 segments), which the window does not show.
+        """
+        pending = self.store.pending_queries(judge=self.judge)
+        rankings = sum(len(q.segment_ids) > 2 for q in pending)
+        return self.store.n_queries() - len(pending), len(pending) - rankings, rankings
 
     def _release(self, pair: LoadedPair | None) -> None:
         if pair is not None and pair.query.id in self._held:
@@ -298,12 +306,12 @@ class LabelingSession:
 
     def _fetch(self) -> Shown:
         pair = self.feed.next()
-        judged, pending = self.feed.counts()
+        judged, pending, rankings = self.feed.counts()
         if self.rejudge:
             judged = self.store.n_judgments(judge=self.labeler)
         budget_left = None if self.budget is None else max(self.budget - judged, 0)
         if pair is None:
-            return Shown(None, budget_left, pending)
+            return Shown(None, budget_left, pending, rankings)
         view = PairView(
             query_id=pair.query.id,
             number=judged + 1,
@@ -311,4 +319,4 @@ class LabelingSession:
             kind=pair.kind,
             fps=pair.fps,
         )
-        return Shown(view, budget_left, max(pending - 1, 0))
+        return Shown(view, budget_left, max(pending - 1, 0), rankings)

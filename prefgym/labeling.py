@@ -127,6 +127,8 @@ class Shown:
     """Labels of the run's budget not given yet, or None if the budget is unknown."""
     pending: int
     """Pairs waiting besides the one shown."""
+    rankings: int = 0
+    """Ranking queries (K > 2 segments) waiting: the window judges pairs only."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,8 @@ class LabelState:
     """Labels of the budget not given yet (None: unknown)."""
     pending: int = 0
     """Pairs waiting besides the one on screen."""
+    rankings: int = 0
+    """Ranking queries (K > 2 segments) waiting, which the window does not show."""
     position: float = 0.0
     """Playback position in steps, ``0 <= position < pair.length``."""
     hold: float = 0.0
@@ -336,7 +340,13 @@ def _waiting(state: LabelState, message: str) -> LabelState:
 
 
 def _show(state: LabelState, shown: Shown) -> LabelState:
-    state = replace(state, budget_left=shown.budget_left, pending=shown.pending, waited=0.0)
+    state = replace(
+        state,
+        budget_left=shown.budget_left,
+        pending=shown.pending,
+        rankings=shown.rankings,
+        waited=0.0,
+    )
     if shown.pair is None:
         if state.mode is Mode.WAITING:
             return state  # keep the message ("saved: ...") on screen
@@ -448,6 +458,13 @@ LEGEND: tuple[tuple[str, str], ...] = (
     ("q Esc", "quit"),
 )
 """The key legend the window always shows: (keys, what they do)."""
+
+TEXT_LEGEND: tuple[tuple[str, str], ...] = (
+    *(entry for entry in LEGEND if entry[1] not in ("pause", "speed", "quit")),
+    ("PgUp PgDn", "scroll"),
+    LEGEND[-1],
+)
+"""The legend for text pairs: nothing plays, so no pause or speed; long responses scroll."""
 
 CLICKMAPS: dict[Mode, dict[str, Command]] = {
     Mode.LABELING: {"left": Choose(Preference.LEFT), "right": Choose(Preference.RIGHT)},

@@ -65,6 +65,33 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def truncate_metrics(path: str | os.PathLike[str], column: str, last: float) -> int:
+    """Drop the rows whose ``column`` exceeds ``last`` (work redone after a resume).
+
+    The file is rewritten atomically. Returns the number of rows dropped.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        rows = list(reader)
+    if header is None or column not in header:
+        return 0
+    index = header.index(column)
+    kept = [row for row in rows if not row[index] or float(row[index]) <= last]
+    if len(kept) == len(rows):
+        return 0
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(kept)
+    tmp.replace(path)
+    return len(rows) - len(kept)
+
+
 def _format(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 

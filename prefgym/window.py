@@ -2,11 +2,14 @@
 
 Two clips play side by side, in sync, at the environment's ``render_fps``
 (``+``/``-`` change the speed), with a short pause between loops; text pairs
-show the prompt and both responses, wrapped and scrollable (page up/down, the
-mouse wheel). The pair's number, the labels left in the budget and the key
-legend are always on screen. Keys and clicks go through the key maps of
-``prefgym.labeling`` into a :class:`prefgym.feed.LabelingSession`, which
-commits every judgment to the store the moment it is made.
+show their prompt once, across the top, and the two responses side by side,
+wrapped and scrollable (page up/down, the mouse wheel), with no playback
+controls. The pair's number, the labels left in the budget and the key
+legend are always on screen. Ranking queries (more than two segments) are not
+shown: the window judges pairs only, and says how many rankings it skipped.
+Keys and clicks go through the key maps of ``prefgym.labeling`` into a
+:class:`prefgym.feed.LabelingSession`, which commits every judgment to the
+store the moment it is made.
 
 The window never calls ``sys.exit``: :func:`run_window` returns a summary when
 the person quits (``q``, Esc, the close button, Ctrl-C in the terminal).
@@ -25,6 +28,7 @@ from prefgym.clips import Clip
 from prefgym.feed import LabelingSession
 from prefgym.labeling import (
     LEGEND,
+    TEXT_LEGEND,
     Choose,
     Command,
     Mode,
@@ -49,6 +53,7 @@ except ImportError as error:  # pragma: no cover
 from prefgym.panels import ACCENT, BACKGROUND, DIM, PANEL, TEXT, WARN, ClipPainter  # noqa: E402
 
 _LOOP_SECONDS = 1 / 120  # how often events are read: clips up to 120 fps stay smooth
+_PROMPT_LINES = 4  # the most lines of a shared prompt shown above two responses
 _ARROWS = {
     "\N{LEFTWARDS ARROW}": "Left",
     "\N{RIGHTWARDS ARROW}": "Right",
@@ -107,9 +112,12 @@ class LabelWindow:
         self.small = pygame.font.Font(path, 14)
         self.big = pygame.font.Font(path, 22)
         self.frames_drawn = 0
-        self._layout(size)
         self.painter = ClipPainter(self.font, self.small)
+        self.prompt: str | None = None
+        """The prompt both responses on screen answer, drawn once above them (text pairs)."""
+        self._layout(size)
         self._painted_query = -1
+        self._text_pair = False
         self._view: tuple[Any, ...] | None = None
         self._key_time: float | None = None
         self._switches: list[float] = []
@@ -118,25 +126,50 @@ class LabelWindow:
         self._target_fps = float("nan")
 
     def _layout(self, size: tuple[int, int]) -> None:
+        """Place the panels; a shared prompt (``self.prompt``) gets a box above them."""
         width, height = size
         margin, top, bottom = 16, 64, 118
+        self.prompt_box = None
+        if self.prompt is not None:
+            box_height = self.painter.prompt_height(self.prompt, width - 2 * margin, _PROMPT_LINES)
+            self.prompt_box = pygame.Rect(margin, top, width - 2 * margin, box_height)
+            top += box_height + 10
         panel_width = (width - 3 * margin) // 2
         self.panels = {
             "left": pygame.Rect(margin, top, panel_width, height - top - bottom),
             "right": pygame.Rect(2 * margin + panel_width, top, panel_width, height - top - bottom),
         }
+        below = 50 if self.prompt is not None else 78  # text has no note or progress bar
         self.areas = {  # where the clips go: below a panel's title, above its note
-            side: pygame.Rect(r.x + 10, r.y + 40, r.width - 20, r.height - 78)
+            side: pygame.Rect(r.x + 10, r.y + 40, r.width - 20, r.height - below)
             for side, r in self.panels.items()
         }
         self.status_y = height - bottom + 10
         self.legend_y = height - bottom + 42
+
+    def _follow_pair(self) -> None:
+        """Forget the last pair's pictures and lay the window out for the pair now on screen."""
+        pair = self.session.pair
+        query_id = -1 if pair is None else pair.query.id
+        if query_id == self._painted_query:
+            return
+        self._painted_query = query_id
+        self.painter.reset()
+        if pair is not None:
+            self._text_pair = pair.kind == "text"
+        prompt = None
+        if pair is not None and pair.kind == "text" and pair.left.prompt == pair.right.prompt:
+            prompt = pair.left.prompt
+        if prompt != self.prompt:
+            self.prompt = prompt
+            self._layout(self.screen.get_size())
 
     # ---------------------------------------------------------------- events
 
     def handle_event(self, event: Any) -> None:
         """Turn one pygame event into a command (if it means one) and hand it to the session."""
         mode = self.session.state.mode
+        self._follow_pair()
         command: Command | None = None
         if event.type == pygame.QUIT:
             command = Quit("window closed")
@@ -184,15 +217,16 @@ class LabelWindow:
             state.message,
             state.budget_left,
             state.pending,
+            state.rankings,
         )
         if view == self._view:
             return False
         self._view = view
-        if query_id != self._painted_query:
-            self.painter.reset()
-            self._painted_query = query_id
+        self._follow_pair()
         self.screen.fill(BACKGROUND)
         self._draw_header()
+        if pair is not None and self.prompt is not None and self.prompt_box is not None:
+            self.painter.paint_prompt(self.screen, self.prompt_box, self.prompt, _PROMPT_LINES)
         for side, rect in self.panels.items():
             pygame.draw.rect(self.screen, PANEL, rect, border_radius=6)
             if pair is not None:
@@ -201,6 +235,11 @@ class LabelWindow:
         if pair is None:
             if state.budget_left == 0:
                 text = "the label budget is spent: nothing left to judge (q quits)"
+            elif state.rankings:
+                text = (
+                    f"only ranking queries are waiting ({state.rankings}): "
+                    "this window judges pairs only (q quits)"
+                )
             else:
                 text = "waiting for pairs to judge (the trainer asks for more as it goes)"
             self._centred(text, self.panels["left"].union(self.panels["right"]))
@@ -221,6 +260,8 @@ class LabelWindow:
             self._key_time = None  # nothing pending: not a stall of the window
         if query_id < 0 or state.paused or state.hold > 0 or state.pair is None:
             self._last_step = None
+            return
+        if state.pair.kind == "text":  # nothing plays
             return
         self._target_fps = state.pair.fps * state.speed
         if (
@@ -278,8 +319,14 @@ class LabelWindow:
         judged = f"judged in this window: {state.judged}"
         self._text(judged, (16, self.status_y), DIM)
         self._text(state.message, (260, self.status_y), ACCENT)
+        if state.rankings:
+            skipped = f"{state.rankings} ranking quer{'y' if state.rankings == 1 else 'ies'}"
+            skipped += " not shown: this window judges pairs only"
+            surface = self.small.render(skipped, True, WARN)
+            x = self.screen.get_width() - surface.get_width() - 16
+            self.screen.blit(surface, (x, self.status_y + 3))
         x, y = 16, self.legend_y
-        for keys, action in LEGEND:
+        for keys, action in TEXT_LEGEND if self._text_pair else LEGEND:
             key_surface = self.font.render(self._glyphs(keys), True, BACKGROUND)
             box = key_surface.get_rect(topleft=(x + 6, y + 4)).inflate(12, 6)
             pygame.draw.rect(self.screen, TEXT, box, border_radius=4)
@@ -297,7 +344,19 @@ class LabelWindow:
         self._text(f"{arrow} or click", (rect.x + 100, rect.y + 12), DIM, self.small)
         state = self.session.state
         step = min(state.frame, clip.length - 1)
-        self.painter.paint(self.screen, area, clip, step=step, scroll=state.scroll, others=(other,))
+        shared = self.prompt is not None
+        self.painter.paint(
+            self.screen,
+            area,
+            clip,
+            step=step,
+            scroll=state.scroll,
+            others=(other,),
+            prompt=not shared,
+        )
+        if clip.kind == "text" and clip.response == other.response:
+            same = self.small.render("the same text on both sides", True, WARN)
+            self.screen.blit(same, (rect.right - same.get_width() - 12, rect.y + 12))
         note_colour = WARN if clip.kind == "observations" else DIM
         self._text(clip.note, (rect.x + 12, rect.bottom - 32), note_colour, self.small)
         if clip.kind != "text":
@@ -312,8 +371,12 @@ class LabelWindow:
         pair = self.session.pair
         if pair is None or pair.kind != "text":
             return 0
-        area = self.areas["left"]
-        lines = max(len(self.painter.lines(c, area.width - 8)) for c in (pair.left, pair.right))
+        self._follow_pair()
+        area, prompt = self.areas["left"], self.prompt is None
+        lines = max(
+            len(self.painter.lines(c, area.width - 8, prompt=prompt))
+            for c in (pair.left, pair.right)
+        )
         return max(0, lines - (self.painter.visible_lines(area) - 1))
 
     # ---------------------------------------------------------------- summary
@@ -423,9 +486,11 @@ def describe_summary(summary: WindowSummary) -> str:
         f"all are stored ({summary.quit_reason})."
     ]
     if summary.switch_ms_max == summary.switch_ms_max:  # not NaN
-        lines.append(
+        line = (
             f"next pair on screen {summary.switch_ms_mean:.0f} ms after a judgment "
-            f"(longest {summary.switch_ms_max:.0f} ms); playback {summary.playback_fps:.1f} "
-            f"of {summary.target_fps:.1f} steps/s"
+            f"(longest {summary.switch_ms_max:.0f} ms)"
         )
+        if summary.playback_fps == summary.playback_fps:  # clips played (text does not)
+            line += f"; playback {summary.playback_fps:.1f} of {summary.target_fps:.1f} steps/s"
+        lines.append(line)
     return "\n".join(lines)

@@ -37,3 +37,17 @@ def test_tensorboard_gets_the_scalars(tmp_path: Path) -> None:
 
 def test_reading_a_missing_log_gives_no_rows(tmp_path: Path) -> None:
     assert read_metrics(tmp_path / "none.csv") == []
+
+
+def test_truncate_drops_rows_past_the_checkpoint(tmp_path: Path) -> None:
+    from prefgym.metrics import truncate_metrics
+
+    path = tmp_path / "metrics.csv"
+    log = MetricsLog(path)
+    for i in range(5):
+        log.write({"iteration": float(i), "score": float(i) / 2}, step=i)
+    log.close()
+    assert truncate_metrics(path, "iteration", 2) == 2
+    assert [row["iteration"] for row in read_metrics(path)] == [0.0, 1.0, 2.0]
+    assert truncate_metrics(path, "iteration", 2) == 0
+    assert truncate_metrics(tmp_path / "missing.csv", "iteration", 0) == 0

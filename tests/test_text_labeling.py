@@ -1,0 +1,247 @@
+"""Text pairs in the labeling window: the text game's segments, judged under SDL's dummy driver.
+
+``PREFGYM_SCREENSHOTS=1`` also writes ``docs/text_window.png`` (the picture in the docs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+pygame = pytest.importorskip("pygame")
+
+from prefgym.cli import label  # noqa: E402
+from prefgym.envs.text_env import TextEnv  # noqa: E402
+from prefgym.feed import LabelingSession  # noqa: E402
+from prefgym.labeling import LEGEND, TEXT_LEGEND, Mode  # noqa: E402
+from prefgym.panels import BACKGROUND, PANEL  # noqa: E402
+from prefgym.run_dir import RunDir  # noqa: E402
+from prefgym.segments import Segment  # noqa: E402
+from prefgym.store import PreferenceStore  # noqa: E402
+from prefgym.text_segments import text_segment  # noqa: E402
+from prefgym.window import LabelWindow, describe_summary, run_window  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (1200, 760)
+ENV_ID = "prefgym/TextSentiment-v0"
+RESPONSES = (
+    "good and the staff was friendly and the soup was delicious and the music was great .",
+    "terrible and cold .",
+    "delicious .",
+    "bad and the soup was cold .",
+)
+PAIRS = ((0, 1), (2, 3), (1, 3), (0, 2))
+"""The responses (indices into RESPONSES) of each pair query, in order."""
+
+
+def answers(env: TextEnv, seed: int, responses: tuple[str, ...]) -> list[Segment]:
+    """The game's segments for one prompt (drawn with ``seed``) and ``responses`` to it."""
+    observation, _ = env.reset(seed=seed)
+    prompt_ids = observation["prompt_ids"]
+    prompt = env.codec.decode(prompt_ids[observation["prompt_mask"] == 1])
+    segments = []
+    for response in responses:
+        ids = np.array([*env.codec.encode(response), env.codec.eos_id])
+        judged = env.judge_response(prompt, ids)
+        segments.append(text_segment(prompt_ids, ids, judged, env_id=ENV_ID))
+    return segments
+
+
+@pytest.fixture(scope="module")
+def env() -> TextEnv:
+    return TextEnv("sentiment")
+
+
+def fill(store: PreferenceStore, env: TextEnv, *, pairs: int, rankings: int = 0) -> list[int]:
+    """``pairs`` pair queries, then ``rankings`` queries of three responses; their ids."""
+    groups: list[tuple[int, ...]] = []
+    for i in range(pairs):
+        a, b = PAIRS[i % len(PAIRS)]
+        groups.append(tuple(store.add_segments(answers(env, i, (RESPONSES[a], RESPONSES[b])))))
+    for i in range(rankings):
+        groups.append(tuple(store.add_segments(answers(env, 100 + i, RESPONSES[:3]))))
+    return store.add_queries(groups)
+
+
+@pytest.fixture
+def open_window(tmp_path: Path, env: TextEnv) -> Iterator[Callable[..., LabelWindow]]:
+    opened: list[tuple[PreferenceStore, LabelingSession, LabelWindow]] = []
+
+    def make(pairs: int, rankings: int = 0) -> LabelWindow:
+        store = PreferenceStore(tmp_path / f"store{len(opened)}.sqlite")
+        fill(store, env, pairs=pairs, rankings=rankings)
+        session = LabelingSession(store, "alice")
+        window = LabelWindow(session, size=SIZE)
+        opened.append((store, session, window))
+        return window
+
+    yield make
+    for store, session, window in opened:
+        session.close()
+        window.close()
+        store.close()
+
+
+def key(code: int) -> object:
+    return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, unicode="")
+
+
+def typed(text: str) -> object:
+    return pygame.event.Event(pygame.TEXTINPUT, text=text)
+
+
+def judged(store: PreferenceStore, judge: str = "alice") -> list[tuple[int, str]]:
+    return [(j.query_id, j.preference.value) for j in store.judgments(judge=judge) if j.preference]
+
+
+def ink(window: LabelWindow, rect: object) -> float:
+    """Share of the pixels in ``rect`` that are neither the background nor a panel: text."""
+    pixels = pygame.surfarray.array3d(window.screen)  # (width, height, 3)
+    r = pygame.Rect(rect)
+    region = pixels[r.left : r.right, r.top : r.bottom].reshape(-1, 3)
+    plain = (region == BACKGROUND).all(axis=1) | (region == PANEL).all(axis=1)
+    return float(1 - plain.mean())
+
+
+def test_text_pairs_are_judged_left_right_equal_into_the_store(
+    open_window: Callable[..., LabelWindow],
+) -> None:
+    window = open_window(pairs=4)
+    store = window.session.store
+    queries = [q.id for q in store.queries()]
+    assert window.session.pair is not None and window.session.pair.kind == "text"
+    assert window.session.state.message == "which response is better?"
+    window.handle_event(key(pygame.K_LEFT))
+    window.handle_event(key(pygame.K_RIGHT))
+    window.handle_event(key(pygame.K_EQUALS))  # the key, then the character it typed
+    window.handle_event(typed("="))
+    window.handle_event(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=(900, 500), button=1))
+    assert judged(store) == [
+        (queries[0], "left"),
+        (queries[1], "right"),
+        (queries[2], "equal"),
+        (queries[3], "right"),  # a click on the right response
+    ]
+    assert window.session.state.mode is Mode.WAITING and window.draw()
+
+
+def test_a_text_pair_shows_its_prompt_once_and_the_responses_side_by_side(
+    open_window: Callable[..., LabelWindow],
+) -> None:
+    window = open_window(pairs=2)
+    pair = window.session.pair
+    assert pair is not None and pair.left.prompt == pair.right.prompt
+    assert window.draw()
+    box, left, right = window.prompt_box, window.panels["left"], window.panels["right"]
+    assert window.prompt == pair.left.prompt and box is not None
+    assert box.bottom < left.top and left.top == right.top and left.right < right.left
+    assert box.left == left.left and box.right == right.right  # across both responses
+    line = window.painter.font.get_linesize()
+    for rect in (box, window.areas["left"], window.areas["right"]):
+        assert ink(window, (rect.x, rect.y, rect.width, 2 * line)) > 0.01  # text drawn there
+    for side in ("left", "right"):  # each panel holds its response alone: no prompt again
+        lines = window.painter.lines(pair.left if side == "left" else pair.right, 500, prompt=False)
+        assert "PROMPT" not in lines and pair.left.prompt not in lines
+    header = pygame.Rect(SIZE[0] // 2, 0, SIZE[0] // 2, box.top)  # no speed, step or "playing"
+    assert ink(window, header) < 0.02
+    assert ("+ -", "speed") in LEGEND and ("+ -", "speed") not in TEXT_LEGEND
+    if os.environ.get("PREFGYM_SCREENSHOTS") == "1":
+        pygame.image.save(window.screen, str(ROOT / "docs" / "text_window.png"))
+
+
+def test_responses_wrap_to_the_panel_and_long_words_break(
+    open_window: Callable[..., LabelWindow],
+) -> None:
+    window = open_window(pairs=1)
+    painter, width = window.painter, window.areas["left"].width - 8
+    text = "the soup was good . " * 30 + "x" * 400
+    lines = painter.wrap(text, width)
+    assert len(lines) > 5 and all(painter.font.size(line)[0] <= width for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_ranking_queries_are_skipped_with_a_message(
+    open_window: Callable[..., LabelWindow],
+) -> None:
+    window = open_window(pairs=1, rankings=2)
+    state, store = window.session.state, window.session.store
+    pair_query = store.queries()[0]
+    assert state.pair is not None and state.pair.query_id == pair_query.id
+    assert (state.pending, state.rankings) == (0, 2)
+    assert window.draw()
+    status = pygame.Rect(SIZE[0] // 2, window.status_y, SIZE[0] // 2, 24)
+    assert ink(window, status) > 0.01  # "2 ranking queries not shown ..."
+    window.handle_event(key(pygame.K_LEFT))
+    assert window.session.state.mode is Mode.WAITING and window.session.state.rankings == 2
+    assert window.draw()
+    assert judged(store) == [(pair_query.id, "left")]
+    window.session.close()
+    assert store.claim_query("other") is not None  # the rankings are left for other judges
+
+
+def test_run_window_on_text_pairs(tmp_path: Path, env: TextEnv) -> None:
+    script = [key(pygame.K_LEFT), key(pygame.K_RIGHT), typed("q")]
+    now = [0.0]
+
+    def on_frame(window: LabelWindow) -> None:  # one key a pass, read in the next pass
+        now[0] += 0.05
+        if script:
+            pygame.event.post(script.pop(0))
+
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        queries = fill(store, env, pairs=2)
+        summary = run_window(
+            store,
+            "alice",
+            size=SIZE,
+            clock=lambda: now[0],
+            sleep=lambda seconds: None,
+            max_seconds=30.0,
+            on_frame=on_frame,
+        )
+        assert judged(store) == [(queries[0], "left"), (queries[1], "right")]
+    assert (summary.judged, summary.quit_reason) == (2, "quit key")
+    assert math.isnan(summary.playback_fps) and math.isnan(summary.target_fps)
+    assert "playback" not in describe_summary(summary)
+
+
+def test_cli_label_opens_a_text_run(
+    tmp_path: Path, env: TextEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = RunDir.create(tmp_path / "run", {"text": {"env_id": ENV_ID, "labels": 2}})
+    with PreferenceStore(run.store) as store:
+        queries = fill(store, env, pairs=2)
+        store.add_judgments([(q, "left") for q in queries], "stoc")  # the run's oracle
+    assert "train" not in json.loads(run.config.read_text())
+    opened: dict[str, object] = {}
+
+    def scripted(store: PreferenceStore, labeler: str, **kwargs: object) -> object:
+        opened.update(kwargs, labeler=labeler)
+        script = [key(pygame.K_RIGHT), key(pygame.K_UP), typed("q")]
+
+        def on_frame(window: LabelWindow) -> None:
+            if script:
+                pygame.event.post(script.pop(0))
+
+        return run_window(store, labeler, **kwargs, size=SIZE, on_frame=on_frame)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("prefgym.window.run_window", scripted)
+    summary = label(run.path)
+    assert (opened["labeler"], opened["budget"], opened["rejudge"]) == ("person", None, True)
+    assert summary.judged == 2
+    with PreferenceStore(run.store) as store:
+        assert judged(store, "person") == [(queries[0], "right"), (queries[1], "equal")]
+        assert judged(store, "stoc") == [(q, "left") for q in queries]
+
+
+def test_cli_label_on_a_text_run_that_asked_nothing(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", {"text": {"env_id": ENV_ID}})
+    with pytest.raises(FileNotFoundError, match="prefgym text train --out"):
+        label(run.path)
