@@ -18,7 +18,7 @@ import numpy as np
 
 from prefgym.segments import Segment
 
-TEXT_INFO_KEYS = ("prompt", "response", "fluent", "ended", "task", "response_tokens")
+TEXT_INFO_KEYS = ("prompt", "response", "true_score", "fluent", "ended", "task", "response_tokens")
 """The keys of a judged response's info kept on its segment."""
 
 
@@ -58,12 +58,17 @@ def is_text_segment(segment: Segment) -> bool:
     return "prompt" in segment.info and "response" in segment.info
 
 
+def _score(segment: Segment) -> float:
+    """The task's score in its own units (the true reward may be scaled)."""
+    return float(segment.info.get("true_score", segment.true_return))
+
+
 def text_summary(segments: Sequence[Segment]) -> dict[str, float]:
     """Mean true score, fluency, ended rate and response tokens of text segments."""
     if not segments:
         raise ValueError("text_summary needs at least one segment, got none")
     return {
-        "true_score": float(np.mean([s.true_return for s in segments])),
+        "true_score": float(np.mean([_score(s) for s in segments])),
         "fluency": float(np.mean([bool(s.info.get("fluent", False)) for s in segments])),
         "ended": float(np.mean([bool(s.info.get("ended", False)) for s in segments])),
         "response_tokens": float(np.mean([s.info.get("response_tokens", 0) for s in segments])),

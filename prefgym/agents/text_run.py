@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,7 @@ from prefgym.agents.text_reward import (
 from prefgym.agents.token_ppo import TokenPPO
 from prefgym.envs.text_env import TextEnv
 from prefgym.learner import Learner, LearnerConfig
-from prefgym.metrics import MetricsLog
+from prefgym.metrics import MetricsLog, truncate_metrics
 from prefgym.oracles import Oracle, SyntheticOracle
 from prefgym.run_dir import RunDir
 from prefgym.segments import Segment
@@ -59,6 +60,48 @@ POLICY_DIR = "policy"
 SFT_JUDGE = "oracle"
 """The deterministic preset that measures win rates against the SFT policy."""
 _SAMPLES_SHOWN = 4
+EVAL_COLUMNS = ("true_score", "fluency", "ended", "response_tokens", "rm_score", "kl")
+"""Measured on the evaluation prompts every ``eval_every`` iterations."""
+REWARD_COLUMNS = ("rm_val_accuracy", "rm_return_correlation", "rm_train_loss", "rm_val_loss")
+"""Reported by each reward-model fit."""
+TRAIN_COLUMNS = {
+    "ppo": (
+        "score",
+        "reward",
+        "kl",
+        "kl_coef",
+        "entropy",
+        "policy_loss",
+        "value_loss",
+        "clip_fraction",
+        "approx_kl",
+        "response_length",
+        "fraction_ended",
+        "tokens_per_second",
+        "seconds_sampling",
+        "seconds_optimisation",
+    ),
+    "grpo": (
+        "score_mean",
+        "score_std",
+        "kl",
+        "clip_fraction",
+        "loss",
+        "response_length",
+        "seconds_sampling",
+        "seconds_optimising",
+    ),
+    "dpo": ("loss", "reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward"),
+}
+"""The trainer's own statistics kept per iteration, written as ``train_<name>``."""
+BATCH_COLUMNS = ("batch_true_score", "batch_fluency")
+"""True score and fluency of the responses a PPO or GRPO update was computed on."""
+
+
+def metric_columns(algo: str) -> list[str]:
+    """The columns of a text run's ``metrics.csv``."""
+    train = [f"train_{name}" for name in TRAIN_COLUMNS[algo]]
+    return ["iteration", "labels_judged", *EVAL_COLUMNS, *REWARD_COLUMNS, *train, *BATCH_COLUMNS]
 
 
 def make_oracle(spec: str, task_rubric: str, rng: np.random.Generator) -> Oracle:
@@ -119,7 +162,8 @@ class TextRun:
         padded = pad_responses(responses, self.env.response_length, self.codec.pad_id)
         self._last_batch = judged_segments(self.env, prompts, padded)
         if self.config.algo == "grpo" and self.config.grpo_reward == "oracle":
-            return torch.as_tensor([s.true_return for s in self._last_batch], dtype=torch.float32)
+            scores = [s.info["true_score"] for s in self._last_batch]
+            return torch.as_tensor(scores, dtype=torch.float32)
         if self.reward_model is None:
             raise RuntimeError("the reward model is fitted before the policy trains")
         with torch.no_grad():
@@ -264,10 +308,11 @@ class TextRun:
             n = c.grpo.prompts_per_step
         prompts = draw_prompts(self.env, n, self.rng)
         stats = self.trainer.step(prompts.ids, prompts.mask)
+        out = {f"train_{k}": v for k, v in stats.items()}
         if self._last_batch:
             on_policy = measure(self._last_batch)
-            stats.update({f"batch_{k}": v for k, v in on_policy.items()})
-        return stats
+            out.update(batch_true_score=on_policy["true_score"], batch_fluency=on_policy["fluency"])
+        return out
 
     def evaluate(self) -> dict[str, float]:
         """True score, reward-model score, KL to the SFT policy, fluency and length."""
@@ -297,7 +342,7 @@ class TextRun:
                     "iteration": self.iteration,
                     "prompt": s.info["prompt"],
                     "response": s.info["response"],
-                    "true_score": s.true_return,
+                    "true_score": s.info["true_score"],
                     "fluent": s.info.get("fluent"),
                 }
                 f.write(json.dumps(record) + "\n")
@@ -311,7 +356,13 @@ class TextRun:
         """Train to ``config.iterations``; returns the final evaluation with the win rate."""
         c = self.config
         counts, starts = queries_per_round(c), round_starts(c)
+        truncate_metrics(self.run_dir.metrics, "iteration", self.iteration)  # redo after a crash
         metrics = MetricsLog(self.run_dir.metrics, self.run_dir.tensorboard)
+        columns = metric_columns(c.algo)
+
+        def write(row: dict[str, float]) -> None:
+            metrics.write({k: float(row.get(k, math.nan)) for k in columns}, step=self.iteration)
+
         dataset: PreferenceDataset | None = None
         bar = tqdm(
             total=c.iterations,
@@ -323,7 +374,7 @@ class TextRun:
         rm_row: dict[str, float] = {}
         try:
             if self.iteration == 0 and not self.store.get_meta("evaluated", False):
-                metrics.write({"iteration": 0, **self.evaluate()}, step=0)
+                write({"iteration": 0, "labels_judged": 0, **self.evaluate()})
                 self.store.set_meta("evaluated", True)
             while self.iteration < c.iterations:
                 due = [r for r, s in enumerate(starts) if s <= self.iteration]
@@ -351,7 +402,7 @@ class TextRun:
                 if self.iteration % c.eval_every == 0 or self.iteration == c.iterations:
                     row.update(self.evaluate())
                     self._checkpoint()
-                metrics.write(row, step=self.iteration)
+                write(row)
         finally:
             bar.close()
             metrics.close()

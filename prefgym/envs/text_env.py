@@ -5,7 +5,8 @@ observation is the prompt's token ids, left-padded to ``prompt_length`` with a
 mask; the action is a whole response, ``response_length`` token ids read up to
 the first end-of-sequence token; the episode then terminates. As in every
 prefgym task the agent is paid 0 and the task's true score is reported as
-``info["true_reward"]``, beside the prompt and response text and whether the
+``info["true_reward"]`` (the task's score times ``reward_scale``; the score
+itself is ``info["true_score"]``), beside the prompt and response text and whether the
 response is fluent (parses under the task grammar) and ended (held an eos).
 
 :class:`TokenTextEnv` is the token-level view of the same game (as RL4LMs):
@@ -64,6 +65,7 @@ class TextEnv(gym.Env[Observation, np.ndarray]):
         codec: TextCodec | None = None,
         prompt_length: int = 24,
         response_length: int = 16,
+        reward_scale: float = 10.0,
         render_mode: str | None = None,
     ) -> None:
         """Create the game.
@@ -74,6 +76,11 @@ class TextEnv(gym.Env[Observation, np.ndarray]):
                 byte-level BPE tokenizer (trained once and cached).
             prompt_length: Tokens of the (left-padded) prompt observation.
             response_length: Tokens of a response action.
+            reward_scale: The true reward (what oracles judge) is the task's score
+                times this. B-Pref's teachers are calibrated to segment returns of
+                tens; with scores in [-1, 1] the stochastic teacher (beta = 1) would
+                answer almost at random, while at 10 a score gap of 0.1 is chosen
+                correctly 73% of the time. ``info["true_score"]`` stays in task units.
             render_mode: None or ``"ansi"`` (the last prompt and response as text).
         """
         if prompt_length < 1 or response_length < 1:
@@ -81,11 +88,14 @@ class TextEnv(gym.Env[Observation, np.ndarray]):
                 f"prompt_length and response_length must be >= 1, "
                 f"got {prompt_length} and {response_length}"
             )
+        if not reward_scale > 0:
+            raise ValueError(f"reward_scale must be > 0, got {reward_scale}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None or 'ansi'")
         self.task = text_task(task)
         self.codec: TextCodec = codec if codec is not None else grammar_codec()
         self.prompt_length, self.response_length = prompt_length, response_length
+        self.reward_scale = reward_scale
         self.render_mode = render_mode
         vocab = self.codec.vocab_size
         self.observation_space = spaces.Dict(  # type: ignore[assignment]
@@ -132,7 +142,7 @@ class TextEnv(gym.Env[Observation, np.ndarray]):
         return {
             "prompt": prompt,
             "response": response,
-            "true_reward": score,
+            "true_reward": score * self.reward_scale,
             "true_score": score,
             "fluent": bool(ended and self.task.fluent(prompt, response)),
             "ended": ended,

@@ -58,8 +58,9 @@ def test_a_known_response_is_scored_and_its_text_reported() -> None:
     _, reward, terminated, _, info = env.step(_response(env, "great ."))
     assert (reward, terminated) == (0.0, True)
     assert info["response"] == "great ."
-    assert info["true_reward"] == pytest.approx(env.task.score(info["prompt"], "great ."))
-    assert info["true_reward"] > 0.5
+    assert info["true_score"] == pytest.approx(env.task.score(info["prompt"], "great ."))
+    assert info["true_reward"] == pytest.approx(10 * info["true_score"])  # the default scale
+    assert info["true_score"] > 0.5
     assert info["fluent"] and info["ended"]
     assert info["response_tokens"] == len(env.codec.encode("great ."))
 
@@ -90,6 +91,8 @@ def test_bad_arguments_name_the_value_and_the_fix() -> None:
         TextEnv("sentimnt")
     with pytest.raises(ValueError, match="prompt_length"):
         TextEnv(prompt_length=0)
+    with pytest.raises(ValueError, match="reward_scale"):
+        TextEnv(reward_scale=0.0)
     with pytest.raises(ValueError, match="render_mode"):
         TextEnv(render_mode="rgb_array")
     with pytest.raises(ValueError, match="raise prompt_length"):
@@ -149,6 +152,7 @@ def test_text_segments_carry_the_text_and_the_score() -> None:
     assert segment.true_return == judged["true_reward"] < 0
     assert segment.info["response"] == "awful ." and segment.info["fluent"]
     summary = text_summary([segment, segment])
-    assert summary["fluency"] == 1.0 and summary["true_score"] == segment.true_return
+    assert summary["fluency"] == 1.0 and summary["true_score"] == judged["true_score"]
+    assert segment.info["true_score"] * env.reward_scale == segment.true_return
     with pytest.raises(ValueError, match="judge_response"):
         text_segment(observation["prompt_ids"], action, {"prompt": "x"})
