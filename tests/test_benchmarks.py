@@ -72,3 +72,72 @@ def test_summary_takes_medians_and_checks_targets(label_efficiency):
     assert lines[0].startswith("PASS") and ">= 475" in lines[0]
     assert lines[1].startswith("PASS") and "<= 1.3" in lines[1]
     assert len(lines) == 2  # no imitation result, no comparison with it
+
+
+@pytest.fixture(scope="module")
+def token_ppo_vs_trl():
+    return _load("token_ppo_vs_trl")
+
+
+def test_token_trainers_our_side_takes_the_work_it_should(token_ppo_vs_trl, tmp_path):
+    # ours only (no TRL venvs), on a workload small enough to run in seconds
+    bench = token_ppo_vs_trl
+    w = bench.Workload(
+        n_layer=1,
+        n_embd=32,
+        vocab_size=64,
+        n_positions=16,
+        prompt_length=4,
+        response_length=5,
+        ppo_batch_size=8,
+        ppo_minibatch_size=4,
+        ppo_epochs=2,
+        grpo_prompts=2,
+        grpo_group_size=3,
+        dpo_batch_size=4,
+        n_prompts=8,
+        n_pairs=8,
+        ppo_timed_steps=1,
+        grpo_timed_steps=2,
+        dpo_timed_steps=2,
+    )
+    rows, summary = bench.run(bench.TRAINERS, w, tmp_path, repeats=1, peer=False)
+    assert [(r["trainer"], r["side"]) for r in rows] == [
+        ("ppo", "prefgym"),
+        ("grpo", "prefgym"),
+        ("dpo", "prefgym"),
+    ]
+    assert bench.check_equal_work(rows, w) == []
+    assert [r["optimizer_steps"] for r in rows] == [4, 2, 2]
+    assert [r["tokens"] for r in rows] == [8 * 5, 2 * 2 * 3 * 5, 2 * 2 * 4 * 5]
+    assert all(r["tokens_per_s"] > 0 and r["steps_per_s"] > 0 for r in rows)
+    assert [e["trainer"] for e in summary] == ["ppo", "grpo", "dpo"]
+    assert all(math.isnan(e["tokens_ratio"]) for e in summary)
+    assert bench.check_targets(summary) == []
+    bench.plot(summary, w, tmp_path / "throughput.png")
+    assert (tmp_path / "throughput.png").stat().st_size > 0
+
+
+def test_token_trainers_summary_takes_medians_and_judges_targets(token_ppo_vs_trl):
+    bench = token_ppo_vs_trl
+
+    def row(side, repeat, tokens_per_s, steps_per_s):
+        return {
+            "trainer": "grpo",
+            "side": side,
+            "library": "trl 1.16.0" if side == "trl" else "prefgym",
+            "repeat": repeat,
+            "tokens_per_s": tokens_per_s,
+            "steps_per_s": steps_per_s,
+            "steps_per_cpu_s": steps_per_s,
+            "error": "",
+        }
+
+    rows = [row("prefgym", k, t, s) for k, (t, s) in enumerate([(300, 3), (200, 2), (240, 2.4)])]
+    rows += [row("trl", k, t, s) for k, (t, s) in enumerate([(100, 1), (200, 2), (180, 1.8)])]
+    (entry,) = bench.summarise(rows, ["grpo"])
+    assert entry["tokens_ratio"] == pytest.approx(240 / 180)
+    assert entry["steps_ratio"] == entry["cpu_ratio"] == pytest.approx(2.4 / 1.8)
+    lines = bench.check_targets([entry])
+    assert [line.split()[0] for line in lines] == ["PASS", "PASS"]
+    assert "1.33 >= 1.2" in lines[0]

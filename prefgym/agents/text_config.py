@@ -73,7 +73,7 @@ class TextTrainConfig:
     """The starting policy: ``sft``, ``base``, a local Hugging Face directory, or ``smollm2``."""
     reward: TextRewardConfig = field(default_factory=TextRewardConfig)
     """The reward model's backbone and members."""
-    reward_epochs: int = 30
+    reward_epochs: int = 40
     """Most epochs of one reward-model fit (early stopping on held-out judgments)."""
     ppo: TokenPPOConfig = field(default_factory=_ppo_default)
     """Token-level PPO's settings."""

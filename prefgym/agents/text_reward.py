@@ -201,7 +201,7 @@ def _members(
     trunk, hidden = policy.base_model, int(policy.config.hidden_size)
     return [
         TextRewardNet(
-            copy.deepcopy(trunk),
+            copy.deepcopy(trunk).requires_grad_(True),  # the source may be a frozen reference
             hidden,
             pad_id=codec.pad_id,
             eos_id=codec.eos_id,

@@ -138,7 +138,14 @@ class TextRun:
             self.env, config.eval_prompts, np.random.default_rng(config.seed + 2)
         )
         self.reward_model: TextRewardEnsemble | None = None
-        self.learner = Learner(LearnerConfig(max_epochs=config.reward_epochs, batch_size=32))
+        self.learner = Learner(
+            LearnerConfig(
+                max_epochs=config.reward_epochs,
+                batch_size=32,
+                # one member: a bootstrap resample would only hide a third of the judgments
+                bootstrap=config.reward.n_members > 1,
+            )
+        )
         self.iteration = int(self.store.get_meta("iteration", 0))
         self._last_batch: list[Segment] = []
         self.trainer = self._trainer()
