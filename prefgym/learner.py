@@ -25,7 +25,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prefgym.preference_losses import _Judgments, bradley_terry_loss, plackett_luce_loss
+from prefgym.preference_losses import (
+    RankingLoss,
+    _Judgments,
+    bradley_terry_loss,
+    plackett_luce_loss,
+    ranking_pairs_loss,
+)
 from prefgym.reward_models import RewardEnsemble
 from prefgym.segments import Segment
 
@@ -36,6 +42,7 @@ __all__ = [
     "bradley_terry_loss",
     "fit",
     "plackett_luce_loss",
+    "ranking_pairs_loss",
 ]
 
 _EVAL_CHUNK = 2048
@@ -72,6 +79,9 @@ class LearnerConfig:
     """Epochs without a better validation loss before stopping; the best weights are kept."""
     bootstrap: bool = True
     """Train each member on its own bootstrap resample of the training judgments."""
+    ranking_loss: RankingLoss = "plackett_luce"
+    """K-wise rankings train with Plackett-Luce, or as their C(K, 2) pairs averaged
+    (``pairs``, InstructGPT's reward-model loss)."""
     normalise: bool = True
     """Refit the ensemble's normalisation on the given segments after fitting."""
 
@@ -262,7 +272,9 @@ class Learner:
             Losses, held-out accuracy, correlation with the true return and the L2 used.
         """
         start = self._clock()
-        judgments = _Judgments(len(segments), pairs, targets, rankings)
+        judgments = _Judgments(
+            len(segments), pairs, targets, rankings, ranking_loss=self.config.ranking_loss
+        )
         if judgments.n == 0:
             raise ValueError("fit needs at least one judgment, got no pairs and no rankings")
         train_ids, val_ids = self._split(judgments.n, rng)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -67,6 +68,31 @@ def plackett_luce_loss(returns: Tensor, label_noise: float = 0.0) -> Tensor:
     return -torch.logaddexp(log_p + math.log1p(-label_noise), floor)
 
 
+def ranking_pairs_loss(returns: Tensor, label_noise: float = 0.0) -> Tensor:
+    """A ranking's loss as the mean Bradley-Terry loss of its C(K, 2) ordered pairs.
+
+    InstructGPT's reward-model loss: each better-worse pair of the ranking is a
+    comparison with target 1, and the C(K, 2) of them are averaged, so that a
+    ranking weighs as much as one pair however large ``K`` is.
+
+    Args:
+        returns: Returns of the ranked segments, best first, ``(..., K)``.
+        label_noise: Probability that the judge answered each pair at random.
+
+    Returns:
+        Losses ``(...)``.
+    """
+    k = returns.shape[-1]
+    better, worse = torch.triu_indices(k, k, offset=1, device=returns.device)
+    gaps = returns[..., better] - returns[..., worse]
+    return bradley_terry_loss(gaps, torch.ones_like(gaps), label_noise).mean(-1)
+
+
+RankingLoss = Literal["plackett_luce", "pairs"]
+"""How a K-wise ranking trains: Plackett-Luce, or its C(K, 2) pairs averaged."""
+_RANKING_LOSSES = {"plackett_luce": plackett_luce_loss, "pairs": ranking_pairs_loss}
+
+
 class _Judgments:
     """Pairs and rankings as one list of judgments: pairs first, then rankings."""
 
@@ -76,7 +102,13 @@ class _Judgments:
         pairs: np.ndarray,
         targets: np.ndarray,
         rankings: Sequence[Sequence[int]],
+        ranking_loss: RankingLoss = "plackett_luce",
     ) -> None:
+        if ranking_loss not in _RANKING_LOSSES:
+            raise ValueError(
+                f"ranking_loss must be one of {sorted(_RANKING_LOSSES)}, got {ranking_loss!r}"
+            )
+        self._ranking_loss = _RANKING_LOSSES[ranking_loss]
         pairs = np.asarray(pairs)
         if pairs.size == 0:
             pairs = pairs.reshape(0, 2)
@@ -158,7 +190,7 @@ class _Judgments:
         used = 2 * len(pair_ids)
         for block in blocks[1:]:
             parts.append(
-                plackett_luce_loss(r[:, used : used + block.size].reshape(m, *block.shape), eps)
+                self._ranking_loss(r[:, used : used + block.size].reshape(m, *block.shape), eps)
             )
             used += block.size
         return torch.cat(parts, dim=1), np.concatenate(order)

@@ -8,7 +8,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefgym.preference_losses import _Judgments, bradley_terry_loss, plackett_luce_loss
+from prefgym.preference_losses import (
+    _Judgments,
+    bradley_terry_loss,
+    plackett_luce_loss,
+    ranking_pairs_loss,
+)
 
 finite = st.floats(-50, 50, allow_nan=False)
 noise = st.floats(0.0, 0.5, exclude_max=True)
@@ -100,3 +105,40 @@ def test_mixed_batches_line_each_loss_up_with_its_judgment() -> None:
         else:
             expected = plackett_luce_loss(returns[:, rankings[j - 3]], 0.1)
         torch.testing.assert_close(losses[:, column], expected)
+
+
+@given(
+    st.lists(st.floats(-5, 5), min_size=2, max_size=6),
+    st.sampled_from([0.0, 0.1]),
+)
+@settings(max_examples=40, deadline=None)
+def test_ranking_pairs_loss_averages_the_ordered_pairs(values: list[float], eps: float) -> None:
+    r = torch.tensor(values, dtype=torch.float64)
+    k = len(values)
+    expected = np.mean(
+        [
+            float(bradley_terry_loss(r[i] - r[j], torch.tensor(1.0, dtype=torch.float64), eps))
+            for i in range(k)
+            for j in range(i + 1, k)
+        ]
+    )
+    assert float(ranking_pairs_loss(r, eps)) == pytest.approx(expected)
+
+
+def test_ranking_pairs_loss_for_two_is_bradley_terry_and_batches() -> None:
+    r = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
+    ones = torch.ones(2)
+    torch.testing.assert_close(
+        ranking_pairs_loss(r, 0.1), bradley_terry_loss(r[:, 0] - r[:, 1], ones, 0.1)
+    )
+
+
+def test_judgments_train_rankings_as_pairs_when_asked() -> None:
+    judgments = _Judgments(
+        4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [[0, 1, 2, 3]], "pairs"
+    )
+    returns = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    losses, _ = judgments.losses(np.array([0]), lambda positions: returns[:, positions], 0.0)
+    torch.testing.assert_close(losses[0, 0], ranking_pairs_loss(returns[0], 0.0))
+    with pytest.raises(ValueError, match="ranking_loss"):
+        _Judgments(4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [], "listwise")  # type: ignore[arg-type]

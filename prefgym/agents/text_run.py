@@ -144,6 +144,7 @@ class TextRun:
                 batch_size=32,
                 # one member: a bootstrap resample would only hide a third of the judgments
                 bootstrap=config.reward.n_members > 1,
+                ranking_loss="pairs",  # InstructGPT: a K-wise ranking as its C(K, 2) pairs
             )
         )
         self.iteration = int(self.store.get_meta("iteration", 0))
