@@ -29,22 +29,22 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
         int,
         "K responses judged together: 2 pairs, 3-9 rankings (default: 2)",
     ),
-    ("label-rounds", int, "1: label SFT samples only; more: iterated RLHF (default: 1)"),
-    ("iterations", int, "PPO/GRPO updates or DPO epochs (default: 60)"),
+    ("label-rounds", int, "1: label SFT samples only; more: iterated RLHF (default: 4)"),
+    ("iterations", int, "PPO/GRPO updates or DPO epochs (default: 100, DPO 4)"),
     ("model", str, "starting policy: sft, base, smollm2 or a local HF directory (default: sft)"),
     ("reward-backbone", str, "reward model trunk: sft or minilm (default: sft)"),
     ("reward-members", int, "reward-model ensemble members (default: 1)"),
-    ("kl-coef", float, "KL penalty to the SFT policy; 0 turns it off (PPO default: 0.05)"),
+    ("kl-coef", float, "KL penalty to the SFT policy; 0 turns it off (PPO default: 0.1)"),
     ("kl", str, "KL controller for PPO: fixed or adaptive (default: fixed)"),
     ("kl-target", float, "adaptive controller's target KL in nats (default: 6)"),
     ("batch-size", int, "PPO prompts per update (default: 64)"),
-    ("lr", float, "policy learning rate (PPO default: 3e-5)"),
+    ("lr", float, "policy learning rate (PPO default: 5e-5)"),
     ("dpo-beta", float, "DPO's beta (default: 0.1)"),
     ("dpo-loss", str, "DPO loss: sigmoid or ipo (default: sigmoid)"),
     ("group-size", int, "GRPO samples per prompt (default: 8)"),
     ("grpo-reward", str, "GRPO maximises the reward 'model' or the 'oracle' true score"),
     ("eval-prompts", int, "prompts per evaluation (default: 128)"),
-    ("eval-every", int, "iterations between evaluations and checkpoints (default: 5)"),
+    ("eval-every", int, "iterations between evaluations and checkpoints (default: 10)"),
     ("seed", int, "seed of everything (default: 0)"),
 )
 
@@ -185,7 +185,8 @@ def text_report(run_path: str | Path) -> str:
     rows = [r for r in read_metrics(run.metrics) if not math.isnan(r.get("true_score", math.nan))]
     text = [
         f"run {run.path}: {config['env_id']}, {config['algo']}, oracle {config['oracle']!r}, "
-        f"{config['labels']} labels, {config['iterations']} iterations, seed {config['seed']}",
+        f"{config['labels']} labels, {config['iterations'] or 'default'} iterations, "
+        f"seed {config['seed']}",
         "",
     ]
     columns = [

@@ -34,12 +34,14 @@ from prefgym.oracles import parse_oracle
 
 Algo = Literal["ppo", "dpo", "grpo"]
 GrpoReward = Literal["model", "oracle"]
+DEFAULT_ITERATIONS = {"ppo": 100, "grpo": 100, "dpo": 4}
+"""Iterations of a run that names none."""
 RLAIF = "rlaif"
 """The oracle name that asks a language model (SmolLM2) to judge."""
 
 
 def _ppo_default() -> TokenPPOConfig:
-    return TokenPPOConfig(batch_size=64, minibatch_size=16, ppo_epochs=4, lr=3e-5, kl_coef=0.05)
+    return TokenPPOConfig(batch_size=64, minibatch_size=16, ppo_epochs=4, lr=5e-5, kl_coef=0.1)
 
 
 def _dpo_default() -> DPOConfig:
@@ -47,7 +49,7 @@ def _dpo_default() -> DPOConfig:
 
 
 def _grpo_default() -> GRPOConfig:
-    return GRPOConfig(group_size=8, prompts_per_step=8, max_new_tokens=16, lr=3e-5, kl_coef=0.04)
+    return GRPOConfig(group_size=8, prompts_per_step=16, max_new_tokens=16, lr=2e-4, kl_coef=0.04)
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,12 @@ class TextTrainConfig:
     """Comparisons asked in all; a K-wise ranking counts as its C(K, 2) pairs (InstructGPT)."""
     responses_per_prompt: int = 2
     """K: 2 gives pairwise judgments, 3-9 rankings."""
-    label_rounds: int = 1
-    """1 labels the SFT policy's samples only; more spread the budget over training."""
-    iterations: int = 60
-    """PPO or GRPO updates (each on a fresh batch of prompts), or DPO passes over the pairs."""
+    label_rounds: int = 4
+    """1 labels the SFT policy's samples only; more spread the budget over training
+    (iterated RLHF: half the labels on SFT samples, the rest on the current policy's)."""
+    iterations: int | None = None
+    """PPO or GRPO updates (each on a fresh batch of prompts), or DPO passes over the pairs;
+    None: 100 updates for PPO and GRPO, 4 passes for DPO."""
     model: str = "sft"
     """The starting policy: ``sft``, ``base``, a local Hugging Face directory, or ``smollm2``."""
     reward: TextRewardConfig = field(default_factory=TextRewardConfig)
@@ -85,7 +89,7 @@ class TextTrainConfig:
     """What GRPO maximises: the learned reward model, or the oracle's true score (ablation)."""
     eval_prompts: int = 128
     """Prompts of each evaluation (true score, fluency, KL, win rate)."""
-    eval_every: int = 5
+    eval_every: int = 10
     """Iterations between evaluations."""
     seed: int = 0
     """Seeds prompts, sampling, the oracle and every initialisation."""
@@ -104,7 +108,11 @@ class TextTrainConfig:
             )
         if self.algo == "dpo" and self.responses_per_prompt != 2:
             raise ValueError("dpo trains on pairs: use responses_per_prompt=2")
-        for name in ("label_rounds", "iterations", "reward_epochs", "eval_prompts", "eval_every"):
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(
+                f"iterations must be >= 1 (or None for the default), got {self.iterations}"
+            )
+        for name in ("label_rounds", "reward_epochs", "eval_prompts", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.grpo_reward not in ("model", "oracle"):
@@ -116,6 +124,13 @@ class TextTrainConfig:
                     f"oracle {self.oracle!r} discounts myopically (gamma={teacher.gamma}); a text "
                     "segment has one step, so myopia does not apply: pick another preset"
                 )
+
+    @property
+    def total_iterations(self) -> int:
+        """``iterations``, or the algorithm's default when it is None."""
+        if self.iterations is not None:
+            return self.iterations
+        return DEFAULT_ITERATIONS[self.algo]
 
     @property
     def needs_labels(self) -> bool:
@@ -169,9 +184,9 @@ def queries_per_round(config: TextTrainConfig) -> list[int]:
     total = math.ceil(config.labels / config.pairs_per_query) if config.needs_labels else 0
     if config.label_rounds == 1 or total == 0:
         return [total]
-    schedule = LabelSchedule(total, config.iterations, initial_fraction=0.5)
+    schedule = LabelSchedule(total, config.total_iterations, initial_fraction=0.5)
     starts = [
-        round(r * config.iterations / config.label_rounds) for r in range(config.label_rounds)
+        round(r * config.total_iterations / config.label_rounds) for r in range(config.label_rounds)
     ]
     due = [schedule.initial] + [schedule.due(s) for s in starts[1:]] + [total]
     counts = [max(0, due[r + 1] - due[r]) for r in range(config.label_rounds)]
@@ -182,4 +197,6 @@ def queries_per_round(config: TextTrainConfig) -> list[int]:
 
 def round_starts(config: TextTrainConfig) -> list[int]:
     """The iteration at which each labelling round happens."""
-    return [round(r * config.iterations / config.label_rounds) for r in range(config.label_rounds)]
+    return [
+        round(r * config.total_iterations / config.label_rounds) for r in range(config.label_rounds)
+    ]

@@ -309,7 +309,7 @@ class TextRun:
         c = self.config
         if isinstance(self.trainer, DPOTrainer):
             assert dataset is not None
-            return self.trainer.fit_epoch(dataset)
+            return {f"train_{k}": v for k, v in self.trainer.fit_epoch(dataset).items()}
         if isinstance(self.trainer, TokenPPO):
             n = c.ppo.batch_size
         else:
@@ -361,7 +361,7 @@ class TextRun:
         self.store.set_meta("iteration", self.iteration)
 
     def run(self) -> dict[str, float]:
-        """Train to ``config.iterations``; returns the final evaluation with the win rate."""
+        """Train to ``config.total_iterations``; returns the final evaluation with the win rate."""
         c = self.config
         counts, starts = queries_per_round(c), round_starts(c)
         truncate_metrics(self.run_dir.metrics, "iteration", self.iteration)  # redo after a crash
@@ -373,7 +373,7 @@ class TextRun:
 
         dataset: PreferenceDataset | None = None
         bar = tqdm(
-            total=c.iterations,
+            total=c.total_iterations,
             initial=self.iteration,
             desc=f"text {c.algo}",
             unit="it",
@@ -384,7 +384,7 @@ class TextRun:
             if self.iteration == 0 and not self.store.get_meta("evaluated", False):
                 write({"iteration": 0, "labels_judged": 0, **self.evaluate()})
                 self.store.set_meta("evaluated", True)
-            while self.iteration < c.iterations:
+            while self.iteration < c.total_iterations:
                 due = [r for r, s in enumerate(starts) if s <= self.iteration]
                 done = int(self.store.get_meta("label_rounds_done", 0))
                 for r in range(done, len(due)):
@@ -407,7 +407,7 @@ class TextRun:
                     **{k: v for k, v in stats.items() if isinstance(v, float)},
                 }
                 rm_row = {}
-                if self.iteration % c.eval_every == 0 or self.iteration == c.iterations:
+                if self.iteration % c.eval_every == 0 or self.iteration == c.total_iterations:
                     row.update(self.evaluate())
                     self._checkpoint()
                 write(row)

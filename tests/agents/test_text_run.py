@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from prefgym.agents.dpo import DPOConfig
+from prefgym.agents.grpo import GRPOConfig
+from prefgym.agents.text_config import TextTrainConfig, queries_per_round
+from prefgym.agents.text_run import TextRun, resume_text, text_task_name, train_text
+from prefgym.agents.token_ppo_config import TokenPPOConfig
+from prefgym.cli import main
+from prefgym.metrics import read_metrics
+from prefgym.store import PreferenceStore
+
+PPO = TokenPPOConfig(batch_size=32, minibatch_size=16, ppo_epochs=2, lr=1e-4, kl_coef=0.02)
+
+
+def _small(**overrides: object) -> TextTrainConfig:
+    config = TextTrainConfig(
+        labels=300,
+        label_rounds=1,
+        iterations=4,
+        eval_prompts=48,
+        eval_every=2,
+        reward_epochs=10,
+        ppo=PPO,
+        grpo=GRPOConfig(group_size=8, prompts_per_step=8, max_new_tokens=16, lr=2e-4),
+        dpo=DPOConfig(beta=0.1, lr=1e-4, batch_size=16),
+    )
+    return replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def _evaluations(run: Path) -> list[dict[str, float]]:
+    return [r for r in read_metrics(run / "metrics.csv") if r["true_score"] == r["true_score"]]
+
+
+def test_config_checks_name_the_value() -> None:
+    with pytest.raises(ValueError, match="myopia does not apply"):
+        TextTrainConfig(oracle="myopic")
+    with pytest.raises(ValueError, match="responses_per_prompt"):
+        TextTrainConfig(responses_per_prompt=12)
+    with pytest.raises(ValueError, match="dpo trains on pairs"):
+        TextTrainConfig(algo="dpo", responses_per_prompt=4)
+    with pytest.raises(ValueError, match="algo"):
+        TextTrainConfig(algo="a2c")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="single-step text env"):
+        text_task_name("prefgym/CartPole-v1")
+    assert text_task_name("prefgym/TextArithmetic-v0") == "arithmetic"
+
+
+def test_rankings_count_their_pairs_and_rounds_split_the_budget() -> None:
+    assert queries_per_round(TextTrainConfig(labels=600, responses_per_prompt=4)) == [100]
+    counts = queries_per_round(TextTrainConfig(labels=1000, label_rounds=4, iterations=40))
+    assert sum(counts) == 1000 and len(counts) == 4 and counts[0] == max(counts) == 500
+    assert queries_per_round(TextTrainConfig(algo="grpo", grpo_reward="oracle")) == [0]
+    assert (
+        TextTrainConfig().to_json()
+        == TextTrainConfig.from_json(TextTrainConfig().to_json()).to_json()
+    )
+
+
+def test_ppo_raises_the_true_score_from_preferences(tmp_path: Path) -> None:
+    result = train_text(
+        _small(iterations=16, eval_every=8, labels=600), tmp_path / "run", progress=False
+    )
+    rows = _evaluations(tmp_path / "run")
+    assert rows[-1]["true_score"] > rows[0]["true_score"] + 0.15, rows
+    assert rows[-1]["rm_score"] > rows[0]["rm_score"]
+    assert result["win_rate"] > 0.6, result
+    assert result["fluency"] > 0.8, result
+    assert (tmp_path / "run" / "plots").exists() is False  # plots are drawn by report
+    assert "final" not in result and (tmp_path / "run" / "final.json").exists()
+
+
+def test_grpo_on_the_true_score_moves_up(tmp_path: Path) -> None:
+    config = _small(algo="grpo", grpo_reward="oracle", iterations=30, eval_every=15)
+    train_text(config, tmp_path / "run", progress=False)
+    rows = _evaluations(tmp_path / "run")
+    assert rows[-1]["true_score"] > rows[0]["true_score"] + 0.1, rows
+    with PreferenceStore(tmp_path / "run" / "store.sqlite") as store:
+        assert store.n_judgments() == 0  # the oracle's true score needs no judgments
+
+
+def test_dpo_prefers_the_chosen_responses(tmp_path: Path) -> None:
+    config = _small(algo="dpo", iterations=3, eval_every=1, labels=400)
+    train_text(config, tmp_path / "run", progress=False)
+    rows = [r for r in read_metrics(tmp_path / "run" / "metrics.csv") if r["iteration"] > 0]
+    assert rows[-1]["train_reward_accuracy"] > 0.6, rows
+    evaluations = _evaluations(tmp_path / "run")
+    assert evaluations[-1]["true_score"] > evaluations[0]["true_score"], evaluations
+
+
+def test_a_stopped_run_resumes_without_asking_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    original = TextRun._train_iteration
+
+    def interrupted(self: TextRun, dataset: object) -> dict[str, float]:
+        if self.iteration == 3:
+            raise KeyboardInterrupt
+        return original(self, dataset)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TextRun, "_train_iteration", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_text(_small(labels=100), run, progress=False)
+    with PreferenceStore(run / "store.sqlite") as store:
+        judged, asked = store.n_judgments(), store.n_queries()
+        assert store.get_meta("iteration") == 2
+    monkeypatch.setattr(TextRun, "_train_iteration", original)
+    resume_text(run, progress=False)
+    with PreferenceStore(run / "store.sqlite") as store:
+        assert (store.n_judgments(), store.n_queries()) == (judged, asked) == (100, 100)
+        assert store.get_meta("iteration") == 4
+    iterations = [r["iteration"] for r in read_metrics(run / "metrics.csv")]
+    assert iterations == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_the_cli_trains_and_reports_a_text_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    argv = ["text", "train", "--algo", "grpo", "--grpo-reward", "oracle", "--iterations", "2"]
+    argv += ["--eval-every", "1", "--eval-prompts", "16", "--group-size", "4", "--out", str(run)]
+    assert main([*argv, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "true score" in out and "win_rate" in out
+    assert main(["report", str(run)]) == 0
+    assert "overoptimisation.png" in capsys.readouterr().out
+    assert (run / "plots" / "overoptimisation.png").stat().st_size > 0
+    assert json.loads((run / "config.json").read_text())["text"]["algo"] == "grpo"
+    with pytest.raises(SystemExit):
+        main(["text", "train", "--resume", str(run), "--labels", "5"])
+    assert "drop --labels" in capsys.readouterr().err
