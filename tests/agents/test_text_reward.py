@@ -18,7 +18,7 @@ from prefgym.agents.text_reward import (
     text_reward_model,
 )
 from prefgym.envs.text_env import TextEnv
-from prefgym.learner import Learner, LearnerConfig
+from prefgym.learner import FitReport, Learner, LearnerConfig
 from prefgym.oracles import SyntheticOracle
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore, training_data
@@ -29,12 +29,16 @@ def sft() -> LanguageModel:
     return load_language_model("sft", task="sentiment", progress=False)
 
 
-@pytest.fixture(scope="module")
-def judged(sft: LanguageModel) -> tuple[TextEnv, list[Segment]]:
+def _judged(sft: LanguageModel, n_prompts: int) -> tuple[TextEnv, list[Segment]]:
     env = TextEnv("sentiment", codec=sft.codec)
-    prompts = draw_prompts(env, 360, np.random.default_rng(0)).repeat(2)
+    prompts = draw_prompts(env, n_prompts, np.random.default_rng(0)).repeat(2)
     segments = sample_segments(sft.model, env, prompts, generator=torch.Generator().manual_seed(0))
     return env, segments
+
+
+@pytest.fixture(scope="module")
+def judged(sft: LanguageModel) -> tuple[TextEnv, list[Segment]]:
+    return _judged(sft, 700)
 
 
 def _pairs(segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
@@ -45,10 +49,7 @@ def _pairs(segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
     return pairs, targets
 
 
-def test_the_reward_model_learns_sentiment_from_the_deterministic_oracle(
-    sft: LanguageModel, judged: tuple[TextEnv, list[Segment]]
-) -> None:
-    env, segments = judged
+def _fit(sft: LanguageModel, env: TextEnv, segments: list[Segment]) -> FitReport:
     pairs, targets = _pairs(segments)
     model = text_reward_model(
         sft.model,
@@ -59,18 +60,33 @@ def test_the_reward_model_learns_sentiment_from_the_deterministic_oracle(
     )
     learner = Learner(LearnerConfig(max_epochs=40, batch_size=32, bootstrap=False))
     report = learner.fit(model, segments, pairs, targets, rng=np.random.default_rng(0))
-    assert report.val_accuracy >= 0.9, report
-    assert report.return_correlation > 0.8, report
     # normalised on these (reference-policy) samples: mean 0, std 1
     scores = model.segment_returns(segments).mean(0)
     assert abs(scores.mean()) < 1e-3 and scores.std() == pytest.approx(1.0, abs=1e-2)
+    return report
+
+
+def test_the_reward_model_learns_sentiment_from_the_deterministic_oracle(
+    sft: LanguageModel, judged: tuple[TextEnv, list[Segment]]
+) -> None:
+    """Short twin of the slow test: 700 judgments (442 to train on) give >= 85%."""
+    report = _fit(sft, *judged)
+    assert report.val_accuracy >= 0.85, report
+    assert report.return_correlation > 0.8, report
+
+
+@pytest.mark.slow
+def test_the_reward_model_reaches_90_percent_on_sentiment(sft: LanguageModel) -> None:
+    """2,000 judgments of SFT samples by the deterministic oracle: >= 90% held out."""
+    report = _fit(sft, *_judged(sft, 2000))
+    assert report.val_accuracy >= 0.9, report
 
 
 def test_rankings_train_through_the_store(
     sft: LanguageModel, judged: tuple[TextEnv, list[Segment]], tmp_path: Path
 ) -> None:
     env, segments = judged
-    segments = segments[:160]
+    segments = segments[:800]
     oracle = SyntheticOracle.from_spec("oracle", np.random.default_rng(0))
     with PreferenceStore(tmp_path / "store.sqlite") as store:
         ids = store.add_segments(segments)
@@ -83,10 +99,11 @@ def test_rankings_train_through_the_store(
         store.add_judgments(answers, "oracle")
         data = training_data(store)
         loaded = store.get_segments(data.segment_ids, frames=False)
-    assert len(data.rankings) == 40 and len(data.pairs) == 0
+    assert len(data.rankings) == 200 and len(data.pairs) == 0
     assert loaded[0].info["response"] == segments[0].info["response"]
     model = text_reward_model(sft.model, sft.codec, env.prompt_space, env.action_space)
-    report = Learner(LearnerConfig(max_epochs=8, batch_size=16)).fit(
+    config = LearnerConfig(max_epochs=15, batch_size=16, bootstrap=False, ranking_loss="pairs")
+    report = Learner(config).fit(
         model, loaded, data.pairs, data.targets, data.rankings, rng=np.random.default_rng(0)
     )
     assert report.return_correlation > 0.5, report

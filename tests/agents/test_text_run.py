@@ -63,12 +63,12 @@ def test_rankings_count_their_pairs_and_rounds_split_the_budget() -> None:
 
 
 def test_ppo_raises_the_true_score_from_preferences(tmp_path: Path) -> None:
-    result = train_text(
-        _small(iterations=16, eval_every=8, labels=600), tmp_path / "run", progress=False
-    )
+    ppo = replace(PPO, batch_size=64, kl_coef=0.05)
+    config = _small(iterations=20, eval_every=10, labels=600, ppo=ppo)
+    result = train_text(config, tmp_path / "run", progress=False)
     rows = _evaluations(tmp_path / "run")
     assert rows[-1]["true_score"] > rows[0]["true_score"] + 0.15, rows
-    assert rows[-1]["rm_score"] > rows[0]["rm_score"]
+    assert rows[-1]["rm_score"] > rows[1]["rm_score"]
     assert result["win_rate"] > 0.6, result
     assert result["fluency"] > 0.8, result
     assert (tmp_path / "run" / "plots").exists() is False  # plots are drawn by report
@@ -135,3 +135,27 @@ def test_the_cli_trains_and_reports_a_text_run(
     with pytest.raises(SystemExit):
         main(["text", "train", "--resume", str(run), "--labels", "5"])
     assert "drop --labels" in capsys.readouterr().err
+
+
+def test_without_the_kl_penalty_the_policy_hacks_the_reward_model(tmp_path: Path) -> None:
+    """The suite can show over-optimisation: the reward model's score climbs while the
+    responses fall out of the grammar (fluency drops), with the KL penalty off."""
+    config = _small(
+        iterations=24, eval_every=12, labels=300, ppo=replace(PPO, kl_coef=0.0, lr=3e-4)
+    )
+    train_text(config, tmp_path / "run", progress=False)
+    first, *_, last = _evaluations(tmp_path / "run")
+    rm_first = _evaluations(tmp_path / "run")[1]["rm_score"]
+    assert last["rm_score"] > rm_first + 0.5, (first, last)
+    assert last["fluency"] < first["fluency"] - 0.15, (first, last)
+    assert last["kl"] > 5.0, last
+
+
+@pytest.mark.slow
+def test_ppo_reaches_the_sentiment_target(tmp_path: Path) -> None:
+    """The issue's target with the defaults: 2,000 stoc judgments, win rate >= 90% against
+    the SFT policy at KL <= 6 nats with >= 95% fluent responses (about 6 minutes)."""
+    result = train_text(TextTrainConfig(), tmp_path / "run", progress=False)
+    assert result["win_rate"] >= 0.9, result
+    assert result["kl"] <= 6.0, result
+    assert result["fluency"] >= 0.95, result
