@@ -38,6 +38,7 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("kl", str, "KL controller for PPO: fixed or adaptive (default: fixed)"),
     ("kl-target", float, "adaptive controller's target KL in nats (default: 6)"),
     ("batch-size", int, "PPO prompts per update (default: 64)"),
+    ("ptx-coef", float, "PPO-ptx: weight of the pretraining LM loss mixed in (default: 0)"),
     ("lr", float, "policy learning rate (PPO default: 5e-5)"),
     ("dpo-beta", float, "DPO's beta (default: 0.1)"),
     ("dpo-loss", str, "DPO loss: sigmoid or ipo (default: sigmoid)"),
@@ -97,6 +98,7 @@ def text_config(args: argparse.Namespace) -> Any:
         "kl_target": given["kl_target"],
         "batch_size": given["batch_size"],
         "lr": given["lr"],
+        "ptx_coef": given["ptx_coef"],
     }
     if ppo["batch_size"] is not None:
         ppo["minibatch_size"] = min(config.ppo.minibatch_size, ppo["batch_size"])

@@ -60,6 +60,8 @@ POLICY_DIR = "policy"
 SFT_JUDGE = "oracle"
 """The deterministic preset that measures win rates against the SFT policy."""
 _SAMPLES_SHOWN = 4
+_PTX_DOCS = 16
+"""Pretraining documents mixed into each PPO-ptx update."""
 EVAL_COLUMNS = ("true_score", "fluency", "ended", "response_tokens", "rm_score", "kl")
 """Measured on the evaluation prompts every ``eval_every`` iterations."""
 REWARD_COLUMNS = ("rm_val_accuracy", "rm_return_correlation", "rm_train_loss", "rm_val_loss")
@@ -80,6 +82,7 @@ TRAIN_COLUMNS = {
         "tokens_per_second",
         "seconds_sampling",
         "seconds_optimisation",
+        "ptx_loss",
     ),
     "grpo": (
         "score_mean",
@@ -315,12 +318,27 @@ class TextRun:
         else:
             n = c.grpo.prompts_per_step
         prompts = draw_prompts(self.env, n, self.rng)
-        stats = self.trainer.step(prompts.ids, prompts.mask)
+        if isinstance(self.trainer, TokenPPO) and c.ppo.ptx_coef > 0:
+            stats = self.trainer.step(prompts.ids, prompts.mask, *self._ptx_batch())
+        else:
+            stats = self.trainer.step(prompts.ids, prompts.mask)
         out = {f"train_{k}": v for k, v in stats.items()}
         if self._last_batch:
             on_policy = measure(self._last_batch)
             out.update(batch_true_score=on_policy["true_score"], batch_fluency=on_policy["fluency"])
         return out
+
+    def _ptx_batch(self) -> tuple[Tensor, Tensor]:
+        """Pretraining documents for PPO-ptx: the grammar's corpus, right-padded, ``(N, L)``."""
+        from prefgym.envs.text_tasks import corpus
+
+        docs = [self.codec.encode(d) + [self.codec.eos_id] for d in corpus(self.rng, _PTX_DOCS)]
+        width = max(len(d) for d in docs)
+        ids = torch.full((len(docs), width), self.codec.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, doc in enumerate(docs):
+            ids[i, : len(doc)], mask[i, : len(doc)] = torch.as_tensor(doc), 1
+        return ids, mask
 
     def evaluate(self) -> dict[str, float]:
         """True score, reward-model score, KL to the SFT policy, fluency and length."""

@@ -159,3 +159,10 @@ def test_ppo_reaches_the_sentiment_target(tmp_path: Path) -> None:
     assert result["win_rate"] >= 0.9, result
     assert result["kl"] <= 6.0, result
     assert result["fluency"] >= 0.95, result
+
+
+def test_ppo_ptx_mixes_in_the_pretraining_loss(tmp_path: Path) -> None:
+    config = _small(iterations=2, eval_every=2, labels=50, ppo=replace(PPO, ptx_coef=0.5))
+    train_text(config, tmp_path / "run", progress=False)
+    rows = [r for r in read_metrics(tmp_path / "run" / "metrics.csv") if r["iteration"] > 0]
+    assert all(0 < r["train_ptx_loss"] < 10 for r in rows), rows
