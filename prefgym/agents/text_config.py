@@ -45,7 +45,7 @@ def _ppo_default() -> TokenPPOConfig:
 
 
 def _dpo_default() -> DPOConfig:
-    return DPOConfig(beta=0.1, lr=5e-5, batch_size=32, epochs=1)
+    return DPOConfig(beta=0.1, lr=3e-4, batch_size=32, epochs=1)
 
 
 def _grpo_default() -> GRPOConfig:
