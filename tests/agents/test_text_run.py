@@ -52,7 +52,8 @@ def test_config_checks_name_the_value() -> None:
 
 
 def test_rankings_count_their_pairs_and_rounds_split_the_budget() -> None:
-    assert queries_per_round(TextTrainConfig(labels=600, responses_per_prompt=4)) == [100]
+    one_round = TextTrainConfig(labels=600, responses_per_prompt=4, label_rounds=1)
+    assert queries_per_round(one_round) == [100]
     counts = queries_per_round(TextTrainConfig(labels=1000, label_rounds=4, iterations=40))
     assert sum(counts) == 1000 and len(counts) == 4 and counts[0] == max(counts) == 500
     assert queries_per_round(TextTrainConfig(algo="grpo", grpo_reward="oracle")) == [0]
