@@ -11,16 +11,29 @@ Conventions shared by the token-level trainers (PPO, DPO, GRPO):
 The sampler is a plain loop over the model's KV cache (no ``generate()``): one forward over
 the prompts, then one forward of one token per step, stopping as soon as every row has ended.
 Everything is generic over Hugging Face causal LMs that accept ``logits_to_keep`` and expose
-their trunk as ``base_model`` and their head as ``get_output_embeddings()``.
+their trunk as ``base_model`` and their head as ``get_output_embeddings()``. Plain GPT-2s
+(``GPT2LMHeadModel``, ``GPT2Model``, without hooks) take a fast path computing the same
+function: no work on outputs nothing reads (the last block runs only at the positions that
+predict response tokens), attention masks made once per forward, and a preallocated KV cache;
+it lives in :mod:`prefgym.agents.gpt2_fast`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
+
+from prefgym.agents.gpt2_fast import (
+    _fast_gpt2,
+    _fast_gpt2_lm,
+    _gpt2_decoder,
+    _gpt2_hidden,
+    position_ids,
+)
 
 
 class Samples(NamedTuple):
@@ -32,45 +45,6 @@ class Samples(NamedTuple):
     """``(B, R)`` float: log-probability of each drawn token (of ``logits / temperature``)."""
     entropy: Tensor
     """``(B, R)`` float: entropy of the sampling distribution at each step."""
-
-
-def fuse_gelu(model: nn.Module) -> int:
-    """Swap transformers' ``NewGELUActivation`` (GPT-2's ``gelu_new``) for the fused kernel.
-
-    ``nn.GELU(approximate="tanh")`` computes the same function (outputs agree to float
-    rounding, about 1e-7) in one kernel instead of seven, forward and backward: a quarter
-    of a small GPT-2's training time on a CPU. Done in place; the weights, the state dict
-    and the saved config are unchanged.
-
-    Args:
-        model: any module; other activations are left alone.
-
-    Returns:
-        How many activation modules were replaced.
-    """
-    from transformers.activations import NewGELUActivation
-
-    targets = [
-        (parent, name)
-        for parent in model.modules()
-        for name, child in parent.named_children()
-        if isinstance(child, NewGELUActivation)
-    ]
-    for parent, name in targets:
-        setattr(parent, name, nn.GELU(approximate="tanh"))
-    return len(targets)
-
-
-def position_ids(mask: Tensor) -> Tensor:
-    """Position ids that ignore padding.
-
-    Args:
-        mask: ``(B, L)`` attention mask, 1 on real tokens.
-
-    Returns:
-        ``(B, L)`` long: ``cumsum(mask) - 1`` clamped at 0.
-    """
-    return (mask.long().cumsum(-1) - 1).clamp_(min=0)
 
 
 def response_mask(response_ids: Tensor, eos_id: int) -> Tensor:
@@ -137,6 +111,41 @@ def _draw(probs: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[1] - 1).squeeze(1)
 
 
+def _hf_decoder(
+    model: nn.Module, prompt_ids: Tensor, prompt_mask: Tensor, max_new_tokens: int
+) -> tuple[Tensor, Callable[[Tensor, int], Tensor]]:
+    """Any causal LM, through its own forward and KV cache."""
+    batch, prompt_len = prompt_ids.shape
+    attention = torch.ones(
+        batch, prompt_len + max_new_tokens, dtype=torch.long, device=prompt_ids.device
+    )
+    attention[:, :prompt_len] = prompt_mask
+    positions = position_ids(prompt_mask)
+    next_position = positions[:, -1:] + 1  # (B, 1)
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=attention[:, :prompt_len],
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    cache = [out.past_key_values]
+
+    def advance(token: Tensor, t: int) -> Tensor:
+        out = model(
+            input_ids=token[:, None],
+            attention_mask=attention[:, : prompt_len + t + 1],
+            position_ids=next_position + t,
+            past_key_values=cache[0],
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache[0] = out.past_key_values
+        return out.logits[:, -1]
+
+    return out.logits[:, -1], advance
+
+
 @torch.no_grad()
 def sample_with_logprobs(
     model: nn.Module,
@@ -153,7 +162,8 @@ def sample_with_logprobs(
 
     Args:
         model: a causal LM; called as ``model(input_ids=..., attention_mask=...,
-            position_ids=..., past_key_values=..., use_cache=True, logits_to_keep=1)``.
+            position_ids=..., past_key_values=..., use_cache=True, logits_to_keep=1)``
+            (a plain ``GPT2LMHeadModel`` runs through its modules with its own cache).
         prompt_ids: ``(B, P)`` long, left-padded.
         prompt_mask: ``(B, P)``, 1 on real tokens.
         max_new_tokens: most tokens drawn per response.
@@ -170,29 +180,20 @@ def sample_with_logprobs(
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}; use e.g. 1e-4 for greedy")
-    batch, prompt_len = prompt_ids.shape
+    batch = prompt_ids.shape[0]
     device = prompt_ids.device
-    attention = torch.ones(batch, prompt_len + max_new_tokens, dtype=torch.long, device=device)
-    attention[:, :prompt_len] = prompt_mask
-    positions = position_ids(prompt_mask)
-    next_position = positions[:, -1:] + 1  # (B, 1)
-
     tokens = torch.empty(batch, max_new_tokens, dtype=torch.long, device=device)
     logprobs = torch.empty(batch, max_new_tokens, device=device)
     entropy = torch.empty(batch, max_new_tokens, device=device)
     ended = torch.zeros(batch, dtype=torch.bool, device=device)
 
-    out = model(
-        input_ids=prompt_ids.masked_fill(prompt_mask == 0, 0),  # pad ids may lie outside the vocab
-        attention_mask=attention[:, :prompt_len],
-        position_ids=positions,
-        use_cache=True,
-        logits_to_keep=1,
+    ids = prompt_ids.masked_fill(prompt_mask == 0, 0)  # pad ids may lie outside the vocab
+    logits, advance = (_gpt2_decoder if _fast_gpt2_lm(model) else _hf_decoder)(
+        model, ids, prompt_mask, max_new_tokens
     )
-    cache = out.past_key_values
     length = max_new_tokens
     for t in range(max_new_tokens):
-        logits = out.logits[:, -1].float()
+        logits = logits.float()
         logp = torch.log_softmax(logits / temperature if temperature != 1.0 else logits, dim=-1)
         probs = logp.exp()  # (B, V)
         drawn = _draw(probs, generator)  # fed back in: always a valid id, even where pad is not
@@ -204,15 +205,7 @@ def sample_with_logprobs(
         if t + 1 == max_new_tokens or bool(ended.all()):
             length = t + 1
             break
-        out = model(
-            input_ids=drawn[:, None],
-            attention_mask=attention[:, : prompt_len + t + 1],
-            position_ids=next_position + t,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        cache = out.past_key_values
+        logits = advance(drawn, t)
     return Samples(tokens[:, :length], logprobs[:, :length], entropy[:, :length])
 
 
@@ -247,8 +240,13 @@ def sample_responses(
 def _joined(
     prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor, eos_id: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Prompt and response side by side: ``(B, P+R)`` ids, attention mask and position ids."""
+    """The inputs that predict the response: ``(B, P+R-1)`` ids, attention mask, position ids.
+
+    Prompt and response side by side, without the last response token: it predicts nothing
+    and, being last, is attended to by nothing, so leaving it out changes no output.
+    """
     _check_prompts(prompt_ids, prompt_mask)
+    response_ids = response_ids[:, :-1]
     mask = torch.cat([prompt_mask.long(), response_mask(response_ids, eos_id).long()], dim=1)
     ids = torch.cat([prompt_ids, response_ids], dim=1).masked_fill_(mask == 0, 0)  # pads: any id
     return ids, mask, position_ids(mask)
@@ -276,12 +274,17 @@ def response_logits(
     Returns:
         ``(B, R, V)`` float: row ``t`` is the distribution ``response_ids[:, t]`` was drawn from.
     """
+    if _fast_gpt2_lm(model):
+        return response_logits_and_hidden(
+            model, prompt_ids, prompt_mask, response_ids, eos_id=eos_id, temperature=temperature
+        )[0]
     ids, mask, positions = _joined(prompt_ids, prompt_mask, response_ids, eos_id)
-    prompt_len, width = prompt_ids.shape[1], response_ids.shape[1]
     # Only the R positions that predict a response token go through the LM head.
-    keep = torch.arange(prompt_len - 1, prompt_len + width - 1, device=ids.device)
     logits = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        logits_to_keep=response_ids.shape[1],
     ).logits
     return logits.float() / temperature if temperature != 1.0 else logits.float()
 
@@ -327,6 +330,9 @@ def response_hidden(
 ) -> Tensor:
     """Last hidden states of a trunk (a model without LM head) before each response token.
 
+    A ``GPT2Model`` runs through :func:`_gpt2_hidden`, which skips the work whose output
+    nothing reads; any other trunk through its own forward.
+
     Args:
         trunk: e.g. ``GPT2Model``, returning ``last_hidden_state``.
         prompt_ids: ``(B, P)`` long, left-padded.
@@ -339,8 +345,10 @@ def response_hidden(
     """
     ids, mask, positions = _joined(prompt_ids, prompt_mask, response_ids, eos_id)
     width = response_ids.shape[1]
+    if _fast_gpt2(trunk):
+        return _gpt2_hidden(trunk, ids, mask, positions, width)
     hidden = trunk(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
-    return hidden[:, -width - 1 : -1]
+    return hidden[:, -width:]
 
 
 def token_logprobs(logits: Tensor, token_ids: Tensor) -> Tensor:

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from prefgym.agents.checkpoints import load_trainer_checkpoint, save_trainer_checkpoint
+from prefgym.agents.gpt2_fast import fuse_gelu
 from prefgym.agents.rlhf_losses import (
     AdaptiveKLController,
     FixedKLController,
@@ -45,7 +46,6 @@ from prefgym.agents.rlhf_losses import (
     whiten,
 )
 from prefgym.agents.sampling import (
-    fuse_gelu,
     position_ids,
     response_hidden,
     response_logits,
@@ -73,7 +73,8 @@ class TokenPPO:
     ``policy`` when none is given. The value model is a copy of the policy's trunk
     (``policy.base_model``) with a zero-initialised scalar head, or only that head on the
     policy's trunk when ``config.value_model == "shared"``. With ``config.fused_gelu`` the
-    models' ``gelu_new`` modules are swapped for the fused kernel (same function).
+    models' ``gelu_new`` modules are swapped for a cheaper form of the same function
+    (:class:`~prefgym.agents.gpt2_fast.TanhGELU`).
 
     Args:
         policy: the causal LM trained in place (e.g. ``GPT2LMHeadModel``).
@@ -228,11 +229,12 @@ class TokenPPO:
         # 2. Score, reference log-probs, values.
         with torch.no_grad():
             scores = self.reward_fn(prompt_ids, prompt_mask, responses)
-            scores = scores.to(device=real.device, dtype=torch.float32).reshape(-1)
-            if scores.shape != (cfg.batch_size,):
-                raise ValueError(
-                    f"reward_fn must return ({cfg.batch_size},) scores, got {tuple(scores.shape)}"
-                )
+        scores = scores.to(device=real.device, dtype=torch.float32).reshape(-1)
+        if scores.shape != (cfg.batch_size,):
+            raise ValueError(
+                f"reward_fn must return ({cfg.batch_size},) scores, got {tuple(scores.shape)}"
+            )
+        with torch.inference_mode():  # constants of the update, computed once per rollout
             ref_logprobs = response_logprobs(
                 self.ref_policy,
                 ids,
@@ -266,15 +268,20 @@ class TokenPPO:
             )
         logged: dict[str, list[Tensor]] = {}
         n_updates = 0
+        lengths = real.sum(-1).long()  # (B,) real response tokens
+        pads = (mask.cumsum(-1) == 0).sum(-1)  # (B,) leading pad columns of each prompt
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(
                 cfg.batch_size, generator=self.generator, device=self.generator.device
             ).to(real.device)
-            for index in order.split(cfg.minibatch_size):
-                m = real[index]
-                width = int(m.sum(-1).max())  # drop columns that are padding in every row
-                m = m[:, :width]
-                mb_ids, mb_mask = trim_left_padding(ids[index], mask[index])
+            batches = order.view(-1, cfg.minibatch_size)
+            # One host sync per epoch: drop the columns that are padding in every row of a
+            # minibatch (response columns on the right, prompt columns on the left).
+            widths = lengths[batches].amax(-1).tolist()
+            starts = pads[batches].amin(-1).tolist()
+            for index, width, start in zip(batches, widths, starts, strict=True):
+                m = real[index, :width]
+                mb_ids, mb_mask = ids[index, start:], mask[index, start:]
                 mb_responses = responses[index, :width]
                 logits, new_values = self._logits_and_values(mb_ids, mb_mask, mb_responses)
                 new_logprobs = token_logprobs(logits, targets[index, :width])

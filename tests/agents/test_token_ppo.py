@@ -236,3 +236,22 @@ def test_a_pad_id_outside_the_vocabulary_works() -> None:
     stats = ppo.step(*prompts(16, 0))
     assert 0 < stats["fraction_ended"] < 1
     assert math.isfinite(stats["policy_loss"]) and math.isfinite(stats["kl"])
+
+
+@pytest.mark.parametrize("value_model", ["separate", "shared"])
+def test_gpt2_fast_path_takes_the_same_steps_as_the_models_own_forward(value_model: str) -> None:
+    """A hook on the trunk sends every forward (sampling, reference, value, update) through
+    the model's own code; both routes give the same statistics and weights."""
+    config = dataclasses.replace(SMALL, value_model=value_model, max_new_tokens=10)
+    fast, plain = make(config), make(config)
+    plain.policy.transformer.register_forward_hook(lambda *_: None)
+    if value_model == "separate":
+        plain.value_model["trunk"].register_forward_hook(lambda *_: None)
+    plain.ref_policy.transformer.register_forward_hook(lambda *_: None)
+    for i in range(2):
+        a, b = fast.step(*prompts(16, i)), plain.step(*prompts(16, i))
+        for key in ("score", "kl", "policy_loss", "value_loss", "approx_kl", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+        assert 0 < a["fraction_ended"] < 1  # the padded path is exercised
+    for name, tensor in weights(plain.policy).items():
+        torch.testing.assert_close(weights(fast.policy)[name], tensor, atol=1e-5, rtol=1e-4)
