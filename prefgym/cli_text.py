@@ -39,6 +39,7 @@ _TRAIN_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("kl-target", float, "adaptive controller's target KL in nats (default: 6)"),
     ("batch-size", int, "PPO prompts per update (default: 64)"),
     ("ptx-coef", float, "PPO-ptx: weight of the pretraining LM loss mixed in (default: 0)"),
+    ("missing-eos-penalty", float, "PPO: subtracted from the score of a response with no eos"),
     ("lr", float, "policy learning rate (PPO default: 5e-5)"),
     ("dpo-beta", float, "DPO's beta (default: 0.1)"),
     ("dpo-loss", str, "DPO loss: sigmoid or ipo (default: sigmoid)"),
@@ -99,6 +100,7 @@ def text_config(args: argparse.Namespace) -> Any:
         "batch_size": given["batch_size"],
         "lr": given["lr"],
         "ptx_coef": given["ptx_coef"],
+        "missing_eos_penalty": given["missing_eos_penalty"],
     }
     if ppo["batch_size"] is not None:
         ppo["minibatch_size"] = min(config.ppo.minibatch_size, ppo["batch_size"])
