@@ -167,3 +167,12 @@ def test_ppo_ptx_mixes_in_the_pretraining_loss(tmp_path: Path) -> None:
     train_text(config, tmp_path / "run", progress=False)
     rows = [r for r in read_metrics(tmp_path / "run" / "metrics.csv") if r["iteration"] > 0]
     assert all(0 < r["train_ptx_loss"] < 10 for r in rows), rows
+
+
+def test_a_local_model_directory_can_be_the_policy(tmp_path: Path) -> None:
+    from prefgym.agents.language_model import load_language_model, save_language_model
+
+    save_language_model(load_language_model("sft", progress=False), tmp_path / "model")
+    config = _small(model=str(tmp_path / "model"), algo="grpo", grpo_reward="oracle", iterations=2)
+    result = train_text(config, tmp_path / "run", progress=False)
+    assert 0.0 <= result["win_rate"] <= 1.0
