@@ -17,14 +17,16 @@ saved under a different config.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
-__all__ = ["load_trainer_checkpoint", "save_trainer_checkpoint"]
+__all__ = ["CheckpointedTrainer", "load_trainer_checkpoint", "save_trainer_checkpoint"]
 
 
 _FORMAT = "prefgym-lm-trainer"
@@ -136,3 +138,60 @@ def load_trainer_checkpoint(
         state.setdefault(int(index), {})[name] = scalar
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     return int(meta["steps"])
+
+
+class CheckpointedTrainer:
+    """``save`` and ``load`` for a trainer, through :func:`save_trainer_checkpoint`.
+
+    The trainer sets the attributes annotated here and says in :meth:`_checkpointed`
+    which modules the checkpoint keeps.
+    """
+
+    kind: ClassVar[str]
+    config: Any
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    steps: int
+
+    def _checkpointed(self) -> tuple[nn.Module, nn.Module | None]:
+        """The trained module and the reference to keep.
+
+        The first is what trains (kept as ``policy.safetensors``), the second the
+        reference when the trainer made its own copy, None when it was given one.
+        """
+        raise NotImplementedError
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the trained weights, the owned reference, optimizer and generator state.
+
+        Returns:
+            The directory.
+        """
+        trained, reference = self._checkpointed()
+        return save_trainer_checkpoint(
+            directory,
+            kind=self.kind,
+            config=dataclasses.asdict(self.config),
+            policy=trained,
+            ref_policy=reference,
+            optimizer=self.optimizer,
+            generator=self.generator,
+            steps=self.steps,
+        )
+
+    def load(self, directory: str | Path) -> None:
+        """Restore a checkpoint written by :meth:`save` into this trainer, to resume training.
+
+        Build the trainer as the saved one was (same config and architecture; pass
+        ``ref_policy`` again if the saved trainer was given one), then call this.
+        """
+        trained, reference = self._checkpointed()
+        self.steps = load_trainer_checkpoint(
+            directory,
+            kind=self.kind,
+            config=dataclasses.asdict(self.config),
+            policy=trained,
+            ref_policy=reference,
+            optimizer=self.optimizer,
+            generator=self.generator,
+        )

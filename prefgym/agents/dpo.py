@@ -23,14 +23,13 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from prefgym.agents.checkpoints import load_trainer_checkpoint, save_trainer_checkpoint
+from prefgym.agents.checkpoints import CheckpointedTrainer
 from prefgym.agents.sampling import response_logprobs
 
 __all__ = [
@@ -272,7 +271,7 @@ def _sequence_logps(model: nn.Module, batch: PreferenceDataset, eos_id: int) -> 
     return response_logprobs(model, prompts, masks, responses, eos_id=eos_id).sum(-1)
 
 
-class DPOTrainer:
+class DPOTrainer(CheckpointedTrainer):
     """Fits a causal language model to chosen/rejected pairs with the DPO or IPO loss.
 
     Dropout is switched off (the model is put in eval mode at every step), so the
@@ -361,6 +360,9 @@ class DPOTrainer:
         }
         return loss, stats
 
+    def _checkpointed(self) -> tuple[nn.Module, nn.Module | None]:
+        return self.policy, self.ref_policy if self._owns_ref else None
+
     def step(self, batch: PreferenceDataset) -> dict[str, float]:
         """One gradient step on a batch of pairs.
 
@@ -414,31 +416,6 @@ class DPOTrainer:
         """
         dataset = self.with_reference(dataset)
         return [self.fit_epoch(dataset) for _ in range(self.config.epochs)]
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the policy, the owned reference, optimizer and generator state to ``directory``."""
-        return save_trainer_checkpoint(
-            directory,
-            kind=self.kind,
-            config=dataclasses.asdict(self.config),
-            policy=self.policy,
-            ref_policy=self.ref_policy if self._owns_ref else None,
-            optimizer=self.optimizer,
-            generator=self.generator,
-            steps=self.steps,
-        )
-
-    def load(self, directory: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save` into this trainer, to resume training."""
-        self.steps = load_trainer_checkpoint(
-            directory,
-            kind=self.kind,
-            config=dataclasses.asdict(self.config),
-            policy=self.policy,
-            ref_policy=self.ref_policy if self._owns_ref else None,
-            optimizer=self.optimizer,
-            generator=self.generator,
-        )
 
 
 def _to(batch: PreferenceDataset, device: torch.device) -> PreferenceDataset:

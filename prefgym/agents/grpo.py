@@ -15,18 +15,16 @@ belongs to the response.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from prefgym.agents.checkpoints import load_trainer_checkpoint, save_trainer_checkpoint
+from prefgym.agents.checkpoints import CheckpointedTrainer
 from prefgym.agents.sampling import response_logprobs, response_mask, sample_responses
 
 __all__ = ["GRPOConfig", "GRPOTrainer", "group_advantages"]
@@ -124,7 +122,7 @@ class GRPOConfig:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
 
 
-class GRPOTrainer:
+class GRPOTrainer(CheckpointedTrainer):
     """Trains a causal language model on group-relative advantages of sampled responses.
 
     Dropout is switched off (eval mode at every step), so that at the first pass
@@ -187,6 +185,9 @@ class GRPOTrainer:
             eos_id=self.eos_id,
             temperature=self.config.temperature,
         )
+
+    def _checkpointed(self) -> tuple[nn.Module, nn.Module | None]:
+        return self.policy, self.ref_policy if self._owns_ref else None
 
     def step(self, prompt_ids: Tensor, prompt_mask: Tensor) -> dict[str, float]:
         """Sample ``G`` responses per prompt, score them, and update the policy.
@@ -360,28 +361,3 @@ class GRPOTrainer:
             index = order[:k].to(prompt_ids.device)
             history.append(self.step(prompt_ids[index], prompt_mask[index]))
         return history
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the policy, the owned reference, optimizer and generator state to ``directory``."""
-        return save_trainer_checkpoint(
-            directory,
-            kind=self.kind,
-            config=dataclasses.asdict(self.config),
-            policy=self.policy,
-            ref_policy=self.ref_policy if self._owns_ref else None,
-            optimizer=self.optimizer,
-            generator=self.generator,
-            steps=self.steps,
-        )
-
-    def load(self, directory: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save` into this trainer, to resume training."""
-        self.steps = load_trainer_checkpoint(
-            directory,
-            kind=self.kind,
-            config=dataclasses.asdict(self.config),
-            policy=self.policy,
-            ref_policy=self.ref_policy if self._owns_ref else None,
-            optimizer=self.optimizer,
-            generator=self.generator,
-        )

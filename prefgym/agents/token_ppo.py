@@ -23,7 +23,6 @@ penalty for responses that never ended, Adam's epsilon 1e-5.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from prefgym.agents.checkpoints import load_trainer_checkpoint, save_trainer_checkpoint
+from prefgym.agents.checkpoints import CheckpointedTrainer
 from prefgym.agents.gpt2_fast import fuse_gelu
 from prefgym.agents.rlhf_losses import (
     AdaptiveKLController,
@@ -66,7 +65,7 @@ RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 _KL_FILE = "kl_controller.json"
 
 
-class TokenPPO:
+class TokenPPO(CheckpointedTrainer):
     """PPO with a per-token KL penalty to a frozen reference, for any Hugging Face causal LM.
 
     Every model is kept in eval mode (dropout off). The reference is a frozen copy of
@@ -346,40 +345,23 @@ class TokenPPO:
         )
         return stats
 
+    def _checkpointed(self) -> tuple[nn.Module, nn.Module | None]:
+        # policy and value model train together, so the checkpoint keeps both
+        return self._trained, self.ref_policy if self._owns_ref else None
+
     def save(self, directory: str | Path) -> Path:
         """Write policy and value weights, the owned reference, optimizer, generator and KL state.
 
         Returns:
             The directory.
         """
-        path = save_trainer_checkpoint(
-            directory,
-            kind=self.kind,
-            config=dataclasses.asdict(self.config),
-            policy=self._trained,
-            ref_policy=self.ref_policy if self._owns_ref else None,
-            optimizer=self.optimizer,
-            generator=self.generator,
-            steps=self.steps,
-        )
+        path = super().save(directory)
         (path / _KL_FILE).write_text(json.dumps({"kl_coef": self.kl_controller.value}))
         return path
 
     def load(self, directory: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save` into this trainer, to resume training.
-
-        Build the trainer as the saved one was (same config and architecture; pass
-        ``ref_policy`` again if the saved trainer was given one), then call this.
-        """
-        self.steps = load_trainer_checkpoint(
-            directory,
-            kind=self.kind,
-            config=dataclasses.asdict(self.config),
-            policy=self._trained,
-            ref_policy=self.ref_policy if self._owns_ref else None,
-            optimizer=self.optimizer,
-            generator=self.generator,
-        )
+        """Restore a checkpoint written by :meth:`save` (see :meth:`CheckpointedTrainer.load`)."""
+        super().load(directory)
         self.kl_controller.value = float(
             json.loads((Path(directory) / _KL_FILE).read_text())["kl_coef"]
         )
