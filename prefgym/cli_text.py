@@ -73,7 +73,6 @@ def add_text_parser(commands: Any) -> None:
 def text_config(args: argparse.Namespace) -> Any:
     """The :class:`TextTrainConfig` of ``prefgym text train``'s options."""
     from prefgym.agents.text_config import TextTrainConfig
-    from prefgym.agents.text_reward import TextRewardConfig
 
     base = TextTrainConfig()
     given = {f.replace("-", "_"): getattr(args, f.replace("-", "_")) for f, _, _ in _TRAIN_FLAGS}
@@ -112,7 +111,7 @@ def text_config(args: argparse.Namespace) -> Any:
 
     return replace(
         config,
-        reward=merged(config.reward, reward) if any(reward.values()) else TextRewardConfig(),
+        reward=merged(config.reward, reward),
         ppo=merged(config.ppo, ppo),
         dpo=merged(config.dpo, dpo),
         grpo=merged(config.grpo, grpo),

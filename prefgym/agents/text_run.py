@@ -451,8 +451,8 @@ class TextRun:
             temperature=self._temperature,
         )
         result = measure(policy, self.reward_model)
-        result["sft_true_score"] = measure(sft)["true_score"]
-        result["sft_fluency"] = measure(sft)["fluency"]
+        sft_row = measure(sft)
+        result["sft_true_score"], result["sft_fluency"] = sft_row["true_score"], sft_row["fluency"]
         result["kl"] = kl_to_reference(
             self.policy,
             self.reference,
