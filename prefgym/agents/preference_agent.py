@@ -9,10 +9,16 @@ from collections.abc import Callable
 import numpy as np
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from prefgym.agents.reward_wrapper import LearnedRewardVecEnv, RewardFn
-from prefgym.agents.sb3 import AgentConfig, make_agent, make_vec_env, relabel_replay_buffer
+from prefgym.agents.sb3 import (
+    AgentConfig,
+    make_agent,
+    make_vec_env,
+    pay_rollout_rewards,
+    relabel_replay_buffer,
+)
 from prefgym.segments import Policy, Segment
 
 _RECENT_EPISODES = 20
@@ -28,6 +34,22 @@ class _Progress(BaseCallback):
     def _on_step(self) -> bool:
         self.report(self.training_env.num_envs)
         return True
+
+
+class _PayAtRolloutEnd(BaseCallback):
+    """Pays PPO each rollout's learned rewards, computed in one batch when it is complete."""
+
+    def __init__(self, envs: LearnedRewardVecEnv) -> None:
+        super().__init__()
+        self.envs = envs
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        assert isinstance(self.model, PPO)
+        rewards = self.envs.settle()
+        pay_rollout_rewards(self.model, rewards, self.locals["values"], self.locals["dones"])
 
 
 class SB3Agent:
@@ -76,7 +98,10 @@ class SB3Agent:
         env_id: str, config: AgentConfig, seed: int, segment_length: int
     ) -> LearnedRewardVecEnv:
         venv = make_vec_env(env_id, config.n_envs, seed)
-        return LearnedRewardVecEnv(venv, segment_length=segment_length, env_id=env_id)
+        deferred = config.algo == "ppo"  # on-policy: rewards are needed at the rollout's end
+        return LearnedRewardVecEnv(
+            venv, segment_length=segment_length, env_id=env_id, deferred=deferred
+        )
 
     @property
     def steps(self) -> int:
@@ -100,8 +125,12 @@ class SB3Agent:
 
     def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
         """Train ``steps`` more environment steps (PPO rounds up to whole rollouts)."""
-        callback = None if progress is None else _Progress(progress)
-        self.model.learn(steps, callback=callback, reset_num_timesteps=False)
+        callbacks: list[BaseCallback] = []
+        if self.envs.deferred:
+            callbacks.append(_PayAtRolloutEnd(self.envs))
+        if progress is not None:
+            callbacks.append(_Progress(progress))
+        self.model.learn(steps, callback=CallbackList(callbacks), reset_num_timesteps=False)
 
     def pop_segments(self) -> list[Segment]:
         """Segments cut from the training rollouts since the last call."""

@@ -14,6 +14,14 @@ last one of the finished episode is in ``infos[i]["terminal_observation"]``.
 The reward of a step only needs the observation the action was taken in, which
 the wrapper keeps from the previous step, so the reset observation never leaks
 into a finishing step's reward, and it becomes the observation of the next one.
+
+An on-policy agent needs no reward before its rollout is complete, so with
+``deferred=True`` the wrapper pays 0 at each step, keeps the rollout's
+(observation, action) pairs, and :meth:`~LearnedRewardVecEnv.settle` computes
+all their learned rewards in one batched call at the rollout's end
+(:func:`prefgym.agents.sb3.pay_rollout_rewards` hands them to PPO). One call
+per rollout instead of one per vector step is what keeps a preference run
+close to the cost of plain RL.
 """
 
 from __future__ import annotations
@@ -65,6 +73,8 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         max_segments: int = 10_000,
         max_episodes: int = 100,
         env_id: str | None = None,
+        deferred: bool = False,
+        settle_batch: int = 4096,
     ) -> None:
         """Wrap ``venv``.
 
@@ -77,6 +87,12 @@ class LearnedRewardVecEnv(VecEnvWrapper):
                 the oldest are dropped first.
             max_episodes: Most finished episodes kept for :meth:`recent_episodes`.
             env_id: Recorded on the segments; None reads the id of the wrapped envs.
+            deferred: Pay 0 at each step and compute the learned rewards of all steps
+                since the last :meth:`settle` in one batch when it is called; finished
+                episodes reach :meth:`recent_episodes` then, and their infos carry no
+                ``"episode_learned_return"``.
+            settle_batch: Most (observation, action) pairs per ``reward_fn`` call in
+                :meth:`settle`.
         """
         super().__init__(venv)
         if segment_length is not None and segment_length < 1:
@@ -85,7 +101,14 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             raise ValueError(f"max_segments must be >= 1, got {max_segments}")
         if max_episodes < 1:
             raise ValueError(f"max_episodes must be >= 1, got {max_episodes}")
+        if settle_batch < 1:
+            raise ValueError(f"settle_batch must be >= 1, got {settle_batch}")
         self._reward_fn = reward_fn
+        self.deferred = deferred
+        self.settle_batch = settle_batch
+        self._unsettled: list[tuple[np.ndarray, np.ndarray]] = []
+        self._unsettled_ends: list[tuple[int, int, float, int]] = []
+        """Episodes that ended since the last settle: (step, env, true return, length)."""
         self.segment_length = segment_length
         self.env_id = _env_id(venv) if env_id is None else env_id
         self._segments: deque[Segment] = deque(maxlen=max_segments)
@@ -130,8 +153,50 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self._true_returns[:] = 0.0
         self._learned_returns[:] = 0.0
         self._lengths[:] = 0
+        self._unsettled.clear()
+        self._unsettled_ends.clear()
         self._new_cutter()
         return obs
+
+    @property
+    def unsettled_steps(self) -> int:
+        """Vector steps taken since the last :meth:`settle` (always 0 unless ``deferred``)."""
+        return len(self._unsettled)
+
+    def settle(self) -> np.ndarray:
+        """The learned rewards of every step since the last call, computed in batches.
+
+        Returns:
+            Rewards of shape ``(steps, num_envs)``, in step order; all zeros while
+            there is no reward function.
+        """
+        steps = len(self._unsettled)
+        rewards = np.zeros((steps, self.num_envs), dtype=np.float32)
+        if steps and self._reward_fn is not None:
+            observations = np.stack([o for o, _ in self._unsettled])
+            actions = np.stack([a for _, a in self._unsettled])
+            n = steps * self.num_envs
+            observations = observations.reshape(n, *observations.shape[2:])
+            actions = actions.reshape(n, *actions.shape[2:])
+            flat = rewards.reshape(n)
+            for start in range(0, n, self.settle_batch):
+                stop = min(start + self.settle_batch, n)
+                flat[start:stop] = self._call_reward_fn(
+                    observations[start:stop], actions[start:stop]
+                )
+        ends = iter(self._unsettled_ends)
+        end = next(ends, None)
+        for step in range(steps):
+            self._learned_returns += rewards[step]
+            while end is not None and end[0] == step:
+                _, env, true_return, length = end
+                learned = float(self._learned_returns[env])
+                self._episodes.append(EpisodeRecord(true_return, learned, length))
+                self._learned_returns[env] = 0.0
+                end = next(ends, None)
+        self._unsettled.clear()
+        self._unsettled_ends.clear()
+        return rewards
 
     def step_async(self, actions: np.ndarray) -> None:
         """Send ``actions`` to the envs, keeping a copy for the reward."""
@@ -145,7 +210,11 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         obs, _, dones, infos = self.venv.step_wait()
         observations, actions = self._last_obs, self._actions
         true_rewards = _true_rewards(infos)
-        rewards = self._learned_rewards(observations, actions)
+        if self.deferred:
+            rewards = np.zeros(self.num_envs, dtype=np.float32)
+            self._unsettled.append((observations, actions))
+        else:
+            rewards = self._learned_rewards(observations, actions)
 
         self._total_steps += self.num_envs
         self._true_returns += true_rewards
@@ -153,19 +222,20 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self._lengths += 1
         infos = list(infos)
         for i in np.flatnonzero(dones):
-            record = EpisodeRecord(
-                float(self._true_returns[i]),
-                float(self._learned_returns[i]),
-                int(self._lengths[i]),
-            )
-            self._episodes.append(record)
-            infos[i] = dict(
-                infos[i],
-                episode_true_return=record.true_return,
-                episode_learned_return=record.learned_return,
-            )
+            true_return, length = float(self._true_returns[i]), int(self._lengths[i])
+            if self.deferred:  # its learned return is known once the rollout is settled
+                self._unsettled_ends.append((len(self._unsettled) - 1, int(i), true_return, length))
+                infos[i] = dict(infos[i], episode_true_return=true_return)
+            else:
+                learned_return = float(self._learned_returns[i])
+                self._episodes.append(EpisodeRecord(true_return, learned_return, length))
+                infos[i] = dict(
+                    infos[i],
+                    episode_true_return=true_return,
+                    episode_learned_return=learned_return,
+                )
+                self._learned_returns[i] = 0.0
             self._true_returns[i] = 0.0
-            self._learned_returns[i] = 0.0
             self._lengths[i] = 0
 
         if self._cutter is not None:
@@ -181,11 +251,16 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def _learned_rewards(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
         if self._reward_fn is None:
             return np.zeros(self.num_envs, dtype=np.float32)
+        return self._call_reward_fn(observations, actions)
+
+    def _call_reward_fn(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        assert self._reward_fn is not None
         rewards = np.asarray(self._reward_fn(observations, actions), dtype=np.float32)
-        if rewards.shape != (self.num_envs,):
+        if rewards.shape != (len(observations),):
             raise ValueError(
-                f"reward_fn must return one reward per env, shape ({self.num_envs},), got "
-                f"shape {rewards.shape}; reduce any ensemble or per-step axis before returning"
+                f"reward_fn must return one reward per (observation, action) pair, shape "
+                f"({len(observations)},), got shape {rewards.shape}; reduce any ensemble or "
+                "per-step axis before returning"
             )
         return rewards
 

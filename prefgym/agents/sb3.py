@@ -2,8 +2,9 @@
 
 :func:`make_vec_env` builds the training envs, :func:`make_agent` the algorithm
 (wrap the envs in :class:`~prefgym.agents.reward_wrapper.LearnedRewardVecEnv`
-first), :func:`relabel_replay_buffer` rewrites SAC's stored rewards after the
-reward model is refitted (as PEBBLE does), and :func:`evaluate_true_return`
+first), :func:`pay_rollout_rewards` hands PPO a rollout's learned rewards
+computed in one batch at its end, :func:`relabel_replay_buffer` rewrites SAC's
+stored rewards after the reward model is refitted (as PEBBLE does), and :func:`evaluate_true_return`
 scores the deterministic policy by the hidden true reward.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -215,6 +217,34 @@ def make_agent(
         ent_coef=config.sac_ent_coef,
         **common,
     )
+
+
+def pay_rollout_rewards(
+    model: PPO, rewards: np.ndarray, last_values: torch.Tensor, dones: np.ndarray
+) -> None:
+    """Add ``rewards`` to PPO's finished rollout and recompute its returns and advantages.
+
+    Call it when the rollout is complete (a callback's ``on_rollout_end``) with the
+    rewards of a deferred :class:`~prefgym.agents.reward_wrapper.LearnedRewardVecEnv`,
+    which paid 0 during the rollout. The rewards are added, not written over, so the
+    value of a time-limited episode's last observation, which SB3 added to the reward
+    of that step, is kept.
+
+    Args:
+        model: The PPO model whose ``rollout_buffer`` holds the finished rollout.
+        rewards: Learned rewards ``(n_steps, n_envs)``, in step order.
+        last_values: The value estimates of the observations after the rollout,
+            ``values`` in ``collect_rollouts``.
+        dones: Whether each env's episode ended at the rollout's last step.
+    """
+    buffer = model.rollout_buffer
+    if rewards.shape != buffer.rewards.shape:
+        raise ValueError(
+            f"rewards must have the rollout's shape (n_steps, n_envs) = {buffer.rewards.shape}, "
+            f"got {rewards.shape}; settle the wrapper once per rollout, at its end"
+        )
+    buffer.rewards += rewards
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
 
 
 def relabel_replay_buffer(model: SAC, reward_fn: RewardFn, batch_size: int = 4096) -> int:

@@ -7,8 +7,12 @@ Early termination leaks the reward (an agent that must survive learns from
 episode length alone), so by default episodes have a fixed horizon:
 
 * ``termination="penalty"``: a failure (the pole falls, the hopper tips over)
-  adds ``termination_penalty`` to the true reward and the task resets in place;
-  the episode goes on to the horizon (Christiano et al. 2017).
+  is shown for one step: the failed observation is returned, the next step's
+  action is ignored, its true reward is ``termination_penalty``, and the task
+  resets in place; the episode goes on to the horizon (Christiano et al. 2017).
+  The penalty belongs to the failed state itself, so a reward model of
+  (observation, action) can see it; paid on the last healthy step instead, it
+  would have to be guessed from a state that has not fallen yet.
 * ``termination="absorb"``: reaching a goal (Acrobot, MountainCar, a landed
   lunar lander) makes the final state absorbing: the observation stays, and
   every later step has true reward 0, so the true return equals the original
@@ -67,6 +71,7 @@ class PreferenceEnv(gym.Env[Any, Any]):
             raise ValueError(f"render_mode must be one of {modes} or None, got {render_mode!r}")
         self.render_mode = render_mode
         self._absorbed_observation: Any = None
+        self._failed = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -74,6 +79,7 @@ class PreferenceEnv(gym.Env[Any, Any]):
         """Reset the task; a seed makes the whole episode reproducible."""
         super().reset(seed=seed)
         self._absorbed_observation = None
+        self._failed = False
         observation, info = self.base.reset(seed=seed, options=options)
         return observation, info
 
@@ -82,12 +88,15 @@ class PreferenceEnv(gym.Env[Any, Any]):
         if self._absorbed_observation is not None:
             info = {"true_reward": 0.0, "absorbed": True}
             return copy.deepcopy(self._absorbed_observation), 0.0, False, False, info
+        if self._failed:  # the step after a failure: pay the penalty, start again in place
+            self._failed = False
+            observation, _ = self.base.reset()
+            info = {"true_reward": self.termination_penalty, "failure": True}
+            return observation, 0.0, False, False, info
         observation, true_reward, terminated, truncated, info = self.base.step(action)
         info = dict(info, true_reward=float(true_reward))
         if terminated and self.termination == "penalty":
-            info["true_reward"] += self.termination_penalty
-            info["failure"] = True
-            observation, _ = self.base.reset()
+            self._failed = True
             terminated = False
         elif terminated and self.termination == "absorb":
             self._absorbed_observation = observation

@@ -288,3 +288,57 @@ def test_env_id_is_read_from_the_wrapped_envs() -> None:
     venv = LearnedRewardVecEnv(make_venv("prefgym/CartPole-v1", 1, 0))
     assert venv.env_id == "prefgym/CartPole-v1"
     assert LearnedRewardVecEnv(make_venv("prefgym/CartPole-v1", 1, 0), env_id="x").env_id == "x"
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_deferred_rewards_settle_to_the_per_step_rewards(
+    env_id: str, rng: np.random.Generator
+) -> None:
+    n_envs, n_steps = 3, 2 * HORIZON + 3
+    now = LearnedRewardVecEnv(make_venv(env_id, n_envs, 5), obs_plus_action)
+    later = LearnedRewardVecEnv(
+        make_venv(env_id, n_envs, 5), obs_plus_action, deferred=True, settle_batch=4
+    )
+    now.reset()
+    later.reset()
+    paid = []
+    for _ in range(n_steps):
+        actions = random_actions(now.action_space, n_envs, rng)
+        _, rewards, dones, infos = step(now, actions)
+        _, zeros, later_dones, later_infos = step(later, actions)
+        paid.append(rewards)
+        np.testing.assert_array_equal(zeros, 0.0)
+        np.testing.assert_array_equal(dones, later_dones)
+        for info, later_info in zip(infos, later_infos, strict=True):
+            assert info.get("episode_true_return") == later_info.get("episode_true_return")
+            assert "episode_learned_return" not in later_info
+    assert later.unsettled_steps == n_steps
+    assert later.recent_episodes() == []  # learned returns are known once settled
+    np.testing.assert_allclose(later.settle(), np.stack(paid), rtol=1e-6)
+    assert later.unsettled_steps == 0
+    assert later.settle().shape == (0, n_envs)
+    assert len(later.recent_episodes()) == 2 * n_envs
+    for a, b in zip(now.recent_episodes(), later.recent_episodes(), strict=True):
+        assert (a.true_return, a.length) == (b.true_return, b.length)
+        assert a.learned_return == pytest.approx(b.learned_return, rel=1e-5)
+
+
+def test_deferred_rewards_without_a_reward_fn_settle_to_zero() -> None:
+    venv = LearnedRewardVecEnv(make_venv("prefgym/CartPole-v1", 2, 0), deferred=True)
+    venv.reset()
+    for _ in range(3):
+        step(venv, np.zeros(2, dtype=np.int64))
+    np.testing.assert_array_equal(venv.settle(), np.zeros((3, 2)))
+
+
+def test_settle_rejects_a_reward_fn_of_the_wrong_shape() -> None:
+    def per_env_sum(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return np.zeros(2)  # one reward for each env, not one for each step of each env
+
+    venv = LearnedRewardVecEnv(make_venv("prefgym/CartPole-v1", 2, 0), per_env_sum, deferred=True)
+    venv.reset()
+    for _ in range(3):
+        step(venv, np.zeros(2, dtype=np.int64))
+    match = r"one reward per \(observation, action\) pair, shape \(6,\)"
+    with pytest.raises(ValueError, match=match):
+        venv.settle()

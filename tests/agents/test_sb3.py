@@ -15,6 +15,7 @@ from prefgym.agents.sb3 import (
     evaluate_true_return,
     make_agent,
     make_vec_env,
+    pay_rollout_rewards,
     policy_fn,
     relabel_replay_buffer,
 )
@@ -30,8 +31,10 @@ FAST_CARTPOLE = AgentConfig(
 
 
 def upright(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """A learnable stand-in for a CartPole reward model: 1 upright, 0 at the failure angle."""
-    return 1.0 - np.abs(observations[:, 2]) / 0.21
+    """A learnable stand-in for a CartPole reward model: 1 upright, 0 at the failure angle,
+    and the penalty in the fallen state that the env shows for one step after a failure."""
+    angle = np.abs(observations[:, 2])
+    return np.where(angle > 0.2095, -10.0, 1.0 - angle / 0.21)
 
 
 def obs_plus_action(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -308,3 +311,47 @@ def test_evaluate_true_return_needs_a_true_reward() -> None:
     model = make_agent(AgentConfig(n_envs=1), make_vec_env(CARTPOLE, 1, seed=0), seed=0)
     with pytest.raises(KeyError, match="'true_reward'.*prefgym/"):
         evaluate_true_return(model, "CartPole-v1", episodes=1, seed=0)
+
+
+class _Settle(BaseCallback):
+    def __init__(self, venv: LearnedRewardVecEnv) -> None:
+        super().__init__()
+        self.venv = venv
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        rewards = self.venv.settle()
+        pay_rollout_rewards(self.model, rewards, self.locals["values"], self.locals["dones"])
+
+
+@pytest.mark.parametrize("env_id", [CARTPOLE, PENDULUM])
+def test_rewards_paid_at_the_rollouts_end_train_ppo_exactly_as_rewards_paid_each_step(
+    env_id: str,
+) -> None:
+    # 7-step episodes end inside the rollouts, so time-limit bootstrapping is exercised
+    config = AgentConfig(n_envs=2, n_steps=16, batch_size=8, n_epochs=2)
+    buffers = []
+    for deferred in (False, True):
+        venv = LearnedRewardVecEnv(
+            make_vec_env(env_id, 2, seed=0, env_kwargs={"max_episode_steps": 7}),
+            obs_plus_action,
+            deferred=deferred,
+        )
+        model = make_agent(config, venv, seed=0)
+        assert isinstance(model, PPO)
+        model.learn(32, callback=_Settle(venv) if deferred else None)
+        buffer = model.rollout_buffer
+        buffers.append((buffer.rewards.copy(), buffer.returns.copy(), buffer.advantages.copy()))
+    for now, later in zip(*buffers, strict=True):
+        np.testing.assert_allclose(later, now, rtol=1e-5, atol=1e-6)
+    assert np.abs(buffers[0][0]).sum() > 0
+
+
+def test_pay_rollout_rewards_rejects_rewards_of_another_shape() -> None:
+    venv = LearnedRewardVecEnv(make_vec_env(CARTPOLE, 2, seed=0), deferred=True)
+    model = make_agent(AgentConfig(n_envs=2, n_steps=16, batch_size=8), venv, seed=0)
+    assert isinstance(model, PPO)
+    with pytest.raises(ValueError, match=r"rollout's shape \(n_steps, n_envs\) = \(16, 2\)"):
+        pay_rollout_rewards(model, np.zeros((15, 2)), None, np.zeros(2))  # type: ignore[arg-type]

@@ -94,7 +94,23 @@ def test_cartpole_has_a_fixed_horizon_and_a_failure_penalty() -> None:
         failures += info.get("failure", False)
         true_return += info["true_reward"]
     assert failures > 10
-    assert true_return == pytest.approx(500 - 10.0 * failures)
+    # each failure costs its penalty step (-10) instead of a step upright (+1)
+    assert true_return == pytest.approx(500 - 11.0 * failures)
+
+
+def test_a_failure_is_shown_for_one_step_with_the_penalty_then_the_task_restarts() -> None:
+    env = gym.make("prefgym/CartPole-v1")
+    env.reset(seed=0)
+    for _ in range(100):
+        fallen, _, _, _, info = env.step(0)
+        if abs(fallen[2]) > 0.2095:  # past CartPole's failure angle
+            break
+    assert "failure" not in info and info["true_reward"] == 1.0
+    restarted, _, terminated, _, info = env.step(1)  # the action is ignored
+    assert not terminated and info == {"true_reward": -10.0, "failure": True}
+    assert np.all(np.abs(restarted) <= 0.05)  # CartPole's reset state
+    _, _, _, _, info = env.step(1)
+    assert info["true_reward"] == 1.0
 
 
 def test_keep_termination_restores_the_original_episode_end() -> None:
