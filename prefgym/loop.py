@@ -5,8 +5,12 @@ rollouts are cut into segments; the loop picks the pairs the reward-model
 ensemble disagrees on most, gets them judged through the store (at once by a
 synthetic oracle, or later by a person in the labeling window), refits the
 reward model on every judgment the store holds, and hands the new reward to
-the agent. All state that matters lives in the store and the checkpoints, so
-a run interrupted anywhere resumes without losing or re-asking a judgment.
+the agent. While every judgment is a tie (a task whose every clip scores the
+same), the model has learned nothing, and normalising it would blow its noise
+up into a reward the agent would chase; the agent is paid 0 instead and
+explores as it would on a constant reward. All state that matters lives in
+the store and the checkpoints, so a run interrupted anywhere resumes without
+losing or re-asking a judgment.
 """
 
 from __future__ import annotations
@@ -338,8 +342,16 @@ class PreferenceLoop:
         report = self.learner.fit(self.ensemble, segments, pairs, targets, rankings, rng=self.rng)
         recent = self._load(self.store.segment_ids()[-self.config.pool_size :])
         self.ensemble.normalise(recent)
-        self.agent.set_reward(self.ensemble.step_rewards)
+        if rankings or np.any(targets != 0.5):
+            self.agent.set_reward(self.ensemble.step_rewards)
+        else:  # only ties: the model knows nothing, and normalising would blow up its noise
+            self.agent.set_reward(no_reward)
         return report
+
+
+def no_reward(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Reward 0 everywhere: what the agent is paid while every judgment is a tie."""
+    return np.zeros(len(observations), dtype=np.float32)
 
 
 def describe(result: RoundResult) -> dict[str, Any]:

@@ -238,3 +238,24 @@ def test_a_person_gets_clips_with_frames(tmp_path: Path) -> None:
     for segment in segments:
         assert segment.frames is not None
         assert segment.frames.shape == (10, 100, 150, 3)  # CartPole's 400x600 at stride 4
+
+
+def test_pays_nothing_while_every_judgment_is_a_tie(tmp_path: Path) -> None:
+    def ties(left: object, right: object) -> list[str]:
+        return ["equal"] * len(left)  # type: ignore[arg-type]
+
+    def says_left(left: object, right: object) -> list[str]:
+        return ["left"] * len(left)  # type: ignore[arg-type]
+
+    observations = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    actions = np.zeros(50, dtype=np.int64)
+    for judge, informative in ((ties, False), (says_left, True)):
+        oracle = SyntheticOracle(PRESETS["oracle"], "oracle", np.random.default_rng(0))
+        oracle.judge = judge  # type: ignore[method-assign]
+        agent = RandomAgent(10)
+        config = replace(CONFIG, labels=10, steps=800)
+        with PreferenceStore(tmp_path / f"{informative}.sqlite") as store:
+            _loop(store, agent, config, oracle=oracle).run()
+        paid = agent.rewards_set[-1](observations, actions)
+        assert paid.shape == (50,)
+        assert (np.ptp(paid) > 0) == informative

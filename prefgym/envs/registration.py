@@ -70,7 +70,7 @@ def _text(name: str, task: str, *, tokens: bool = False) -> EnvInfo:
 
 ENVS: tuple[EnvInfo, ...] = (
     _control("CartPole-v1", 500, "classic", "penalty"),
-    _control("Acrobot-v1", 500, "classic", "absorb"),
+    _control("Acrobot-v1", 500, "classic", "absorb", shaping=0.1),
     _control("MountainCarContinuous-v0", 999, "classic", "absorb"),
     _control("Pendulum-v1", 200, "classic", "keep"),
     _control("LunarLander-v3", 1000, "box2d", "absorb", continuous=False),

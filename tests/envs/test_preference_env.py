@@ -168,3 +168,29 @@ def test_import_is_cheap() -> None:
 def test_make_works_with_the_module_prefix_and_no_import() -> None:
     code = "import gymnasium; print(gymnasium.make('prefgym:prefgym/CartPole-v1').spec.id)"
     assert _python(code) == "prefgym/CartPole-v1"
+
+
+def test_acrobots_hidden_reward_is_shaped_by_its_energy() -> None:
+    from prefgym.envs.preference_env import acrobot_energy
+
+    env = gym.make("prefgym/Acrobot-v1")
+    first, _ = env.reset(seed=0)
+    assert acrobot_energy(first) == pytest.approx(0.0, abs=0.2)  # hanging, nearly at rest
+    assert acrobot_energy(np.array([-1.0, 0.0, 1.0, 0.0, 0.0, 0.0])) == pytest.approx(39.2)
+    env.action_space.seed(0)
+    true_return, observation = 0.0, first
+    for _ in range(50):
+        observation, _, _, _, info = env.step(env.action_space.sample())
+        true_return += info["true_reward"]
+    # -1 a step, plus 0.1 x the energy gained: the shaping telescopes
+    gained = acrobot_energy(observation) - acrobot_energy(first)
+    assert true_return == pytest.approx(-50 + 0.1 * gained)
+
+    plain = gym.make("prefgym/Acrobot-v1", shaping=0.0)
+    plain.reset(seed=0)
+    assert plain.step(0)[4]["true_reward"] == -1.0
+
+
+def test_shaping_needs_a_task_with_a_potential() -> None:
+    with pytest.raises(ValueError, match="'CartPole-v1' has none; leave shaping at 0"):
+        gym.make("prefgym/CartPole-v1", shaping=1.0)
