@@ -462,6 +462,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="CartPole, oracle and mistake, 100 labels, 100k steps, seeds 0 1 (about 9 minutes)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "label_efficiency")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="CSV",
+        help="run nothing: summarise the results.csv files of earlier runs (seeds run in "
+        "parallel processes, say) into --out",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.envs, args.oracles, args.labels, args.steps = (
@@ -474,8 +482,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def read_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """Rows of earlier runs' ``results.csv`` files, with their numbers as numbers."""
+    rows = []
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"--merge: {path} is not a file; pass the results.csv of a run")
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                typed: dict[str, Any] = dict(row)
+                for key in ("labels", "steps", "seed"):
+                    typed[key] = int(row[key])
+                for key in COLUMNS:
+                    if key.endswith(("_return", "_ratio", "_s", "_std")) and key in row:
+                        typed[key] = float(row[key]) if row[key] else math.nan
+                rows.append(typed)
+    return rows
+
+
+def report(rows: list[dict[str, Any]], out: Path) -> None:
+    """Write the summary and the plot, and print the tables and the targets."""
+    summary = summarise(rows)
+    write_csv(out / "summary.csv", summary, list(summary[0]))
+    plot(summary, out / "label_efficiency.png")
+    print(f"\nall runs:\n{table(rows)}")
+    print(f"\nmedians over seeds:\n{summary_table(summary)}")
+    print("\ntargets:\n" + "\n".join(check_targets(summary)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        args.out.mkdir(parents=True, exist_ok=True)
+        rows = read_results(args.merge)
+        write_csv(args.out / "results.csv", rows, COLUMNS)
+        report(rows, args.out)
+        print(f"\nwrote {args.out / 'results.csv'}, summary.csv, label_efficiency.png")
+        return 0
     from prefgym.cli import set_threads
 
     set_threads(1)
@@ -550,12 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(table([row]).splitlines()[-1], flush=True)
                         if row["peer_error"]:
                             print(f"  imitation failed: {row['peer_error']}", flush=True)
-    summary = summarise(rows)
-    write_csv(args.out / "summary.csv", summary, list(summary[0]))
-    plot(summary, args.out / "label_efficiency.png")
-    print(f"\nall runs ({time.perf_counter() - started:.0f} s):\n{table(rows)}")
-    print(f"\nmedians over seeds:\n{summary_table(summary)}")
-    print("\ntargets:\n" + "\n".join(check_targets(summary)))
+    print(f"\nran for {time.perf_counter() - started:.0f} s")
+    report(rows, args.out)
     errors = sorted({row["peer_error"] for row in rows if row["peer_error"]})
     if errors:
         print("\nimitation errors:\n" + "\n".join(errors))

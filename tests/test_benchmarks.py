@@ -74,6 +74,28 @@ def test_summary_takes_medians_and_checks_targets(label_efficiency):
     assert len(lines) == 2  # no imitation result, no comparison with it
 
 
+def test_merge_summarises_the_results_of_runs_made_apart(label_efficiency, tmp_path, capsys):
+    row = {column: "" for column in label_efficiency.COLUMNS}
+    row.update(env="Hopper", oracle="oracle", labels="700", steps="300000", ratio_basis="plain")
+    for seed, ours in ((0, 3000.0), (1, 2800.0)):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        values = dict(
+            row, seed=seed, ours_return=ours, ppo_true_return=3200.0, return_ratio=ours / 3200,
+            ours_wall_s=110.0, ppo_true_wall_s=100.0, wall_ratio=1.1, peer_return="nan",
+        )  # fmt: skip
+        label_efficiency.write_csv(run / "results.csv", [values], label_efficiency.COLUMNS)
+    out = tmp_path / "merged"
+    paths = [str(tmp_path / f"seed{s}" / "results.csv") for s in (0, 1)]
+    assert label_efficiency.main(["--merge", *paths, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "PASS  Hopper/oracle/700 labels/300000 steps: return ratio 0.91 >= 0.9" in printed
+    assert (out / "label_efficiency.png").stat().st_size > 0
+    assert len((out / "results.csv").read_text().splitlines()) == 3
+    with pytest.raises(SystemExit, match="is not a file"):
+        label_efficiency.main(["--merge", str(tmp_path / "missing.csv"), "--out", str(out)])
+
+
 @pytest.fixture(scope="module")
 def token_ppo_vs_trl():
     return _load("token_ppo_vs_trl")
