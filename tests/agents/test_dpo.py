@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from prefgym.agents.dpo import (
     dataset_from_judgments,
     dpo_loss,
 )
+from tests.agents.tiny_models import tiny_gpt2
 
 EOS, PAD = 1, 0
 
@@ -164,24 +164,6 @@ def test_dataset_errors_name_the_problem() -> None:
         )
 
 
-def _tiny_lm(seed: int, dropout: float = 0.0) -> transformers.GPT2LMHeadModel:
-    config = transformers.GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        vocab_size=64,
-        n_positions=64,
-        bos_token_id=EOS,
-        eos_token_id=EOS,
-        resid_pdrop=dropout,
-        embd_pdrop=dropout,
-        attn_pdrop=dropout,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return transformers.GPT2LMHeadModel(config)
-
-
 def _random_dataset(n: int, seed: int) -> PreferenceDataset:
     g = torch.Generator().manual_seed(seed)
 
@@ -203,7 +185,7 @@ def _random_dataset(n: int, seed: int) -> PreferenceDataset:
 def _trainer(seed: int = 0, **config: object) -> DPOTrainer:
     settings_ = {"lr": 1e-3, "batch_size": 8, "epochs": 1} | config
     return DPOTrainer(
-        _tiny_lm(seed),
+        tiny_gpt2(seed, eos_id=EOS, dropout=0.0),
         DPOConfig(**settings_),  # type: ignore[arg-type]
         eos_id=EOS,
         pad_id=PAD,
@@ -246,7 +228,7 @@ def test_reference_is_a_frozen_copy_run_once_per_dataset() -> None:
 
 
 def test_dropout_is_off_so_policy_matches_reference() -> None:
-    policy = _tiny_lm(0, dropout=0.5).train()
+    policy = tiny_gpt2(0, eos_id=EOS, dropout=0.5).train()
     trainer = DPOTrainer(
         policy, DPOConfig(), eos_id=EOS, pad_id=PAD, generator=torch.Generator().manual_seed(0)
     )

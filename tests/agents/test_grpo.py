@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import transformers
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -18,6 +17,7 @@ from hypothesis.extra.numpy import arrays
 from prefgym.agents.dpo import DPOConfig, DPOTrainer
 from prefgym.agents.grpo import GRPOConfig, GRPOTrainer, group_advantages
 from prefgym.agents.sampling import response_mask
+from tests.agents.tiny_models import tiny_gpt2
 
 EOS, PAD, TARGET = 1, 0, 7
 
@@ -78,21 +78,6 @@ def test_config_rejects_bad_values(kwargs: dict[str, object], match: str) -> Non
         GRPOConfig(**kwargs)  # type: ignore[arg-type]
 
 
-def _tiny_lm(seed: int) -> transformers.GPT2LMHeadModel:
-    config = transformers.GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        vocab_size=64,
-        n_positions=64,
-        bos_token_id=EOS,
-        eos_token_id=EOS,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return transformers.GPT2LMHeadModel(config)
-
-
 def target_fraction(
     prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, responses: torch.Tensor
 ) -> torch.Tensor:
@@ -119,7 +104,7 @@ def _trainer(
         "lr": 3e-3,
     } | config
     return GRPOTrainer(
-        _tiny_lm(seed),
+        tiny_gpt2(seed, eos_id=EOS),
         GRPOConfig(**settings_),  # type: ignore[arg-type]
         reward_fn=target_fraction,
         eos_id=EOS,
@@ -166,7 +151,7 @@ def _counting(model: torch.nn.Module) -> list[int]:
 
 
 def test_without_kl_the_reference_is_never_run() -> None:
-    ref = _tiny_lm(9)
+    ref = tiny_gpt2(9, eos_id=EOS)
     calls = _counting(ref)
     trainer = _trainer(kl_coef=0.0, ref_policy=ref)
     trainer.fit(*_prompts(), num_steps=2)
@@ -191,7 +176,7 @@ def test_owned_reference_is_a_frozen_copy() -> None:
 
 def test_reward_fn_must_return_one_score_per_response() -> None:
     trainer = GRPOTrainer(
-        _tiny_lm(0),
+        tiny_gpt2(eos_id=EOS),
         GRPOConfig(group_size=2, max_new_tokens=2),
         reward_fn=lambda p, m, r: torch.zeros(len(r), 1),
         eos_id=EOS,
@@ -233,7 +218,9 @@ def test_save_load_resumes_identically(tmp_path: Path, kl_coef: float) -> None:
 
 def test_checkpoints_are_not_interchangeable(tmp_path: Path) -> None:
     _trainer().save(tmp_path / "grpo")
-    dpo = DPOTrainer(_tiny_lm(0), DPOConfig(), eos_id=EOS, pad_id=PAD, generator=torch.Generator())
+    dpo = DPOTrainer(
+        tiny_gpt2(eos_id=EOS), DPOConfig(), eos_id=EOS, pad_id=PAD, generator=torch.Generator()
+    )
     with pytest.raises(ValueError, match="grpo checkpoint"):
         dpo.load(tmp_path / "grpo")
     with pytest.raises(ValueError, match="kl_coef=0.04"):

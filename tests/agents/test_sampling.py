@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
 
 from prefgym.agents.gpt2_fast import TanhGELU, fuse_gelu
 from prefgym.agents.sampling import (
@@ -21,25 +21,14 @@ from prefgym.agents.sampling import (
     sample_with_logprobs,
     trim_left_padding,
 )
+from tests.agents.tiny_models import tiny_gpt2
 
 EOS, PAD = 0, 1
 
 
-def tiny_gpt2(seed: int = 0, **overrides: Any) -> GPT2LMHeadModel:
-    config = GPT2Config(
-        **{"n_layer": 2, "n_head": 2, "n_embd": 32, "vocab_size": 64, "n_positions": 64}
-        | overrides,
-        bos_token_id=EOS,
-        eos_token_id=EOS,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return GPT2LMHeadModel(config).eval()
-
-
 @pytest.fixture(scope="module")
 def model() -> GPT2LMHeadModel:
-    return tiny_gpt2()
+    return tiny_gpt2(eos_id=EOS).eval()
 
 
 def prompts(seed: int = 0, batch: int = 4, length: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,7 +239,8 @@ def test_inverse_cdf_draws_follow_the_distribution() -> None:
 
 
 def test_fused_gelu_computes_the_same_function() -> None:
-    plain, fused = tiny_gpt2(3), tiny_gpt2(3)
+    plain = tiny_gpt2(3, eos_id=EOS).eval()
+    fused = tiny_gpt2(3, eos_id=EOS).eval()
     assert fuse_gelu(fused) == 2  # one per block
     assert fuse_gelu(fused) == 0
     assert all(isinstance(block.mlp.act, TanhGELU) for block in fused.transformer.h)
@@ -321,7 +311,7 @@ def full_forward(model: Any, ids: torch.Tensor, mask: torch.Tensor, response: to
 @pytest.mark.parametrize("padded", [True, False])
 def test_gpt2_fast_path_matches_the_models_own_forward(overrides: dict, padded: bool) -> None:
     """With padding (left-padded prompts, early eos) and without (every token attended)."""
-    model = tiny_gpt2(4, **overrides)
+    model = tiny_gpt2(4, eos_id=EOS, **overrides).eval()
     ids, mask = prompts(batch=5)
     response = torch.randint(2, 64, (5, 7), generator=torch.Generator().manual_seed(1))
     if padded:
@@ -339,7 +329,8 @@ def test_gpt2_fast_path_matches_the_models_own_forward(overrides: dict, padded: 
 
 
 def test_gpt2_fast_path_has_the_models_gradients() -> None:
-    fast, plain = tiny_gpt2(5), tiny_gpt2(5)
+    fast = tiny_gpt2(5, eos_id=EOS).eval()
+    plain = tiny_gpt2(5, eos_id=EOS).eval()
     ids, mask = prompts()
     response = torch.tensor([[5, 6, EOS, PAD], [7, 8, 9, 10], [11, EOS, PAD, PAD], [3, 4, 5, 6]])
     weights = torch.randn(4, 4, 64, generator=torch.Generator().manual_seed(0))

@@ -7,28 +7,13 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from prefgym.agents.sampling import response_mask
 from prefgym.agents.token_ppo import TokenPPO, TokenPPOConfig
+from tests.agents.tiny_models import tiny_gpt2
 
 EOS, PAD, TARGET = 0, 1, 5
 SMALL = TokenPPOConfig(batch_size=16, minibatch_size=8, ppo_epochs=2, max_new_tokens=6, lr=3e-3)
-
-
-def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
-    config = GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        vocab_size=64,
-        n_positions=64,
-        bos_token_id=EOS,
-        eos_token_id=EOS,
-    )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return GPT2LMHeadModel(config)
 
 
 def target_fraction(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response: torch.Tensor):
@@ -40,7 +25,7 @@ def target_fraction(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, respons
 def make(config: TokenPPOConfig = SMALL, seed: int = 0, model_seed: int = 0, **kw: Any) -> TokenPPO:
     kw.setdefault("reward_fn", target_fraction)
     return TokenPPO(
-        tiny_gpt2(model_seed),
+        tiny_gpt2(model_seed, eos_id=EOS),
         config,
         eos_id=EOS,
         pad_id=PAD,
@@ -167,7 +152,7 @@ def test_ptx_loss_is_mixed_in() -> None:
 @pytest.mark.parametrize("owned_ref", [True, False])
 def test_save_load_resumes_identically(tmp_path: Path, owned_ref: bool) -> None:
     config = dataclasses.replace(SMALL, kl="adaptive", kl_horizon=100)
-    ref_kw = {} if owned_ref else {"ref_policy": tiny_gpt2(7)}
+    ref_kw = {} if owned_ref else {"ref_policy": tiny_gpt2(7, eos_id=EOS)}
     original = make(config, seed=0, **ref_kw)
     for i in range(2):
         original.step(*prompts(16, i))
@@ -226,7 +211,7 @@ def test_config_rejects_bad_values(kwargs: dict, message: str) -> None:
 def test_a_pad_id_outside_the_vocabulary_works() -> None:
     config = dataclasses.replace(SMALL, max_new_tokens=40)
     ppo = TokenPPO(
-        tiny_gpt2(),
+        tiny_gpt2(eos_id=EOS),
         config,
         reward_fn=target_fraction,
         eos_id=EOS,
