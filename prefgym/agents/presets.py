@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefgym.agents.sb3 import AgentConfig, Algo
-from prefgym.learner import LearnerConfig
 from prefgym.reward_models import RewardModelConfig
 
 _PPO: dict[str, AgentConfig] = {
@@ -131,17 +130,3 @@ def reward_model_preset(env_id: str, n_members: int = 3) -> RewardModelConfig:
     if name.removesuffix("-v5") in _ATARI:
         return RewardModelConfig(n_members=n_members, use_actions=False, cnn="christiano")
     return RewardModelConfig(n_members=n_members)
-
-
-def learner_preset(env_id: str) -> LearnerConfig:
-    """How the reward model of ``env_id`` is fitted.
-
-    A pixel model's epoch costs seconds (every frame of every judged clip goes
-    through each member's CNN), and a warm-started refit is nearly always at
-    its best after its first epoch, so pixel tasks stop after 2 epochs without
-    improvement instead of 5: the same model for half the time.
-    """
-    name = env_id.split("/")[-1]
-    if name in _ARCADE or name.removesuffix("-v5") in _ATARI:
-        return LearnerConfig(patience=2)
-    return LearnerConfig()
