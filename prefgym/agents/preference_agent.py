@@ -36,10 +36,11 @@ class _Progress(BaseCallback):
         return True
 
 
-class _PayAtRolloutEnd(BaseCallback):
+class PayAtRolloutEnd(BaseCallback):
     """Pays PPO each rollout's learned rewards, computed in one batch when it is complete."""
 
     def __init__(self, envs: LearnedRewardVecEnv) -> None:
+        """Settle ``envs``, the model's deferred ``LearnedRewardVecEnv``, after each rollout."""
         super().__init__()
         self.envs = envs
 
@@ -127,7 +128,7 @@ class SB3Agent:
         """Train ``steps`` more environment steps (PPO rounds up to whole rollouts)."""
         callbacks: list[BaseCallback] = []
         if self.envs.deferred:
-            callbacks.append(_PayAtRolloutEnd(self.envs))
+            callbacks.append(PayAtRolloutEnd(self.envs))
         if progress is not None:
             callbacks.append(_Progress(progress))
         self.model.learn(steps, callback=CallbackList(callbacks), reset_num_timesteps=False)

@@ -9,6 +9,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from prefgym.agents.preference_agent import PayAtRolloutEnd
 from prefgym.agents.reward_wrapper import LearnedRewardVecEnv
 from prefgym.agents.sb3 import (
     AgentConfig,
@@ -313,19 +314,6 @@ def test_evaluate_true_return_needs_a_true_reward() -> None:
         evaluate_true_return(model, "CartPole-v1", episodes=1, seed=0)
 
 
-class _Settle(BaseCallback):
-    def __init__(self, venv: LearnedRewardVecEnv) -> None:
-        super().__init__()
-        self.venv = venv
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        rewards = self.venv.settle()
-        pay_rollout_rewards(self.model, rewards, self.locals["values"], self.locals["dones"])
-
-
 @pytest.mark.parametrize("env_id", [CARTPOLE, PENDULUM])
 def test_rewards_paid_at_the_rollouts_end_train_ppo_exactly_as_rewards_paid_each_step(
     env_id: str,
@@ -341,7 +329,7 @@ def test_rewards_paid_at_the_rollouts_end_train_ppo_exactly_as_rewards_paid_each
         )
         model = make_agent(config, venv, seed=0)
         assert isinstance(model, PPO)
-        model.learn(32, callback=_Settle(venv) if deferred else None)
+        model.learn(32, callback=PayAtRolloutEnd(venv) if deferred else None)
         buffer = model.rollout_buffer
         buffers.append((buffer.rewards.copy(), buffer.returns.copy(), buffer.advantages.copy()))
     for now, later in zip(*buffers, strict=True):
