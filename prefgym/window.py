@@ -18,7 +18,9 @@ the person quits (``q``, Esc, the close button, Ctrl-C in the terminal).
 from __future__ import annotations
 
 import os
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -440,6 +442,11 @@ def run_window(
     start = clock()
     session: LabelingSession | None = None
     window: LabelWindow | None = None
+    # Ctrl-C asks the loop to quit rather than raising inside a store write or a lock
+    interrupted = threading.Event()
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
         session = LabelingSession(
             store,
@@ -453,6 +460,9 @@ def run_window(
         window = LabelWindow(session, size=size, clock=clock)
         last = start
         while session.state.mode is not Mode.CLOSED:
+            if interrupted.is_set():
+                session.handle(Quit("interrupted"))
+                break
             for event in pygame.event.get():
                 window.handle_event(event)
             now = clock()
@@ -468,6 +478,8 @@ def run_window(
         if session is not None:
             session.handle(Quit("interrupted"))
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
         if session is not None:
             session.close()
         if window is not None:

@@ -67,7 +67,7 @@ def test_rollout_segments_match_the_true_rewards(mode: AutoresetMode) -> None:
     assert len(segments) == 12
     assert all(s.length == 50 and s.env_id == "prefgym/CartPole-v1" for s in segments)
     returns = [s.true_return for s in segments]
-    falls = [(50 - r) / 10 for r in returns]  # +1 a step, -10 for each fall
+    falls = [(50 - r) / 11 for r in returns]  # +1 a step; a fall's next step pays -10 instead
     assert all(f == int(f) and f >= 0 for f in falls)
     assert max(falls) >= 1  # random play falls: the penalty shows up
 
