@@ -46,9 +46,9 @@ def acrobot_energy(observation: np.ndarray) -> float:
 
     Swinging up is pumping energy in: about 39 takes the tip from hanging to upright.
     """
-    cos1, sin1, cos2, _, speed1, speed2 = (float(v) for v in observation[:6])
+    cos1, sin1, cos2, sin2, speed1, speed2 = (float(v) for v in observation[:6])
     gravity, length, centre, inertia = 9.8, 1.0, 0.5, 1.0  # both links, unit masses
-    cos12 = cos1 * cos2 - sin1 * float(observation[3])
+    cos12 = cos1 * cos2 - sin1 * sin2  # cos(theta1 + theta2)
     potential = gravity * (-centre * cos1 - length * cos1 - centre * cos12) + 2.0 * gravity
     speed12 = speed1 + speed2
     kinetic = 0.5 * (centre**2 + inertia) * speed1**2 + 0.5 * inertia * speed12**2
