@@ -171,7 +171,8 @@ def _log_round(rows: list[dict[str, float]], row: dict[str, float]) -> None:
     print(
         f"  round {row['round']:.0f}: step {row['step']:.0f}, labels {row['labels_judged']:.0f}, "
         f"true return {row['true_return']:.1f}, rm accuracy {row.get('rm_val_accuracy', 0):.2f}, "
-        f"rm fit {row.get('rm_fit_seconds', 0):.0f}s, round {row['seconds']:.0f}s",
+        f"rm fit {row.get('rm_fit_seconds', 0):.0f}s, epochs {row.get('rm_epochs', 0):.0f}, "
+        f"round {row['seconds']:.0f}s",
         flush=True,
     )
 

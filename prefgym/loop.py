@@ -145,6 +145,7 @@ class RoundResult:
                 "rm_return_correlation": self.fit.return_correlation,
                 "rm_weight_decay": self.fit.weight_decay,
                 "rm_fit_seconds": self.fit.seconds,
+                "rm_epochs": self.fit.epochs,
             }
         return {
             "round": self.round,

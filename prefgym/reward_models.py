@@ -277,11 +277,17 @@ class RewardEnsemble(nn.Module):
         Returns:
             Rewards ``(members, B, T)``.
         """
+        from prefgym.cnn_reward import CnnRewardNet  # a module that builds on this one
+
         obs, act = self._tensor(observations), self._tensor(actions)
         mlps = [m for m in self.members if type(m) is MlpRewardNet]
+        cnns = [m for m in self.members if type(m) is CnnRewardNet]
         if len(mlps) == self.n_members and len({m.use_actions for m in mlps}) == 1:
             features = mlps[0].features(obs, act)  # the same input for every member: encode once
             rewards = torch.stack([m.mlp(features).squeeze(-1) for m in mlps])
+        elif len(cnns) == self.n_members and len({m.channels_first for m in cnns}) == 1:
+            frames = cnns[0].frames(obs)  # bytes to floats once for every member
+            rewards = torch.stack([m.score(frames, act) for m in cnns])
         else:
             rewards = torch.stack([member(obs, act) for member in self.members])
         if normalised:

@@ -31,9 +31,11 @@ def test_pixel_spaces_get_a_cnn_of_the_configured_kind() -> None:
     assert [c.kernel_size[0] for c in convolutions] == list(CHRISTIANO.kernels)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.trunk)
     assert any(isinstance(m, torch.nn.Dropout) for m in net.trunk)
+    assert not any(isinstance(m, torch.nn.Dropout2d) for m in net.trunk)
     compact = build_reward_net(PIXELS, ACTIONS, RewardModelConfig(cnn="compact"))
     convolutions = [m for m in compact.trunk if isinstance(m, torch.nn.Conv2d)]
     assert [c.kernel_size[0] for c in convolutions] == list(COMPACT.kernels)
+    assert any(isinstance(m, torch.nn.Dropout2d) for m in compact.trunk)  # feature-map dropout
 
 
 def test_rejects_an_unknown_cnn() -> None:
@@ -126,6 +128,22 @@ def test_an_ensemble_of_cnns_pays_step_rewards_and_round_trips(tmp_path) -> None
     np.testing.assert_allclose(loaded.step_rewards(observations, actions), rewards, rtol=1e-5)
 
 
+def test_members_sharing_the_frames_score_as_each_would_alone() -> None:
+    config = RewardModelConfig(n_members=3, cnn="compact")
+    ensemble = RewardEnsemble(PIXELS, ACTIONS, config, generator=_generator())
+    frames, actions = _frames((2, 5, 84, 84, 4)), torch.zeros(2, 5, dtype=torch.long)
+    with torch.no_grad():
+        alone = torch.stack([member(frames, actions) for member in ensemble.members])
+        shared = ensemble.member_step_rewards(frames, actions, normalised=False)
+    torch.testing.assert_close(shared, alone)
+    ensemble.train()  # and with gradients each member still trains through its own trunk
+    shared = ensemble.member_step_rewards(frames, actions, normalised=False)
+    shared[1].sum().backward()
+    assert ensemble.members[1].trunk[0].weight.grad.abs().sum() > 0
+    other = ensemble.members[0].trunk[0].weight.grad
+    assert other is None or not other.any()
+
+
 def _blob_segments(n: int, length: int, rng: np.random.Generator) -> list[Segment]:
     """Frames (48, 48, 1) with a bright square (reward +1 in the top half, -1 below) and a
     dimmer distractor square that earns nothing."""
@@ -142,7 +160,8 @@ def _blob_segments(n: int, length: int, rng: np.random.Generator) -> list[Segmen
     return segments
 
 
-def test_recovers_a_known_pixel_reward(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("cnn", ["christiano", "compact"])
+def test_recovers_a_known_pixel_reward(cnn: str, rng: np.random.Generator) -> None:
     segments = _blob_segments(300, 2, rng)
     pairs = rng.integers(0, 300, size=(500, 2))
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
@@ -151,7 +170,10 @@ def test_recovers_a_known_pixel_reward(rng: np.random.Generator) -> None:
     targets = np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))
     space = gym.spaces.Box(0, 255, (48, 48, 1), np.uint8)
     ensemble = RewardEnsemble(
-        space, gym.spaces.Discrete(2), RewardModelConfig(n_members=1), generator=_generator()
+        space,
+        gym.spaces.Discrete(2),
+        RewardModelConfig(n_members=1, cnn=cnn),  # type: ignore[arg-type]
+        generator=_generator(),
     )
     learner = Learner(LearnerConfig(max_epochs=15, lr=3e-3))
     report = learner.fit(ensemble, segments, pairs, targets, rng=rng)
