@@ -32,7 +32,7 @@ from prefgym.preference_losses import (
     plackett_luce_loss,
     ranking_pairs_loss,
 )
-from prefgym.reward_models import RewardEnsemble
+from prefgym.reward_models import MlpRewardNet, RewardEnsemble
 from prefgym.segments import Segment
 
 __all__ = [
@@ -137,8 +137,24 @@ class FitReport:
     """Wall time of the call."""
 
 
+def _scores_alone(ensemble: RewardEnsemble) -> bool:
+    """Whether each member may score its own subset of a minibatch's segments.
+
+    True for MLP members: an MLP scores each segment on its own and deterministically. Other
+    members may draw at random (dropout, shifted frames) or normalise over the batch, and
+    share one pass over the minibatch as before.
+    """
+    return ensemble.n_members > 1 and all(type(m) is MlpRewardNet for m in ensemble.members)
+
+
 class _Problem:
-    """One call's data on the ensemble's device, and the losses computed from it."""
+    """One call's data on the ensemble's device, and the losses computed from it.
+
+    A judgment outside a member's bootstrap resample (multiplicity 0) adds
+    nothing to that member's loss, so MLP members score only the segments of
+    their weighted judgments: about a third fewer forward and backward passes
+    with three members, and the same losses and gradients.
+    """
 
     def __init__(
         self,
@@ -162,6 +178,12 @@ class _Problem:
         )
         self.actions = torch.as_tensor(np.stack([s.actions for s in segments]), device=device)
         self._weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+        self._per_member = _scores_alone(ensemble)
+
+    def _segments(self, positions: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Observations and actions of segments ``positions`` ``(n,)``."""
+        index = torch.from_numpy(positions).to(self.ensemble.device)
+        return self.observations[index], self.actions[index]
 
     def returns(self, positions: np.ndarray) -> Tensor:
         """Raw member returns ``(members, n)`` of segments ``positions`` ``(n,)``.
@@ -169,15 +191,48 @@ class _Problem:
         One forward pass over the distinct segments, whatever the repeats.
         """
         unique, inverse = np.unique(positions, return_inverse=True)
-        index = torch.as_tensor(unique, device=self.ensemble.device)
-        r = self.ensemble.member_returns(
-            self.observations[index], self.actions[index], normalised=False
-        )
+        r = self.ensemble.member_returns(*self._segments(unique), normalised=False)
         return r[:, torch.as_tensor(inverse.reshape(-1), device=self.ensemble.device)]
+
+    def weighted_returns(self, ids: np.ndarray) -> Callable[[np.ndarray], Tensor]:
+        """:meth:`returns` for judgments ``ids`` whose losses will be bootstrap-weighted.
+
+        Where members may score their own subsets, each skips the segments that
+        only its unweighted judgments compare; their returns read 0, and their losses
+        are multiplied by 0.
+        """
+        if not self._per_member:
+            return self.returns
+        device = self.ensemble.device
+
+        def returns(positions: np.ndarray) -> Tensor:
+            needs = [
+                np.unique(self.judgments.positions(ids[self.weights[m, ids] > 0]))
+                for m in range(self.ensemble.n_members)
+            ]
+            if not any(len(needed) for needed in needs):  # nothing weighs: score as usual
+                return self.returns(positions)
+            unique, inverse = np.unique(positions, return_inverse=True)
+            scored = [
+                member(*self._segments(needed)).sum(-1) if len(needed) else None
+                for member, needed in zip(self.ensemble.members, needs, strict=True)
+            ]
+            zeros = next(r for r in scored if r is not None).new_zeros(len(unique))
+            rows = []
+            for needed, r in zip(needs, scored, strict=True):
+                if r is None:
+                    rows.append(zeros)
+                else:
+                    where = torch.as_tensor(np.searchsorted(unique, needed), device=device)
+                    rows.append(zeros.index_copy(0, where, r))
+            r = torch.stack(rows)
+            return r[:, torch.as_tensor(inverse.reshape(-1), device=device)]
+
+        return returns
 
     def batch_loss(self, ids: np.ndarray) -> Tensor:
         """Sum over members of each member's bootstrap-weighted mean loss on judgments ``ids``."""
-        losses, order = self.judgments.losses(ids, self.returns, self.eps)
+        losses, order = self.judgments.losses(ids, self.weighted_returns(ids), self.eps)
         return (self._weights[:, order] * losses).sum() / len(ids)
 
     @torch.no_grad()
@@ -185,7 +240,9 @@ class _Problem:
         """Mean over members of the (bootstrap-weighted, if ``weighted``) loss on ``ids``."""
         total = torch.zeros(self.ensemble.n_members, dtype=torch.float64)
         for i in range(0, len(ids), _EVAL_CHUNK):
-            losses, order = self.judgments.losses(ids[i : i + _EVAL_CHUNK], self.returns, self.eps)
+            chunk = ids[i : i + _EVAL_CHUNK]
+            returns = self.weighted_returns(chunk) if weighted else self.returns
+            losses, order = self.judgments.losses(chunk, returns, self.eps)
             w = self._weights[:, order] if weighted else torch.ones_like(losses)
             total += (w * losses).sum(1).double().cpu()
         counts = self.weights[:, ids].sum(1) if weighted else np.full(len(total), len(ids))
@@ -226,8 +283,13 @@ class Learner:
 
     def _optimizer_for(self, ensemble: RewardEnsemble) -> torch.optim.Optimizer:
         if self._optimizer is None or self._owner is not ensemble:
+            parameters = list(ensemble.parameters())
+            # One fused kernel per step where torch has one: a third of foreach's time on a CPU.
+            fused = all(
+                p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters
+            )
             self._optimizer = torch.optim.Adam(
-                ensemble.parameters(), lr=self.config.lr, foreach=True
+                parameters, lr=self.config.lr, fused=fused, foreach=None if fused else True
             )
             self._owner = ensemble
         for group in self._optimizer.param_groups:
@@ -319,6 +381,7 @@ class Learner:
         """Minibatch Adam with early stopping on the held-out loss; returns the epochs run."""
         ensemble, config = problem.ensemble, self.config
         optimizer = self._optimizer_for(ensemble)
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
         best_loss, best_state, waited, epochs = math.inf, None, 0, 0
         while epochs < config.max_epochs:
             epochs += 1
@@ -328,6 +391,9 @@ class Learner:
                 loss = problem.batch_loss(shuffled[i : i + config.batch_size])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                for parameter in parameters:  # a member that weighed no judgment still steps
+                    if parameter.grad is None:
+                        parameter.grad = torch.zeros_like(parameter)
                 optimizer.step()
             ensemble.eval()
             if len(val_ids) == 0:

@@ -162,6 +162,14 @@ class _Judgments:
             self._row[members] = np.arange(len(members))
             self._by_k[int(k)] = np.stack([self.rankings[i] for i in members])
 
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """The segment positions that judgments ``ids`` ``(b,)`` compare, repeats kept, flat."""
+        pair_ids = ids[ids < self.n_pairs]
+        ranking_ids = ids[ids >= self.n_pairs] - self.n_pairs
+        parts = [self.pairs[pair_ids].ravel()]
+        parts += [self.rankings[i] for i in ranking_ids]
+        return np.concatenate(parts)
+
     def losses(
         self, ids: np.ndarray, returns: Callable[[np.ndarray], Tensor], eps: float
     ) -> tuple[Tensor, np.ndarray]:

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from prefgym.learner import FitReport, Learner, LearnerConfig, fit
+import prefgym.learner
+from prefgym.learner import FitReport, Learner, LearnerConfig, _Problem, _scores_alone, fit
+from prefgym.preference_losses import _Judgments
 from prefgym.reward_models import RewardEnsemble, RewardModelConfig
 from prefgym.segments import Segment, sample_pairs
 
@@ -114,6 +116,87 @@ def test_bootstrap_gives_different_members(rng: np.random.Generator, bootstrap: 
     else:
         np.testing.assert_array_equal(returns[0], returns[1])
         np.testing.assert_array_equal(returns[0], returns[2])
+
+
+def _gradients(problem: _Problem, ids: np.ndarray) -> tuple[float, list[torch.Tensor]]:
+    problem.ensemble.zero_grad(set_to_none=False)
+    loss = problem.batch_loss(ids)
+    loss.backward()
+    return loss.item(), [
+        torch.zeros_like(p) if p.grad is None else p.grad.clone()
+        for p in problem.ensemble.parameters()
+    ]
+
+
+def test_members_score_only_the_segments_their_resample_weighs(
+    rng: np.random.Generator,
+) -> None:
+    segments = _linear_segments(rng, 40)
+    pairs = sample_pairs(len(segments), 60, rng)
+    judgments = _Judgments(len(segments), pairs, _label(segments, pairs), [[3, 1, 2], [5, 4]])
+    weights = rng.poisson(1.0, size=(3, judgments.n)).astype(float)
+    weights[2, :10] = 0.0  # member 2 weighs none of the first batch's judgments
+    ensemble = _ensemble()
+    scored = [0, 0, 0]
+    for m, member in enumerate(ensemble.members):
+        member.register_forward_hook(
+            lambda module, args, out, m=m: scored.__setitem__(m, scored[m] + len(out))
+        )
+    problem = _Problem(ensemble, segments, judgments, weights, eps=0.1)
+    assert problem._per_member
+    for ids in (np.arange(10), np.arange(judgments.n)):
+        scored[:] = [0, 0, 0]
+        loss, gradients = _gradients(problem, ids)
+        needed = [len(np.unique(judgments.positions(ids[weights[m, ids] > 0]))) for m in range(3)]
+        assert scored == needed
+        problem._per_member = False  # every member scores every segment of the batch
+        shared_loss, shared_gradients = _gradients(problem, ids)
+        problem._per_member = True
+        assert loss == pytest.approx(shared_loss, rel=1e-6)
+        for g, shared in zip(gradients, shared_gradients, strict=True):
+            torch.testing.assert_close(g, shared, rtol=1e-5, atol=1e-7)
+        per_member = problem.mean_loss(ids, weighted=True)
+        problem._per_member = False
+        assert per_member == pytest.approx(problem.mean_loss(ids, weighted=True), rel=1e-6)
+        problem._per_member = True
+    assert scored[2] > 0  # on the whole data member 2 scores too
+    # A batch no member weighs still gives a loss to step on (of zero).
+    weights[:, :3] = 0.0
+    problem = _Problem(ensemble, segments, judgments, weights, eps=0.1)
+    loss, gradients = _gradients(problem, np.arange(3))
+    assert loss == 0.0 and all((g == 0).all() for g in gradients)
+
+
+def test_scoring_per_member_fits_as_scoring_the_whole_batch(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    segments = _linear_segments(rng, 50)
+    pairs = sample_pairs(len(segments), 67, rng)  # the last minibatch holds one judgment
+    config = LearnerConfig(max_epochs=3, batch_size=8, normalise=False)
+    returns = []
+    for per_member in (True, False):
+        monkeypatch.setattr(
+            prefgym.learner, "_scores_alone", lambda ensemble, answer=per_member: answer
+        )
+        ensemble = _ensemble()
+        fit(
+            ensemble,
+            segments,
+            pairs,
+            _label(segments, pairs),
+            config=config,
+            rng=np.random.default_rng(3),
+        )
+        returns.append(ensemble.segment_returns(segments, normalised=False))
+    np.testing.assert_allclose(returns[0], returns[1], rtol=1e-4, atol=1e-4)
+
+
+def test_only_mlp_members_score_their_own_subsets() -> None:
+    assert _scores_alone(_ensemble())
+    assert not _scores_alone(_ensemble(config=RewardModelConfig(n_members=1)))
+    frames = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+    pixels = RewardEnsemble(frames, gym.spaces.Discrete(3), generator=_generator())
+    assert not _scores_alone(pixels)  # dropout, batch norm or shifted frames draw per batch
 
 
 def test_overfitting_doubles_weight_decay(rng: np.random.Generator) -> None:

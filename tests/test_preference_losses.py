@@ -107,6 +107,13 @@ def test_mixed_batches_line_each_loss_up_with_its_judgment() -> None:
         torch.testing.assert_close(losses[:, column], expected)
 
 
+def test_positions_lists_the_compared_segments() -> None:
+    judgments = _Judgments(6, np.array([[0, 1], [3, 2]]), np.array([1.0, 0.5]), [[5, 0, 4], [2, 1]])
+    assert judgments.positions(np.array([1, 2])).tolist() == [3, 2, 5, 0, 4]
+    assert judgments.positions(np.array([3, 0])).tolist() == [0, 1, 2, 1]
+    assert judgments.positions(np.array([], dtype=np.int64)).tolist() == []
+
+
 @given(
     st.lists(st.floats(-5, 5), min_size=2, max_size=6),
     st.sampled_from([0.0, 0.1]),
