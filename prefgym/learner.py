@@ -141,7 +141,7 @@ def _scores_alone(ensemble: RewardEnsemble) -> bool:
     """Whether each member may score its own subset of a minibatch's segments.
 
     True for MLP members: an MLP scores each segment on its own and deterministically. Other
-    members may draw at random (dropout, shifted frames) or normalise over the batch, and
+    members may draw at random (dropout) or normalise over the batch, and
     share one pass over the minibatch as before.
     """
     return ensemble.n_members > 1 and all(type(m) is MlpRewardNet for m in ensemble.members)

@@ -101,7 +101,11 @@ class SB3Agent:
         venv = make_vec_env(env_id, config.n_envs, seed)
         deferred = config.algo == "ppo"  # on-policy: rewards are needed at the rollout's end
         return LearnedRewardVecEnv(
-            venv, segment_length=segment_length, env_id=env_id, deferred=deferred
+            venv,
+            segment_length=segment_length,
+            env_id=env_id,
+            deferred=deferred,
+            reward_scale=config.reward_scale,
         )
 
     @property
@@ -119,10 +123,10 @@ class SB3Agent:
         return act
 
     def set_reward(self, reward_fn: RewardFn) -> None:
-        """Pay ``reward_fn`` from now on; SAC's stored transitions are relabelled too."""
+        """Pay ``reward_fn`` times ``reward_scale`` from now on; SAC's buffer is relabelled too."""
         self.envs.set_reward_fn(reward_fn)
         if isinstance(self.model, SAC):
-            relabel_replay_buffer(self.model, reward_fn)
+            relabel_replay_buffer(self.model, self.envs.paid_rewards)
 
     def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
         """Train ``steps`` more environment steps (PPO rounds up to whole rollouts)."""

@@ -75,6 +75,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         env_id: str | None = None,
         deferred: bool = False,
         settle_batch: int = 4096,
+        reward_scale: float = 1.0,
     ) -> None:
         """Wrap ``venv``.
 
@@ -93,6 +94,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
                 ``"episode_learned_return"``.
             settle_batch: Most (observation, action) pairs per ``reward_fn`` call in
                 :meth:`settle`.
+            reward_scale: The agent is paid ``reward_scale * reward_fn(o, a)``.
         """
         super().__init__(venv)
         if segment_length is not None and segment_length < 1:
@@ -103,7 +105,10 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             raise ValueError(f"max_episodes must be >= 1, got {max_episodes}")
         if settle_batch < 1:
             raise ValueError(f"settle_batch must be >= 1, got {settle_batch}")
+        if not (np.isfinite(reward_scale) and reward_scale > 0):
+            raise ValueError(f"reward_scale must be a finite number > 0, got {reward_scale}")
         self._reward_fn = reward_fn
+        self.reward_scale = reward_scale
         self.deferred = deferred
         self.settle_batch = settle_batch
         self._unsettled: list[tuple[np.ndarray, np.ndarray]] = []
@@ -181,9 +186,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             flat = rewards.reshape(n)
             for start in range(0, n, self.settle_batch):
                 stop = min(start + self.settle_batch, n)
-                flat[start:stop] = self._call_reward_fn(
-                    observations[start:stop], actions[start:stop]
-                )
+                flat[start:stop] = self.paid_rewards(observations[start:stop], actions[start:stop])
         ends = iter(self._unsettled_ends)
         end = next(ends, None)
         for step in range(steps):
@@ -251,10 +254,17 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def _learned_rewards(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
         if self._reward_fn is None:
             return np.zeros(self.num_envs, dtype=np.float32)
-        return self._call_reward_fn(observations, actions)
+        return self.paid_rewards(observations, actions)
 
-    def _call_reward_fn(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        assert self._reward_fn is not None
+    def paid_rewards(self, observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """What the agent is paid for ``(observations, actions)``: ``reward_scale * reward_fn``.
+
+        Returns:
+            Rewards ``(n,)`` float32 of observations ``(n, *obs_shape)`` and actions
+            ``(n, *act_shape)``.
+        """
+        if self._reward_fn is None:
+            raise RuntimeError("no reward function yet: call set_reward_fn first")
         rewards = np.asarray(self._reward_fn(observations, actions), dtype=np.float32)
         if rewards.shape != (len(observations),):
             raise ValueError(
@@ -262,7 +272,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
                 f"({len(observations)},), got shape {rewards.shape}; reduce any ensemble or "
                 "per-step axis before returning"
             )
-        return rewards
+        return rewards if self.reward_scale == 1 else rewards * np.float32(self.reward_scale)
 
     def _new_cutter(self) -> None:
         if self.segment_length is None:

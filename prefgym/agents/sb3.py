@@ -10,6 +10,7 @@ scores the deterministic policy by the hidden true reward.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -68,6 +69,11 @@ class AgentConfig:
     """PPO: weight of the value loss."""
     max_grad_norm: float = 0.5
     """PPO: gradient clipping norm."""
+    reward_scale: float = 1.0
+    """Factor on the learned reward (normalised to std 1 per step) the agent is paid. PPO clips
+    the gradient of its policy and value losses together, so on a task whose true reward is
+    sparse a dense reward of std 1 makes value losses whose gradient takes up the clipped norm
+    and leaves the policy little of it."""
 
     buffer_size: int = 100_000
     """SAC: replay buffer capacity in transitions (over all envs)."""
@@ -110,6 +116,8 @@ class AgentConfig:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if self.clip_range <= 0:
             raise ValueError(f"clip_range must be > 0, got {self.clip_range}")
+        if not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
+            raise ValueError(f"reward_scale must be a finite number > 0, got {self.reward_scale}")
         if self.cnn not in ("nature", "compact"):
             raise ValueError(f"cnn must be 'nature' or 'compact', got {self.cnn!r}")
         if not self.net_arch or any(width < 1 for width in self.net_arch):

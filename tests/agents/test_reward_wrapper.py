@@ -204,6 +204,8 @@ def test_step_before_reset_is_an_error() -> None:
         ({"segment_length": 0}, "segment_length must be >= 1 or None, got 0"),
         ({"max_segments": 0}, "max_segments must be >= 1, got 0"),
         ({"max_episodes": -1}, "max_episodes must be >= 1, got -1"),
+        ({"reward_scale": 0.0}, "reward_scale must be a finite number > 0, got 0.0"),
+        ({"reward_scale": float("nan")}, "reward_scale must be a finite number > 0, got nan"),
     ],
 )
 def test_invalid_arguments_are_rejected(kwargs: dict[str, Any], match: str) -> None:
@@ -321,6 +323,29 @@ def test_deferred_rewards_settle_to_the_per_step_rewards(
     for a, b in zip(now.recent_episodes(), later.recent_episodes(), strict=True):
         assert (a.true_return, a.length) == (b.true_return, b.length)
         assert a.learned_return == pytest.approx(b.learned_return, rel=1e-5)
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_reward_scale_multiplies_what_the_agent_is_paid(
+    deferred: bool, rng: np.random.Generator
+) -> None:
+    plain = LearnedRewardVecEnv(make_venv("prefgym/Pendulum-v1", 2, 3), obs_plus_action)
+    scaled = LearnedRewardVecEnv(
+        make_venv("prefgym/Pendulum-v1", 2, 3), obs_plus_action, deferred=deferred, reward_scale=0.1
+    )
+    plain.reset()
+    scaled.reset()
+    paid, scaled_paid = [], []
+    for _ in range(HORIZON):
+        actions = random_actions(plain.action_space, 2, rng)
+        paid.append(step(plain, actions)[1])
+        scaled_paid.append(step(scaled, actions)[1])
+    if deferred:
+        scaled_paid = list(scaled.settle())
+    np.testing.assert_allclose(np.stack(scaled_paid), 0.1 * np.stack(paid), rtol=1e-6)
+    assert scaled.reward_fn is obs_plus_action  # the reward model itself is kept as given
+    learned = [e.learned_return for e in scaled.recent_episodes()]
+    np.testing.assert_allclose(learned, [0.1 * e.learned_return for e in plain.recent_episodes()])
 
 
 def test_deferred_rewards_without_a_reward_fn_settle_to_zero() -> None:

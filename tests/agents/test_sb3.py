@@ -9,7 +9,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from prefgym.agents.preference_agent import PayAtRolloutEnd
+from prefgym.agents.preference_agent import PayAtRolloutEnd, SB3Agent
 from prefgym.agents.reward_wrapper import LearnedRewardVecEnv
 from prefgym.agents.sb3 import (
     AgentConfig,
@@ -343,3 +343,26 @@ def test_pay_rollout_rewards_rejects_rewards_of_another_shape() -> None:
     assert isinstance(model, PPO)
     with pytest.raises(ValueError, match=r"rollout's shape \(n_steps, n_envs\) = \(16, 2\)"):
         pay_rollout_rewards(model, np.zeros((15, 2)), None, np.zeros(2))  # type: ignore[arg-type]
+
+
+def test_an_agent_pays_and_relabels_the_learned_reward_times_its_reward_scale() -> None:
+    config = AgentConfig(algo="sac", n_envs=1, learning_starts=10_000, reward_scale=0.25)
+    agent = SB3Agent.create(PENDULUM, config, seed=0, segment_length=5)
+    agent.set_reward(obs_plus_action)
+    agent.learn(12)
+    model = agent.model
+    assert isinstance(model, SAC) and model.replay_buffer is not None
+    observations, actions = stored(model, 12)
+    np.testing.assert_allclose(
+        model.replay_buffer.rewards[:12].reshape(-1),
+        0.25 * obs_plus_action(observations, actions),
+        atol=1e-5,
+    )
+    agent.set_reward(pendulum_reward)  # relabelled with the scale too
+    np.testing.assert_allclose(
+        model.replay_buffer.rewards[:12].reshape(-1),
+        0.25 * pendulum_reward(observations, actions),
+        rtol=1e-5,
+    )
+    with pytest.raises(ValueError, match="reward_scale must be a finite number > 0, got -1"):
+        AgentConfig(reward_scale=-1)
