@@ -283,13 +283,8 @@ class Learner:
 
     def _optimizer_for(self, ensemble: RewardEnsemble) -> torch.optim.Optimizer:
         if self._optimizer is None or self._owner is not ensemble:
-            parameters = list(ensemble.parameters())
-            # One fused kernel per step where torch has one: a third of foreach's time on a CPU.
-            fused = all(
-                p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters
-            )
             self._optimizer = torch.optim.Adam(
-                parameters, lr=self.config.lr, fused=fused, foreach=None if fused else True
+                ensemble.parameters(), lr=self.config.lr, foreach=True
             )
             self._owner = ensemble
         for group in self._optimizer.param_groups:
