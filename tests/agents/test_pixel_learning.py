@@ -75,14 +75,18 @@ def test_the_presets_use_the_cheap_cnns_for_arcade_games() -> None:
     assert reward_model_preset("prefgym/CartPole-v1").use_actions
 
 
-def test_a_short_preference_run_learns_pongs_reward_from_pixels(pixel_speed, tmp_path) -> None:
+def test_a_short_preference_run_improves_pong_from_preferences(pixel_speed, tmp_path) -> None:
+    # About 5 minutes on one core: 49k agent steps, 150 labels, one reward model. PPO on the
+    # true reward itself shows no gain before about 30k steps.
     model, ensemble, _, rows = pixel_speed.train_preferences(
-        ENV_ID, steps=2048, labels=60, seed=0, out=tmp_path, members=1, round_steps=1024
+        ENV_ID, steps=49_152, labels=150, seed=0, out=tmp_path, members=1, round_steps=8192
     )
-    assert rows and rows[-1]["labels_judged"] == 60
+    assert rows and rows[-1]["labels_judged"] == 150
     assert model.policy.features_extractor.__class__.__name__ == "CompactCNN"
-    # the agent trained on the fitted reward model's step rewards
-    assert model.get_env().venv.reward_fn == ensemble.step_rewards
+    # the agent trained on the fitted reward model's step rewards, scaled for PPO
+    venv = model.get_env().venv
+    assert venv.reward_fn == ensemble.step_rewards
+    assert venv.reward_scale == agent_preset(ENV_ID).reward_scale < 1
 
     # on fresh segments the learned reward orders play as the hidden score does
     env = make_vector_env(ENV_ID, 4)
@@ -91,7 +95,7 @@ def test_a_short_preference_run_learns_pongs_reward_from_pixels(pixel_speed, tmp
     fresh += _expert_segments(20, 25, seed=7)
     true = np.array([s.true_return for s in fresh])
     learned = ensemble.segment_returns(fresh).mean(0)
-    assert _pair_accuracy(learned, true) >= 0.65  # measured 0.74 and 0.79 (seeds 0, 1)
+    assert _pair_accuracy(learned, true) >= 0.8  # measured 0.86
     assert learned[60:].mean() > learned[:60].mean()  # the expert's play over random play
     untrained = RewardEnsemble(
         ensemble.observation_space,
@@ -100,6 +104,14 @@ def test_a_short_preference_run_learns_pongs_reward_from_pixels(pixel_speed, tmp
         generator=torch.Generator().manual_seed(1),
     )
     assert _pair_accuracy(untrained.segment_returns(fresh).mean(0), true) < 0.6
+
+    # and the agent plays clearly better than chance: measured -8.05 against random play's -12.5
+    rng = np.random.default_rng(0)
+    random_return = pixel_speed.policy_return(
+        ENV_ID, lambda env, _: int(rng.integers(env.action_space.n)), 20, 10_000
+    )
+    ours = evaluate_true_return(model, ENV_ID, 20, 10_000)[0]
+    assert ours >= random_return + 2.5, (ours, random_return)
 
 
 @pytest.mark.slow
