@@ -376,7 +376,13 @@ class Learner:
         """Minibatch Adam with early stopping on the held-out loss; returns the epochs run."""
         ensemble, config = problem.ensemble, self.config
         optimizer = self._optimizer_for(ensemble)
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        # members scored apart may weigh no judgment of a minibatch; they still take their step
+        may_go_unscored = [
+            p
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if problem._per_member and p.requires_grad
+        ]
         best_loss, best_state, waited, epochs = math.inf, None, 0, 0
         while epochs < config.max_epochs:
             epochs += 1
@@ -386,7 +392,7 @@ class Learner:
                 loss = problem.batch_loss(shuffled[i : i + config.batch_size])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                for parameter in parameters:  # a member that weighed no judgment still steps
+                for parameter in may_go_unscored:
                     if parameter.grad is None:
                         parameter.grad = torch.zeros_like(parameter)
                 optimizer.step()
