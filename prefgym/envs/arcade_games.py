@@ -273,8 +273,14 @@ class Enduro(ArcadeGame):
         ROAD_LEFT + 2 * (ROAD_RIGHT - ROAD_LEFT) // 3,
     ]
     """Columns of the lines between lanes."""
-    _DASHES = np.where(np.arange(SIZE + DASH) % DASH < DASH // 2, _MARK, _ROAD).astype(np.uint8)
-    """One lane line, a dash starting every ``DASH`` rows, with a period to spare."""
+    _SCENERY = np.full((DASH, SIZE, SIZE), _GRASS, np.uint8)
+    _SCENERY[:, :, ROAD_LEFT:ROAD_RIGHT] = _ROAD
+    _SCENERY[:, :, [ROAD_LEFT - 1, ROAD_RIGHT]] = _EDGE
+    _SCENERY[:, :, _MARKINGS] = np.where(
+        (np.arange(SIZE) - np.arange(DASH)[:, None]) % DASH < DASH // 2, _MARK, _ROAD
+    )[:, :, None]
+    """Grass, road, edges and lane lines, drawn once for each of the ``DASH`` scroll phases:
+    in phase ``p`` a dash starts on every row ``r`` with ``(r - p) % DASH == 0``."""
 
     def _reset(self) -> None:
         self.car_x = (self.ROAD_LEFT + self.ROAD_RIGHT - self.CAR_W) / 2
@@ -345,12 +351,7 @@ class Enduro(ArcadeGame):
 
     def draw(self, canvas: np.ndarray) -> None:
         """Grass, road, scrolling lane lines and cars."""
-        canvas[:] = self._GRASS
-        canvas[:, self.ROAD_LEFT : self.ROAD_RIGHT] = self._ROAD
-        canvas[:, self.ROAD_LEFT - 1] = self._EDGE
-        canvas[:, self.ROAD_RIGHT] = self._EDGE
-        start = self.DASH - int(self.distance) % self.DASH  # markings scroll down as we drive
-        canvas[:, self._MARKINGS] = self._DASHES[start : start + SIZE, None]
+        canvas[:] = self._SCENERY[int(self.distance) % self.DASH]  # lines scroll down as we drive
         for x, y, _ in self.cars:
             fill_rect(canvas, x, y, self.CAR_W, self.CAR_H, _OTHER)
         fill_rect(canvas, self.car_x, self.CAR_Y, self.CAR_W, self.CAR_H, _AGENT)
