@@ -93,6 +93,10 @@ class LoopConfig:
     """The most recent segments that queries are drawn from."""
     initial_segments_per_label: float = 4.0
     """Segments rolled out from the initial policy per initial label."""
+    rollout_envs: int = 16
+    """Vector envs stepped together in rollouts outside training (the initial segments): more
+    envs means fewer policy calls, each on a bigger batch. Rollouts that keep rendered frames
+    use at most 4, one renderer each."""
     min_judgments: int = 1
     """Judgments needed before the first refit (a person may still be labeling)."""
     poll_seconds: float = 0.5
@@ -104,7 +108,15 @@ class LoopConfig:
     """With ``keep_frames``, keep every ``frame_stride``-th pixel of a frame in each direction."""
 
     def __post_init__(self) -> None:
-        names = ("labels", "steps", "segment_length", "round_steps", "oversample", "pool_size")
+        names = (
+            "labels",
+            "steps",
+            "segment_length",
+            "round_steps",
+            "oversample",
+            "pool_size",
+            "rollout_envs",
+        )
         for name in (*names, "frame_stride"):
             if getattr(self, name) < (0 if name == "labels" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -253,7 +265,8 @@ class PreferenceLoop:
     def _rollout(self, count: int) -> list[Segment]:
         """``count`` segments of the agent's current policy, outside training."""
         frames = self.config.keep_frames
-        env = make_vector_env(self.env_id, 4, frames=frames)
+        n_envs = min(self.config.rollout_envs, 4) if frames else self.config.rollout_envs
+        env = make_vector_env(self.env_id, n_envs, frames=frames)
         env.action_space.seed(int(self.rng.integers(2**31)))
         segments = rollout_segments(
             env,

@@ -122,7 +122,18 @@ def _activation(name: Activation) -> nn.Module:
 
 
 class MlpRewardNet(RewardNet):
-    """An MLP reward for vector observations; discrete actions one-hot, Box actions flat."""
+    """An MLP reward for vector observations; discrete actions one-hot, Box actions flat.
+
+    Its input is standardised: buffers ``input_offset`` and ``input_scale`` ``(width,)``
+    map the encoded features ``x`` to ``(x - input_offset) / input_scale`` before the
+    first layer. They start at 0 and 1; :meth:`standardise` fits them to data (the
+    learner does so on the judged segments before each fit) without changing the
+    function the net computes. Observations whose parts differ in scale by an order
+    of magnitude (Acrobot's angles and speeds) then train as well as unit-scale ones.
+    """
+
+    input_offset: Tensor
+    input_scale: Tensor
 
     def __init__(
         self,
@@ -147,6 +158,8 @@ class MlpRewardNet(RewardNet):
         width = encoded_size(observation_space)
         if config.use_actions:
             width += encoded_size(action_space)
+        self.register_buffer("input_offset", torch.zeros(width))
+        self.register_buffer("input_scale", torch.ones(width))
         layers: list[nn.Module] = []
         for size in config.hidden_sizes:
             layers += [nn.Linear(width, size), _activation(config.activation)]
@@ -158,15 +171,46 @@ class MlpRewardNet(RewardNet):
                 _reset_linear(layer, generator)
 
     def features(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """The MLP's input ``(B, T, width)``: encoded observations (and actions)."""
+        """The encoded input ``(B, T, width)``, not yet standardised: observations (and actions)."""
         features = encode(self.observation_space, observations)
         if self.use_actions:
             features = torch.cat([features, encode(self.action_space, actions)], dim=-1)
         return features
 
+    def score(self, features: Tensor) -> Tensor:
+        """Per-step rewards ``(B, T)`` of encoded features ``(B, T, width)``."""
+        return self.mlp((features - self.input_offset) / self.input_scale).squeeze(-1)
+
     def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
         """Per-step rewards ``(B, T)`` of obs ``(B, T, *obs)`` and actions ``(B, T, *act)``."""
-        return self.mlp(self.features(observations, actions)).squeeze(-1)
+        return self.score(self.features(observations, actions))
+
+    @property
+    def standardised(self) -> bool:
+        """Whether :meth:`standardise` has fitted the input (the buffers are not 0 and 1)."""
+        return bool(self.input_offset.any() or (self.input_scale != 1).any())
+
+    @torch.no_grad()
+    def standardise(self, features: Tensor) -> None:
+        """Standardise the input to zero mean, unit std on ``features`` ``(N, width)``.
+
+        Once the input has been standardised, the first layer's weights and bias absorb
+        any later change, so every reward the net gives stays what it was. The first
+        time, they are left as initialised: the random initial function is not worth
+        keeping, and the initialisation is meant for unit-scale inputs. A feature that
+        is constant on ``features`` is only centred.
+        """
+        mean = features.double().mean(0)
+        std = features.double().std(0, correction=0)
+        scale = torch.where(std > 1e-6, std, torch.ones_like(std))
+        if self.standardised:
+            first = next(layer for layer in self.mlp if isinstance(layer, nn.Linear))
+            old_offset, old_scale = self.input_offset.double(), self.input_scale.double()
+            weight = first.weight.double()
+            first.bias.add_(weight @ ((mean - old_offset) / old_scale))
+            first.weight.copy_(weight * (scale / old_scale))
+        self.input_offset.copy_(mean)
+        self.input_scale.copy_(scale)
 
 
 def build_reward_net(
@@ -284,7 +328,7 @@ class RewardEnsemble(nn.Module):
         cnns = [m for m in self.members if type(m) is CnnRewardNet]
         if len(mlps) == self.n_members and len({m.use_actions for m in mlps}) == 1:
             features = mlps[0].features(obs, act)  # the same input for every member: encode once
-            rewards = torch.stack([m.mlp(features).squeeze(-1) for m in mlps])
+            rewards = torch.stack([m.score(features) for m in mlps])
         elif len(cnns) == self.n_members and len({m.channels_first for m in cnns}) == 1:
             frames = cnns[0].frames(obs)  # bytes to floats once for every member
             rewards = torch.stack([m.score(frames, act) for m in cnns])
@@ -350,6 +394,21 @@ class RewardEnsemble(nn.Module):
                 returns = self.member_returns(obs, act, normalised=normalised)
                 out[:, chunk] = returns.cpu().numpy()
         return out
+
+    @torch.no_grad()
+    def standardise_inputs(self, segments: Sequence[Segment]) -> None:
+        """Standardise each MLP member's input on every step of ``segments`` (others keep theirs).
+
+        Rewards are unchanged after the first time (see :meth:`MlpRewardNet.standardise`);
+        only the scale in which the members learn from here on changes.
+        """
+        mlps = [m for m in self.members if isinstance(m, MlpRewardNet)]
+        if not mlps or not segments:
+            return
+        obs = self._tensor(np.concatenate([s.observations for s in segments])[None])
+        act = self._tensor(np.concatenate([s.actions for s in segments])[None])
+        for member in mlps:
+            member.standardise(member.features(obs, act)[0])
 
     @torch.inference_mode()
     def normalise(self, segments: Sequence[Segment]) -> None:
@@ -420,5 +479,10 @@ class RewardEnsemble(nn.Module):
             space_from_json(metadata["action_space"]),
             config,
         )
-        ensemble.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        state = load_file(str(path / WEIGHTS_FILE))
+        expected = ensemble.state_dict()
+        for key in expected.keys() - state.keys():  # written before inputs were standardised
+            if key.endswith((".input_offset", ".input_scale")):
+                state[key] = expected[key]
+        ensemble.load_state_dict(state)
         return ensemble.to(device)

@@ -291,3 +291,26 @@ def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         LearnerConfig(batch_size=0)
     assert dataclasses.replace(LearnerConfig(), weight_decay=0.5).weight_decay == 0.5
+
+
+def test_standardised_inputs_learn_a_reward_over_parts_of_very_different_scales() -> None:
+    """Every part counts the same in the true reward, but parts differ 1000-fold in scale."""
+    scale, offset = np.array([0.05, 1.0, 20.0, 50.0]), np.array([3.0, 0.0, -40.0, 0.0])
+
+    def segments(rng: np.random.Generator, n: int) -> list[Segment]:
+        z = rng.normal(size=(n, 10, 4))
+        return [Segment(x * scale + offset, rng.integers(0, 2, size=10), x.sum(1)) for x in z]
+
+    correlation = {}
+    for standardise in (False, True):
+        rng = np.random.default_rng(0)
+        train = segments(rng, 200)
+        pairs = sample_pairs(len(train), 300, rng)
+        ensemble = _ensemble()
+        config = LearnerConfig(standardise_inputs=standardise)
+        fit(ensemble, train, pairs, _label(train, pairs), config=config, rng=rng)
+        fresh = segments(np.random.default_rng(1), 300)
+        predicted = ensemble.segment_returns(fresh).mean(0)
+        correlation[standardise] = np.corrcoef(predicted, [s.true_return for s in fresh])[0, 1]
+    assert correlation[True] > 0.95
+    assert correlation[False] < 0.85  # without it the small-scale part is all but ignored

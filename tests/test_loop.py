@@ -211,6 +211,41 @@ def test_rejects_bad_settings() -> None:
             LoopConfig(label_t0=t0)
     with pytest.raises(ValueError, match="initial_fraction must be in"):
         LoopConfig(initial_fraction=1.5)
+    with pytest.raises(ValueError, match="rollout_envs must be positive, got 0"):
+        LoopConfig(rollout_envs=0)
+
+
+@pytest.mark.parametrize("rollout_envs", [3, 16])
+def test_the_initial_segments_come_from_rollout_envs_envs_at_once(
+    tmp_path: Path, rng: np.random.Generator, rollout_envs: int
+) -> None:
+    batches: list[int] = []
+
+    class CountingAgent(RandomAgent):
+        """Counts the batches the loop asks its policy for, outside its own training."""
+
+        def policy(self) -> Policy:
+            act = super().policy()
+
+            def counted(observations: np.ndarray) -> np.ndarray:
+                batches.append(len(observations))
+                return act(observations)
+
+            return counted
+
+        def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
+            n = steps // self.segment_length
+            policy = super().policy()
+            self._segments += rollout_segments(self.env, policy, n, self.segment_length, seed=0)
+            self.steps += steps
+
+    config = replace(CONFIG, steps=400, rollout_envs=rollout_envs)
+    oracle = SyntheticOracle(PRESETS["oracle"], "oracle", rng)
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        _loop(store, CountingAgent(config.segment_length), config, oracle=oracle).run()
+        initial = store.n_segments() - config.steps // config.segment_length
+    assert batches and set(batches) == {rollout_envs}
+    assert initial == max(20, int(config.schedule().initial * config.initial_segments_per_label))
 
 
 def test_label_t0_shapes_the_schedule() -> None:

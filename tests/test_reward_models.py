@@ -222,3 +222,74 @@ def test_shared_encoding_gives_each_members_own_rewards() -> None:
     together = ensemble.member_step_rewards(obs, act, normalised=False)
     one_by_one = torch.stack([member(obs, act) for member in ensemble.members])
     torch.testing.assert_close(together, one_by_one)
+
+
+def _scaled_segments(rng: np.random.Generator, n: int = 30) -> list[Segment]:
+    """Segments whose observation parts differ in scale and offset, as Acrobot's do."""
+    scale, offset = np.array([1.0, 0.1, 12.0, 30.0]), np.array([0.0, 5.0, -3.0, 0.0])
+    return [
+        Segment(
+            rng.normal(size=(6, 4)) * scale + offset,
+            rng.integers(0, 2, size=6),
+            rng.normal(size=6),
+        )
+        for _ in range(n)
+    ]
+
+
+def test_standardise_inputs_gives_the_first_layer_zero_mean_unit_std(
+    rng: np.random.Generator,
+) -> None:
+    ensemble = RewardEnsemble(BOX4, gym.spaces.Discrete(2), generator=_generator())
+    segments = _scaled_segments(rng)
+    before = [m.state_dict()["mlp.0.weight"].clone() for m in ensemble.members]
+    ensemble.standardise_inputs(segments)
+    observations = torch.as_tensor(np.concatenate([s.observations for s in segments])[None])
+    actions = torch.as_tensor(np.concatenate([s.actions for s in segments])[None])
+    for member, weight in zip(ensemble.members, before, strict=True):
+        assert isinstance(member, MlpRewardNet) and member.standardised
+        features = member.features(observations, actions)[0]
+        standardised = (features - member.input_offset) / member.input_scale
+        np.testing.assert_allclose(standardised.mean(0).numpy(), 0.0, atol=1e-5)
+        np.testing.assert_allclose(standardised.std(0, correction=0).numpy(), 1.0, atol=1e-4)
+        torch.testing.assert_close(member.state_dict()["mlp.0.weight"], weight)  # as initialised
+
+
+def test_standardising_again_keeps_every_reward(rng: np.random.Generator) -> None:
+    ensemble = RewardEnsemble(BOX4, gym.spaces.Discrete(2), generator=_generator())
+    ensemble.standardise_inputs(_scaled_segments(rng))
+    probe = _scaled_segments(rng, n=5)
+    before = ensemble.segment_returns(probe, normalised=False)
+    shifted = [
+        Segment(s.observations * 3.0 + 7.0, s.actions, s.true_rewards)
+        for s in _scaled_segments(rng)
+    ]
+    ensemble.standardise_inputs(shifted)
+    scales = [m.input_scale for m in ensemble.members if isinstance(m, MlpRewardNet)]
+    assert all(s[2] > 30 for s in scales)  # the statistics did move
+    np.testing.assert_allclose(ensemble.segment_returns(probe, normalised=False), before, rtol=1e-5)
+
+
+def test_a_constant_input_is_only_centred() -> None:
+    ensemble = RewardEnsemble(BOX4, gym.spaces.Discrete(2), generator=_generator())
+    segments = [Segment(np.full((4, 4), 2.5), np.array([0, 1, 0, 1]), np.zeros(4))]
+    ensemble.standardise_inputs(segments)
+    member = ensemble.members[0]
+    assert isinstance(member, MlpRewardNet)
+    np.testing.assert_allclose(member.input_offset.numpy()[:4], 2.5)
+    np.testing.assert_allclose(member.input_scale.numpy()[:4], 1.0)
+    np.testing.assert_allclose(member.input_scale.numpy()[4:], 0.5)  # the one-hot actions
+
+
+def test_a_model_saved_before_inputs_were_standardised_loads(tmp_path: Path) -> None:
+    ensemble, segments = _env_segments("prefgym/CartPole-v1")
+    ensemble.save(tmp_path / "model")
+    weights = tmp_path / "model" / WEIGHTS_FILE
+    from safetensors.torch import load_file, save_file
+
+    old = {k: v for k, v in load_file(str(weights)).items() if "input_" not in k}
+    save_file(old, str(weights))
+    loaded = RewardEnsemble.load(tmp_path / "model")
+    np.testing.assert_array_equal(
+        loaded.segment_returns(segments), ensemble.segment_returns(segments)
+    )
