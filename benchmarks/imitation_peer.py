@@ -143,6 +143,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         ent_coef=float(ppo["ent_coef"]),
         vf_coef=float(ppo["vf_coef"]),
         max_grad_norm=float(ppo["max_grad_norm"]),
+        use_sde=bool(ppo.get("use_sde", False)),
+        sde_sample_freq=int(ppo.get("sde_sample_freq", -1)),
         policy_kwargs={"net_arch": list(ppo["net_arch"])},
         seed=seed,
         device="cpu",

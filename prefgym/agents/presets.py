@@ -38,6 +38,8 @@ _PPO: dict[str, AgentConfig] = {
         gae_lambda=0.95,
         gamma=0.9,
         learning_rate=1e-3,
+        use_sde=True,
+        sde_sample_freq=4,
     ),
     "prefgym/LunarLander-v3": AgentConfig(
         n_envs=16,

@@ -69,6 +69,12 @@ class AgentConfig:
     """PPO: weight of the value loss."""
     max_grad_norm: float = 0.5
     """PPO: gradient clipping norm."""
+    use_sde: bool = False
+    """Box actions only: generalised state-dependent exploration (gSDE, Raffin et al. 2022):
+    the exploration noise is a function of the state, drawn afresh every ``sde_sample_freq``
+    steps, rather than independent Gaussian noise each step."""
+    sde_sample_freq: int = -1
+    """With ``use_sde``: steps between two draws of the noise matrix; -1 draws once a rollout."""
     reward_scale: float = 1.0
     """Factor on the learned reward (normalised to std 1 per step) the agent is paid. PPO clips
     the gradient of its policy and value losses together, so on a task whose true reward is
@@ -118,6 +124,10 @@ class AgentConfig:
             raise ValueError(f"clip_range must be > 0, got {self.clip_range}")
         if not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
             raise ValueError(f"reward_scale must be a finite number > 0, got {self.reward_scale}")
+        if self.sde_sample_freq < -1 or self.sde_sample_freq == 0:
+            raise ValueError(
+                f"sde_sample_freq must be -1 (once a rollout) or >= 1, got {self.sde_sample_freq}"
+            )
         if self.cnn not in ("nature", "compact"):
             raise ValueError(f"cnn must be 'nature' or 'compact', got {self.cnn!r}")
         if not self.net_arch or any(width < 1 for width in self.net_arch):
@@ -185,7 +195,13 @@ def make_agent(
     if is_image_space(venv.observation_space):
         policy = "CnnPolicy"  # SB3 moves channel-last images to channel-first itself
         policy_kwargs = policy_kwargs_for(config.cnn, config.net_arch)
+    if config.use_sde and not isinstance(venv.action_space, spaces.Box):
+        raise ValueError(
+            f"use_sde needs a Box action space, got {venv.action_space}; set use_sde=False"
+        )
     common: dict[str, Any] = {
+        "use_sde": config.use_sde,
+        "sde_sample_freq": config.sde_sample_freq,
         "learning_rate": config.learning_rate,
         "gamma": config.gamma,
         "policy_kwargs": policy_kwargs,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -13,6 +14,7 @@ from prefgym.agents.preference_agent import PayAtRolloutEnd, SB3Agent
 from prefgym.agents.reward_wrapper import LearnedRewardVecEnv
 from prefgym.agents.sb3 import (
     AgentConfig,
+    Algo,
     evaluate_true_return,
     make_agent,
     make_vec_env,
@@ -83,6 +85,7 @@ def test_default_configs_are_valid() -> None:
         ({"tau": 0.0}, r"tau must be in \(0, 1\], got 0.0"),
         ({"sac_ent_coef": "fixed"}, "sac_ent_coef must be 'auto' or >= 0, got 'fixed'"),
         ({"n_steps": 100, "batch_size": 64}, "divide n_steps \\* n_envs = 400, got 64; .* 50"),
+        ({"sde_sample_freq": 0}, "sde_sample_freq must be -1 .* or >= 1, got 0"),
     ],
 )
 def test_invalid_config_is_rejected(kwargs: dict[str, Any], match: str) -> None:
@@ -168,6 +171,31 @@ def test_sac_on_discrete_actions_is_rejected() -> None:
     venv = make_vec_env(CARTPOLE, 1, seed=0)
     with pytest.raises(ValueError, match="SAC needs a Box action space, got Discrete"):
         make_agent(AgentConfig(algo="sac", n_envs=1), venv, seed=0)
+
+
+def test_sde_on_discrete_actions_is_rejected() -> None:
+    venv = make_vec_env(CARTPOLE, 1, seed=0)
+    with pytest.raises(ValueError, match="use_sde needs a Box action space, got Discrete"):
+        make_agent(AgentConfig(n_envs=1, use_sde=True), venv, seed=0)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_sde_noise_is_a_function_of_the_state_until_it_is_redrawn(
+    algo: Algo,
+) -> None:
+    config = AgentConfig(algo=algo, n_envs=1, n_steps=16, batch_size=16, use_sde=True)
+    model = make_agent(replace(config, sde_sample_freq=4), make_vec_env(PENDULUM, 1, 0), seed=0)
+    assert model.use_sde and model.sde_sample_freq == 4
+    observations = np.tile(np.array([1.0, 0.0, 0.0], dtype=np.float32), (3, 1))
+    observations[:, 2] = [0.0, 0.1, 0.2]
+    model.policy.reset_noise(1)
+    actions, _ = model.predict(observations, deterministic=False)
+    again, _ = model.predict(observations, deterministic=False)
+    np.testing.assert_array_equal(actions, again)  # one noise matrix: noise is a function of state
+    model.policy.reset_noise(1)
+    redrawn, _ = model.predict(observations, deterministic=False)
+    assert not np.array_equal(redrawn, actions)
+    model.learn(32)
 
 
 def test_n_envs_mismatch_is_rejected() -> None:
