@@ -118,7 +118,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                 preferences = np.where(hard & flip, 1.0 - preferences, preferences)
             return preferences.astype(np.float32)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(seed)
     venv = DummyVecEnv(
         [lambda: RolloutInfoWrapper(make_true_reward_env(env_id))] * int(ppo["n_envs"])
@@ -176,11 +176,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         total_timesteps=int(spec["steps"]), total_comparisons=int(spec["labels"])
     )
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     mean, std = evaluate(agent, env_id, int(spec["episodes"]), int(spec["eval_seed"]))
     return {
         "true_return_mean": mean,
         "true_return_std": std,
         "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "agent_steps": int(agent.num_timesteps),
         "comparisons": len(comparisons.dataset),
         "reward_accuracy": float(stats["reward_accuracy"]),

@@ -8,7 +8,10 @@ trains prefgym's preference loop (``prefgym.cli.train``) and measures
   task's true reward (the "PPO-true" baseline), and the ratio of the two;
   for tasks whose returns are negative (Acrobot, Pendulum) the ratio is of the
   improvement over a uniformly random policy, ``(ours - random) / (ppo - random)``,
-* the wall time of both trainings and their ratio,
+* the wall time of both trainings and their ratio, and the same for their CPU time
+  (``time.process_time``; one torch thread, so it counts the work done, not the
+  waits for a core that another job holds: on shared machines it is the
+  steadier of the two),
 * optionally the same task with the ``imitation`` library's preference
   comparisons (same env, label budget, agent steps, PPO preset, segment length),
   run by ``benchmarks/imitation_peer.py`` in a virtual environment this script
@@ -41,8 +44,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +96,16 @@ COLUMNS = [
     "ours_wall_s",
     "ppo_true_wall_s",
     "wall_ratio",
+    "ours_cpu_s",
+    "ppo_true_cpu_s",
+    "cpu_ratio",
     "peer_teacher",
     "peer_return",
     "peer_return_ratio",
     "peer_wall_s",
     "peer_wall_ratio",
+    "peer_cpu_s",
+    "peer_cpu_ratio",
     "peer_steps",
     "peer_error",
 ]
@@ -132,26 +140,41 @@ def random_return(env_id: str, episodes: int = EPISODES, seed: int = EVAL_SEED) 
     return float(np.mean(total))
 
 
-def run_ppo_true(env_id: str, steps: int, seed: int) -> tuple[float, float]:
-    """PPO with prefgym's preset on the true reward: (true return, wall seconds)."""
+@dataclass(frozen=True)
+class Timing:
+    """How long a training took."""
+
+    wall_s: float
+    cpu_s: float
+    """CPU seconds of this process (``time.process_time``)."""
+
+
+def timer() -> Callable[[], Timing]:
+    """Start timing; call the result to read the time since."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    return lambda: Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def run_ppo_true(env_id: str, steps: int, seed: int) -> tuple[float, Timing]:
+    """PPO with prefgym's preset on the true reward: (true return, time of training)."""
     from prefgym.agents.presets import agent_preset
     from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
 
-    started = time.perf_counter()
+    elapsed = timer()
     config = agent_preset(env_id, "ppo")
     venv = TrueRewardVecEnv(make_vec_env(env_id, config.n_envs, seed))
     model = make_agent(config, venv, seed)
     model.learn(steps)
-    wall = time.perf_counter() - started
+    timing = elapsed()
     mean, _, _ = evaluate_true_return(model, env_id, EPISODES, EVAL_SEED)
     venv.close()
-    return mean, wall
+    return mean, timing
 
 
 def run_ours(
     env_id: str, oracle: str, labels: int, steps: int, seed: int, runs: Path
-) -> tuple[float, float, float]:
-    """prefgym's preference loop: (true return mean, std, wall seconds of ``train``)."""
+) -> tuple[float, float, Timing]:
+    """prefgym's preference loop: (true return mean, std, time of ``train``)."""
     from prefgym.cli import TrainConfig, evaluate, train
 
     out = runs / f"{short_name(env_id)}-{oracle}-{labels}-{steps}-s{seed}"
@@ -166,11 +189,11 @@ def run_ours(
         segment_length=SEGMENT_LENGTH,
         round_steps=ROUND_STEPS,
     )
-    started = time.perf_counter()
+    elapsed = timer()
     run = train(config, out, show_progress=False)
-    wall = time.perf_counter() - started
+    timing = elapsed()
     result = evaluate(run, episodes=EPISODES, seed=EVAL_SEED)
-    return result["true_return_mean"], result["true_return_std"], wall
+    return result["true_return_mean"], result["true_return_std"], timing
 
 
 def peer_teacher(oracle: str) -> dict[str, float]:
@@ -272,10 +295,12 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "ours_wall_s",
         "ppo_true_wall_s",
         "wall_ratio",
+        "cpu_ratio",
         "peer_return",
         "peer_return_ratio",
         "peer_wall_s",
         "peer_wall_ratio",
+        "peer_cpu_ratio",
     ]
     summary = []
     for (env, oracle, labels, steps), members in groups.items():
@@ -287,7 +312,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "seeds": len(members),
             "ratio_basis": members[0]["ratio_basis"],
         }
-        entry.update({key: median([m[key] for m in members]) for key in numeric})
+        entry.update({key: median([m.get(key, math.nan) for m in members]) for key in numeric})
         summary.append(entry)
     return summary
 
@@ -312,7 +337,10 @@ def check_targets(summary: list[dict[str, Any]]) -> list[str]:
             ok = entry["return_ratio"] >= 0.9
             lines.append(f"{verdict(ok)}  {tag}: return ratio {entry['return_ratio']:.2f} >= 0.9")
         ok = entry["wall_ratio"] <= 1.3
-        lines.append(f"{verdict(ok)}  {tag}: wall ratio {entry['wall_ratio']:.2f} <= 1.3")
+        lines.append(
+            f"{verdict(ok)}  {tag}: wall ratio {entry['wall_ratio']:.2f} <= 1.3 "
+            f"(CPU-time ratio {entry['cpu_ratio']:.2f})"
+        )
         if not math.isnan(entry["peer_return"]):
             ok = entry["ours_return"] >= entry["peer_return"]
             lines.append(
@@ -380,6 +408,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "ours s",
         "PPO s",
         "wall ratio",
+        "CPU ratio",
         "imitation",
         "imit. ratio",
         "imit. s",
@@ -396,6 +425,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "ours_wall_s",
         "ppo_true_wall_s",
         "wall_ratio",
+        "cpu_ratio",
         "peer_return",
         "peer_return_ratio",
         "peer_wall_s",
@@ -415,9 +445,11 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
         "ratio",
         "basis",
         "wall ratio",
+        "CPU ratio",
         "imitation",
         "imit. ratio",
         "imit. wall ratio",
+        "imit. CPU ratio",
     ]
     keys = [
         "env",
@@ -430,9 +462,11 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
         "return_ratio",
         "ratio_basis",
         "wall_ratio",
+        "cpu_ratio",
         "peer_return",
         "peer_return_ratio",
         "peer_wall_ratio",
+        "peer_cpu_ratio",
     ]
     return format_table(header, [[entry[k] for k in keys] for entry in summary])
 
@@ -528,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     runs, peer_work = args.out / "runs", args.out / "imitation"
     rows: list[dict[str, Any]] = []
-    ppo_cache: dict[tuple[str, int, int], tuple[float, float]] = {}
+    ppo_cache: dict[tuple[str, int, int], tuple[float, Timing]] = {}
     peer_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
     started = time.perf_counter()
     for env in args.envs:
@@ -542,9 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     key = (env_id, steps, seed)
                     if key not in ppo_cache:
                         ppo_cache[key] = run_ppo_true(env_id, steps, seed)
-                    ppo_return, ppo_wall = ppo_cache[key]
+                    ppo_return, ppo_time = ppo_cache[key]
                     for oracle in args.oracles:
-                        mean, std, wall = run_ours(env_id, oracle, labels, steps, seed, runs)
+                        mean, std, ours = run_ours(env_id, oracle, labels, steps, seed, runs)
                         row: dict[str, Any] = {
                             "env": env,
                             "oracle": oracle,
@@ -557,14 +591,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "random_return": random,
                             "ratio_basis": basis,
                             "return_ratio": ratio(mean, ppo_return, random, basis),
-                            "ours_wall_s": wall,
-                            "ppo_true_wall_s": ppo_wall,
-                            "wall_ratio": wall / ppo_wall,
+                            "ours_wall_s": ours.wall_s,
+                            "ppo_true_wall_s": ppo_time.wall_s,
+                            "wall_ratio": ours.wall_s / ppo_time.wall_s,
+                            "ours_cpu_s": ours.cpu_s,
+                            "ppo_true_cpu_s": ppo_time.cpu_s,
+                            "cpu_ratio": ours.cpu_s / ppo_time.cpu_s,
                             "peer_teacher": "",
                             "peer_return": math.nan,
                             "peer_return_ratio": math.nan,
                             "peer_wall_s": math.nan,
                             "peer_wall_ratio": math.nan,
+                            "peer_cpu_s": math.nan,
+                            "peer_cpu_ratio": math.nan,
                             "peer_steps": "",
                             "peer_error": "",
                         }
@@ -586,7 +625,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     peer_return, ppo_return, random, basis
                                 )
                                 row["peer_wall_s"] = peer["wall_seconds"]
-                                row["peer_wall_ratio"] = peer["wall_seconds"] / ppo_wall
+                                row["peer_wall_ratio"] = peer["wall_seconds"] / ppo_time.wall_s
+                                row["peer_cpu_s"] = peer["cpu_seconds"]
+                                row["peer_cpu_ratio"] = peer["cpu_seconds"] / ppo_time.cpu_s
                                 row["peer_steps"] = peer["agent_steps"]
                         rows.append(row)
                         write_csv(args.out / "results.csv", rows, COLUMNS)

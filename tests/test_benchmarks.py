@@ -1,6 +1,7 @@
 import importlib.util
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,17 @@ def test_true_reward_vec_env_pays_the_hidden_reward(label_efficiency):
     venv.close()
 
 
+def test_cpu_time_counts_work_and_not_waiting(label_efficiency):
+    elapsed = label_efficiency.timer()
+    time.sleep(0.3)
+    busy = time.perf_counter() + 0.1
+    while time.perf_counter() < busy:
+        pass
+    timing = elapsed()
+    assert timing.wall_s >= 0.4
+    assert 0.05 < timing.cpu_s < 0.3
+
+
 def test_peer_teacher_keeps_what_imitation_can_express(label_efficiency):
     assert label_efficiency.teacher_name(label_efficiency.peer_teacher("oracle")) == "rational"
     assert label_efficiency.teacher_name(label_efficiency.peer_teacher("stoc")) == "beta=1"
@@ -61,16 +73,26 @@ def test_summary_takes_medians_and_checks_targets(label_efficiency):
         "peer_wall_ratio": math.nan,
     }
     rows = [
-        dict(base, seed=s, ours_return=r, return_ratio=r / 500, ours_wall_s=w, wall_ratio=w / 100)
-        for s, r, w in [(0, 480.0, 110.0), (1, 400.0, 120.0), (2, 500.0, 150.0)]
+        dict(
+            base,
+            seed=s,
+            ours_return=r,
+            return_ratio=r / 500,
+            ours_wall_s=w,
+            wall_ratio=w / 100,
+            cpu_ratio=c,
+        )  # fmt: skip
+        for s, r, w, c in [(0, 480.0, 110.0, 1.05), (1, 400.0, 120.0, 1.1), (2, 500.0, 150.0, 1.0)]
     ]
     (entry,) = label_efficiency.summarise(rows)
     assert entry["seeds"] == 3
     assert entry["ours_return"] == 480.0
     assert entry["wall_ratio"] == pytest.approx(1.2)
+    assert entry["cpu_ratio"] == pytest.approx(1.05)
+    assert math.isnan(entry["peer_cpu_ratio"])  # rows made before CPU time was measured
     lines = label_efficiency.check_targets([entry])
     assert lines[0].startswith("PASS") and ">= 475" in lines[0]
-    assert lines[1].startswith("PASS") and "<= 1.3" in lines[1]
+    assert lines[1].startswith("PASS") and "<= 1.3 (CPU-time ratio 1.05)" in lines[1]
     assert len(lines) == 2  # no imitation result, no comparison with it
 
 
