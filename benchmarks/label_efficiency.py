@@ -9,9 +9,8 @@ trains prefgym's preference loop (``prefgym.cli.train``) and measures
   for tasks whose returns are negative (Acrobot, Pendulum) the ratio is of the
   improvement over a uniformly random policy, ``(ours - random) / (ppo - random)``,
 * the wall time of both trainings and their ratio, and the same for their CPU time
-  (``time.process_time``; one torch thread, so it counts the work done, not the
-  waits for a core that another job holds: on shared machines it is the
-  steadier of the two),
+  (``time.process_time``; one torch thread, so it leaves out waits for a core that
+  another job holds; with two runs on two cores it matched the wall time within 1%),
 * optionally the same task with the ``imitation`` library's preference
   comparisons (same env, label budget, agent steps, PPO preset, segment length),
   run by ``benchmarks/imitation_peer.py`` in a virtual environment this script

@@ -89,7 +89,7 @@ class LearnerConfig:
     fit the rewards stay as they were; gradients stop favouring the widest inputs). Off by
     default: it lifts the return correlation of a reward over parts 1000-fold apart in scale from
     0.64 to 0.99 (``tests/test_learner.py``), but did not help on Acrobot with the ``mistake``
-    teacher (README, "Against the targets")."""
+    teacher (README, "Caveats")."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_epochs", "patience", "min_val"):

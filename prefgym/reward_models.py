@@ -126,10 +126,9 @@ class MlpRewardNet(RewardNet):
 
     Its input is standardised: buffers ``input_offset`` and ``input_scale`` ``(width,)``
     map the encoded features ``x`` to ``(x - input_offset) / input_scale`` before the
-    first layer. They start at 0 and 1; :meth:`standardise` fits them to data (the
-    learner does so on the judged segments before each fit) without changing the
-    function the net computes. Observations whose parts differ in scale by an order
-    of magnitude (Acrobot's angles and speeds) then train as well as unit-scale ones.
+    first layer. They start at 0 and 1, which leaves the input as it is; :meth:`standardise`
+    fits them to data (the learner does so before each fit with
+    ``LearnerConfig(standardise_inputs=True)``, off by default).
     """
 
     input_offset: Tensor
