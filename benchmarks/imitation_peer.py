@@ -16,6 +16,9 @@ hyper-parameters of prefgym's preset (passed in the spec), trained by
 imitation on its learned reward. The result is scored like prefgym's
 ``evaluate_true_return``: the deterministic policy on fresh envs, episode
 ``k`` reset with seed ``eval_seed + k``, summing ``info["true_reward"]``.
+The spec's ``env_kwargs`` go to ``gymnasium.make`` (``{"base_id": "Hopper-v4"}``
+where gymnasium 0.29 lacks the v5 task), and the trained policy's weights are
+saved to ``policy_path`` so that the caller can score it on prefgym's own task.
 
 imitation's components are set as its ``train_preference_comparisons``
 script sets them by default, except for what the spec fixes (label budget,
@@ -52,7 +55,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_true_reward_env(env_id: str) -> Any:
+def make_true_reward_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
     """The prefgym task with its hidden reward paid as the reward."""
     import gymnasium as gym
 
@@ -61,14 +64,16 @@ def make_true_reward_env(env_id: str) -> Any:
             obs, _, terminated, truncated, info = self.env.step(action)
             return obs, float(info["true_reward"]), terminated, truncated, info
 
-    return TrueReward(gym.make(env_id))
+    return TrueReward(gym.make(env_id, **env_kwargs))
 
 
-def evaluate(model: Any, env_id: str, episodes: int, seed: int) -> tuple[float, float]:
+def evaluate(
+    model: Any, env_id: str, env_kwargs: dict[str, Any], episodes: int, seed: int
+) -> tuple[float, float]:
     """Mean and std of the deterministic policy's true return over fresh episodes."""
     import gymnasium as gym
 
-    envs = [gym.make(env_id) for _ in range(episodes)]
+    envs = [gym.make(env_id, **env_kwargs) for _ in range(episodes)]
     observations = np.stack([env.reset(seed=seed + k)[0] for k, env in enumerate(envs)])
     returns = np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
@@ -100,6 +105,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     prefgym.register_envs()
     env_id, seed, ppo = spec["env_id"], int(spec["seed"]), spec["ppo"]
+    env_kwargs = dict(spec.get("env_kwargs", {}))
     teacher = spec["teacher"]
     beta, eps_mistake = float(teacher["beta"]), float(teacher["eps_mistake"])
 
@@ -121,7 +127,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(seed)
     venv = DummyVecEnv(
-        [lambda: RolloutInfoWrapper(make_true_reward_env(env_id))] * int(ppo["n_envs"])
+        [lambda: RolloutInfoWrapper(make_true_reward_env(env_id, env_kwargs))] * int(ppo["n_envs"])
     )
     venv.seed(seed)
     reward_net = NormalizedRewardNet(
@@ -177,7 +183,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     )
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    mean, std = evaluate(agent, env_id, int(spec["episodes"]), int(spec["eval_seed"]))
+    mean, std = evaluate(agent, env_id, env_kwargs, int(spec["episodes"]), int(spec["eval_seed"]))
+    if "policy_path" in spec:
+        torch.save(agent.policy.state_dict(), spec["policy_path"])
     return {
         "true_return_mean": mean,
         "true_return_std": std,

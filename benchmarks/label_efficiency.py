@@ -14,7 +14,9 @@ trains prefgym's preference loop (``prefgym.cli.train``) and measures
 * optionally the same task with the ``imitation`` library's preference
   comparisons (same env, label budget, agent steps, PPO preset, segment length),
   run by ``benchmarks/imitation_peer.py`` in a virtual environment this script
-  creates (``benchmarks/.venv-imitation``, reused when present).
+  creates (``benchmarks/.venv-imitation``, reused when present); on Hopper,
+  whose v5 imitation's gymnasium 0.29 lacks, the peer trains on Hopper-v4 and
+  its policy is scored on prefgym's Hopper-v5 like ours (``PEER_BASE_IDS``).
 
 It prints a table per run and a summary (medians over seeds) with the
 targets, and writes ``results.csv``, ``summary.csv`` and ``label_efficiency.png``
@@ -58,10 +60,25 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PEER_VENV = HERE / ".venv-imitation"
 PEER_SCRIPT = HERE / "imitation_peer.py"
-PEER_PACKAGES = (("torch==2.13.0",), ("imitation==1.0.1", "numpy<2", "pandas<3"))
+PEER_PACKAGES = (
+    ("torch==2.13.0",),
+    ("imitation==1.0.1", "numpy<2", "pandas<3", "mujoco", "imageio"),
+)
 """Installed in this order: torch first (the CPU build), then imitation. imitation 1.0.1 pins
 gymnasium 0.29, whose Acrobot uses ``np.float_`` (gone in NumPy 2), so NumPy stays below 2
-(and pandas, which a dependency pulls in, below 3, the first release to need NumPy 2)."""
+(and pandas, which a dependency pulls in, below 3, the first release to need NumPy 2).
+MuJoCo and imageio are what gymnasium 0.29's MuJoCo tasks import."""
+PEER_STAMP = PEER_VENV / "prefgym-peer-packages.json"
+"""The package list the peer venv was built from; a venv built from another list is updated."""
+PEER_BASE_IDS = {"Hopper": "Hopper-v4"}
+"""The base task imitation trains on where its gymnasium (0.29) lacks prefgym's version.
+
+gymnasium 0.29's MuJoCo tasks stop at v4. Hopper-v4 and v5 have the same model,
+observations and reward terms; under prefgym's ``penalty`` termination they differ
+only in that v4 also pays the healthy reward (1) on the step the hopper falls (the
+same 1,000 random actions: 306.0 on v4, 260.0 on v5, 46 falls). The peer's policy is
+therefore scored again on prefgym's own task (``rescore_peer``), and its score on
+v4 is kept beside it."""
 
 ENV_IDS = {
     "CartPole": "prefgym/CartPole-v1",
@@ -99,7 +116,9 @@ COLUMNS = [
     "ppo_true_cpu_s",
     "cpu_ratio",
     "peer_teacher",
+    "peer_env",
     "peer_return",
+    "peer_return_peer_env",
     "peer_return_ratio",
     "peer_wall_s",
     "peer_wall_ratio",
@@ -211,15 +230,18 @@ def teacher_name(teacher: dict[str, float]) -> str:
 
 
 def ensure_peer_venv(log: Path) -> Path:
-    """The imitation venv's python, creating the venv first if it is missing."""
+    """The imitation venv's python, creating or updating the venv first where it needs it."""
     python = PEER_VENV / "bin" / "python"
-    if python.exists():
+    wanted = json.dumps(PEER_PACKAGES)
+    if python.exists() and PEER_STAMP.exists() and PEER_STAMP.read_text() == wanted:
         return python
-    print(f"creating {PEER_VENV} (imitation 1.0.1); log in {log}", flush=True)
+    verb = "updating" if python.exists() else "creating"
+    print(f"{verb} {PEER_VENV} (imitation 1.0.1); log in {log}", flush=True)
     with log.open("w") as out:
-        subprocess.run(
-            [sys.executable, "-m", "venv", str(PEER_VENV)], check=True, stdout=out, stderr=out
-        )
+        if not python.exists():
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(PEER_VENV)], check=True, stdout=out, stderr=out
+            )
         for packages in PEER_PACKAGES:
             subprocess.run(
                 [str(python), "-m", "pip", "install", *packages],
@@ -227,13 +249,24 @@ def ensure_peer_venv(log: Path) -> Path:
                 stdout=out,
                 stderr=out,
             )
+    PEER_STAMP.write_text(wanted)
     return python
 
 
 def run_peer(
-    env_id: str, labels: int, steps: int, seed: int, teacher: dict[str, float], work: Path
+    env_id: str,
+    labels: int,
+    steps: int,
+    seed: int,
+    teacher: dict[str, float],
+    work: Path,
+    base_id: str | None = None,
 ) -> dict[str, Any]:
-    """imitation's preference comparisons on the same task, in its own venv."""
+    """imitation's preference comparisons on the same task, in its own venv.
+
+    ``base_id`` replaces the task's base (``PEER_BASE_IDS``) where imitation's
+    gymnasium lacks it. The result holds the peer's own scores and the path of its
+    trained policy's weights (``policy_path``)."""
     from prefgym.agents.presets import agent_preset
 
     work.mkdir(parents=True, exist_ok=True)
@@ -244,8 +277,14 @@ def run_peer(
     iterations = max(1, round(steps / ROUND_STEPS))
     ppo = asdict(agent_preset(env_id, "ppo"))
     ppo["net_arch"] = list(ppo["net_arch"])
+    name = f"{short_name(env_id)}-{teacher_name(teacher)}-{labels}-{steps}-s{seed}"
+    spec_path, result_path, log_path, policy_path = (
+        work / f"{name}.{ext}" for ext in ("spec.json", "json", "log", "policy.pt")
+    )
     spec = {
         "env_id": env_id,
+        "env_kwargs": {"base_id": base_id} if base_id else {},
+        "policy_path": str(policy_path),
         "labels": labels,
         "steps": steps * iterations // (iterations + 1),  # imitation trains iterations + 1 times
         "seed": seed,
@@ -256,10 +295,6 @@ def run_peer(
         "episodes": EPISODES,
         "eval_seed": EVAL_SEED,
     }
-    name = f"{short_name(env_id)}-{teacher_name(teacher)}-{labels}-{steps}-s{seed}"
-    spec_path, result_path, log_path = (
-        work / f"{name}.{ext}" for ext in ("spec.json", "json", "log")
-    )
     spec_path.write_text(json.dumps(spec, indent=2))
     result_path.unlink(missing_ok=True)
     with log_path.open("w") as log:
@@ -274,7 +309,26 @@ def run_peer(
     if done.returncode != 0 or not result_path.exists():
         tail = log_path.read_text().strip().splitlines()[-1:] or ["(no output)"]
         return {"error": f"exit {done.returncode}: {tail[0]} (full log: {log_path})"}
-    return json.loads(result_path.read_text())
+    return json.loads(result_path.read_text()) | {"policy_path": str(policy_path)}
+
+
+def rescore_peer(env_id: str, seed: int, policy_path: Path) -> tuple[float, float]:
+    """The true return (mean, std) on ``env_id`` of a policy imitation trained elsewhere.
+
+    The weights are loaded into prefgym's PPO with the same preset (the same policy
+    network as the peer's) and scored by ``evaluate_true_return``, as prefgym's own."""
+    import torch
+
+    from prefgym.agents.presets import agent_preset
+    from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
+
+    config = agent_preset(env_id, "ppo")
+    venv = make_vec_env(env_id, config.n_envs, seed)
+    model = make_agent(config, venv, seed)
+    model.policy.load_state_dict(torch.load(policy_path, map_location="cpu"))
+    mean, std, _ = evaluate_true_return(model, env_id, EPISODES, EVAL_SEED)
+    venv.close()
+    return mean, std
 
 
 def median(values: Sequence[float]) -> float:
@@ -547,9 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.merge:
         args.out.mkdir(parents=True, exist_ok=True)
-        rows = read_results(args.merge)
-        write_csv(args.out / "results.csv", rows, COLUMNS)
-        report(rows, args.out)
+        merged = read_results(args.merge)
+        write_csv(args.out / "results.csv", merged, COLUMNS)
+        report(merged, args.out)
         print(f"\nwrote {args.out / 'results.csv'}, summary.csv, label_efficiency.png")
         return 0
     from prefgym.cli import set_threads
@@ -567,6 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for env in args.envs:
         env_id = ENV_IDS[env]
         basis = "vs random" if env in RANDOM_NORMALISED else "plain"
+        base_id = PEER_BASE_IDS.get(env)
         random = random_return(env_id)
         print(f"{env}: random policy true return {random:.1f}", flush=True)
         for labels in args.labels or [DEFAULT_LABELS[env]]:
@@ -597,7 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "ppo_true_cpu_s": ppo_time.cpu_s,
                             "cpu_ratio": ours.cpu_s / ppo_time.cpu_s,
                             "peer_teacher": "",
+                            "peer_env": "",
                             "peer_return": math.nan,
+                            "peer_return_peer_env": math.nan,
                             "peer_return_ratio": math.nan,
                             "peer_wall_s": math.nan,
                             "peer_wall_ratio": math.nan,
@@ -611,14 +668,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                             peer_key = (env_id, labels, steps, seed, teacher_name(teacher))
                             if peer_key not in peer_cache:
                                 peer_cache[peer_key] = run_peer(
-                                    env_id, labels, steps, seed, teacher, peer_work
+                                    env_id, labels, steps, seed, teacher, peer_work, base_id
                                 )
                             peer = peer_cache[peer_key]
                             row["peer_teacher"] = teacher_name(teacher)
+                            row["peer_env"] = base_id or ""
                             if "error" in peer:
                                 row["peer_error"] = peer["error"]
                             else:
                                 peer_return = peer["true_return_mean"]
+                                row["peer_return_peer_env"] = peer_return
+                                if base_id:
+                                    peer_return, _ = rescore_peer(
+                                        env_id, seed, Path(peer["policy_path"])
+                                    )
                                 row["peer_return"] = peer_return
                                 row["peer_return_ratio"] = ratio(
                                     peer_return, ppo_return, random, basis
@@ -633,6 +696,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(table([row]).splitlines()[-1], flush=True)
                         if row["peer_error"]:
                             print(f"  imitation failed: {row['peer_error']}", flush=True)
+                        elif row["peer_env"]:
+                            print(
+                                f"  imitation trained on {row['peer_env']} (scored "
+                                f"{row['peer_return_peer_env']:.1f} there), scored above on "
+                                f"{env_id}",
+                                flush=True,
+                            )
     print(f"\nran for {time.perf_counter() - started:.0f} s")
     report(rows, args.out)
     errors = sorted({row["peer_error"] for row in rows if row["peer_error"]})

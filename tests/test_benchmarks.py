@@ -118,6 +118,48 @@ def test_merge_summarises_the_results_of_runs_made_apart(label_efficiency, tmp_p
         label_efficiency.main(["--merge", str(tmp_path / "missing.csv"), "--out", str(out)])
 
 
+def test_peer_policy_is_rescored_on_our_task_as_our_own(label_efficiency, tmp_path):
+    import torch
+
+    from prefgym.agents.presets import agent_preset
+    from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
+
+    env_id = "prefgym/CartPole-v1"
+    config = agent_preset(env_id, "ppo")
+    venv = make_vec_env(env_id, config.n_envs, seed=3)
+    model = make_agent(config, venv, seed=3)  # untrained: another seed than the rescore's
+    torch.save(model.policy.state_dict(), tmp_path / "policy.pt")
+    expected = evaluate_true_return(
+        model, env_id, label_efficiency.EPISODES, label_efficiency.EVAL_SEED
+    )
+    venv.close()
+    mean, std = label_efficiency.rescore_peer(env_id, 0, tmp_path / "policy.pt")
+    assert (mean, std) == pytest.approx(expected[:2])
+
+
+def test_peer_venv_is_updated_when_its_package_list_changes(
+    label_efficiency, tmp_path, monkeypatch
+):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    monkeypatch.setattr(label_efficiency, "PEER_VENV", venv)
+    monkeypatch.setattr(label_efficiency, "PEER_STAMP", venv / "stamp.json")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(
+        label_efficiency.subprocess, "run", lambda command, **_: calls.append(command)
+    )
+    log = tmp_path / "install.log"
+    assert label_efficiency.ensure_peer_venv(log) == venv / "bin" / "python"
+    installs = [c for c in calls if c[1:4] == ["-m", "pip", "install"]]
+    assert len(installs) == len(label_efficiency.PEER_PACKAGES)  # no stamp: brought up to date
+    assert not any("venv" in c for c in calls)  # the venv itself was kept
+    assert "mujoco" in installs[-1]
+    calls.clear()
+    label_efficiency.ensure_peer_venv(log)
+    assert calls == []  # the stamp matches: nothing to do
+
+
 @pytest.fixture(scope="module")
 def token_ppo_vs_trl():
     return _load("token_ppo_vs_trl")
