@@ -54,6 +54,7 @@ import numpy as np
 
 import prefgym
 from prefgym.agents.reward_wrapper import TrueRewardVecEnv
+from prefgym.cli import TrainConfig
 from prefgym.report import format_table
 
 HERE = Path(__file__).resolve().parent
@@ -90,6 +91,7 @@ DEFAULT_LABELS = {"CartPole": 100, "Acrobot": 200, "Pendulum": 700, "Hopper": 70
 DEFAULT_STEPS = {"CartPole": 100_000, "Acrobot": 100_000, "Pendulum": 100_000, "Hopper": 300_000}
 RANDOM_NORMALISED = {"Acrobot", "Pendulum"}
 """Tasks whose return ratio is taken over the improvement on a random policy."""
+TRAIN_DEFAULTS = TrainConfig()
 ORACLES = ("oracle", "stoc", "mistake", "skip", "equal", "myopic")
 EPISODES = 20
 EVAL_SEED = 10_000
@@ -103,6 +105,7 @@ COLUMNS = [
     "labels",
     "steps",
     "seed",
+    "rollout_envs",
     "ours_return",
     "ours_return_std",
     "ppo_true_return",
@@ -190,10 +193,10 @@ def run_ppo_true(env_id: str, steps: int, seed: int) -> tuple[float, Timing]:
 
 
 def run_ours(
-    env_id: str, oracle: str, labels: int, steps: int, seed: int, runs: Path
+    env_id: str, oracle: str, labels: int, steps: int, seed: int, runs: Path, rollout_envs: int
 ) -> tuple[float, float, Timing]:
     """prefgym's preference loop: (true return mean, std, time of ``train``)."""
-    from prefgym.cli import TrainConfig, evaluate, train
+    from prefgym.cli import evaluate, train
 
     out = runs / f"{short_name(env_id)}-{oracle}-{labels}-{steps}-s{seed}"
     if out.exists():
@@ -206,6 +209,7 @@ def run_ours(
         seed=seed,
         segment_length=SEGMENT_LENGTH,
         round_steps=ROUND_STEPS,
+        rollout_envs=rollout_envs,
     )
     elapsed = timer()
     run = train(config, out, show_progress=False)
@@ -337,10 +341,11 @@ def median(values: Sequence[float]) -> float:
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Medians over seeds per (env, oracle, labels, steps)."""
+    """Medians over seeds per (env, oracle, labels, steps, rollout envs)."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["env"], row["oracle"], row["labels"], row["steps"]), []).append(row)
+        key = (row["env"], row["oracle"], row["labels"], row["steps"], row.get("rollout_envs", ""))
+        groups.setdefault(key, []).append(row)
     numeric = [
         "ours_return",
         "ppo_true_return",
@@ -356,12 +361,13 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "peer_cpu_ratio",
     ]
     summary = []
-    for (env, oracle, labels, steps), members in groups.items():
+    for (env, oracle, labels, steps, rollout_envs), members in groups.items():
         entry: dict[str, Any] = {
             "env": env,
             "oracle": oracle,
             "labels": labels,
             "steps": steps,
+            "rollout_envs": rollout_envs,
             "seeds": len(members),
             "ratio_basis": members[0]["ratio_basis"],
         }
@@ -414,7 +420,11 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{e['env']}\n{e['oracle']}\n{int(e['labels'])} labels" for e in summary]
+    labels = [
+        f"{e['env']}\n{e['oracle']}\n{int(e['labels'])} labels"
+        + (f"\n{e['rollout_envs']} init. envs" if e.get("rollout_envs", "") != "" else "")
+        for e in summary
+    ]
     x = np.arange(len(summary))
     width = 0.38
     figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(summary) + 2), 7), sharex=True)
@@ -492,6 +502,7 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
         "oracle",
         "labels",
         "steps",
+        "init. envs",
         "seeds",
         "ours",
         "PPO-true",
@@ -509,6 +520,7 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
         "oracle",
         "labels",
         "steps",
+        "rollout_envs",
         "seeds",
         "ours_return",
         "ppo_true_return",
@@ -537,6 +549,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--steps", nargs="+", type=int, metavar="N", help="agent steps (default: per env)"
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED")
+    parser.add_argument(
+        "--rollout-envs",
+        type=int,
+        default=TRAIN_DEFAULTS.rollout_envs,
+        metavar="N",
+        help="envs that roll out prefgym's initial segments together "
+        f"(default: {TRAIN_DEFAULTS.rollout_envs}, prefgym's)",
+    )
     parser.add_argument(
         "--peer",
         action=argparse.BooleanOptionalAction,
@@ -580,6 +600,8 @@ def read_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
                 typed: dict[str, Any] = dict(row)
                 for key in ("labels", "steps", "seed"):
                     typed[key] = int(row[key])
+                if row.get("rollout_envs"):  # runs made before it was recorded have none
+                    typed["rollout_envs"] = int(row["rollout_envs"])
                 for key in COLUMNS:
                     if key.endswith(("_return", "_ratio", "_s", "_std")) and key in row:
                         typed[key] = float(row[key]) if row[key] else math.nan
@@ -632,13 +654,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         ppo_cache[key] = run_ppo_true(env_id, steps, seed)
                     ppo_return, ppo_time = ppo_cache[key]
                     for oracle in args.oracles:
-                        mean, std, ours = run_ours(env_id, oracle, labels, steps, seed, runs)
+                        mean, std, ours = run_ours(
+                            env_id, oracle, labels, steps, seed, runs, args.rollout_envs
+                        )
                         row: dict[str, Any] = {
                             "env": env,
                             "oracle": oracle,
                             "labels": labels,
                             "steps": steps,
                             "seed": seed,
+                            "rollout_envs": args.rollout_envs,
                             "ours_return": mean,
                             "ours_return_std": std,
                             "ppo_true_return": ppo_return,

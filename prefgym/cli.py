@@ -68,6 +68,9 @@ class TrainConfig:
     """Reward-model ensemble size."""
     labeler: str = "person"
     """The person's id recorded with their judgments (``--oracle human``)."""
+    rollout_envs: int = 4
+    """Envs stepped together when rolling out the initial policy's segments: more is faster, and
+    changes the run's random stream."""
 
     def __post_init__(self) -> None:
         check_env_id(self.env_id)
@@ -91,6 +94,7 @@ class TrainConfig:
             label_t0=self.label_t0 if self.label_t0 is not None else default_label_t0(self.env_id),
             round_steps=self.round_steps,
             selection=self.selection,
+            rollout_envs=self.rollout_envs,
             keep_frames=self.oracle == HUMAN,  # a person watches clips, not numbers
         )
 

@@ -96,6 +96,18 @@ def test_summary_takes_medians_and_checks_targets(label_efficiency):
     assert len(lines) == 2  # no imitation result, no comparison with it
 
 
+def test_summary_keeps_runs_with_other_rollout_envs_apart(label_efficiency):
+    row = {"env": "Acrobot", "oracle": "oracle", "labels": 200, "steps": 100_000}
+    row |= {"ratio_basis": "vs random", "ours_return": -80.0}
+    rows = [dict(row, seed=0, rollout_envs=4), dict(row, seed=1, rollout_envs=4)]
+    rows += [dict(row, seed=0, rollout_envs=16, ours_return=-90.0)]
+    summary = label_efficiency.summarise(rows)
+    assert [(e["rollout_envs"], e["seeds"], e["ours_return"]) for e in summary] == [
+        (4, 2, -80.0),
+        (16, 1, -90.0),
+    ]
+
+
 def test_merge_summarises_the_results_of_runs_made_apart(label_efficiency, tmp_path, capsys):
     row = {column: "" for column in label_efficiency.COLUMNS}
     row.update(env="Hopper", oracle="oracle", labels="700", steps="300000", ratio_basis="plain")

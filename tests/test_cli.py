@@ -155,6 +155,13 @@ def test_label_t0_reaches_the_loops_schedule(
     assert (schedule.t0, schedule.total_steps, schedule.budget) == (2e6, 10_000_000, 600)
 
 
+def test_rollout_envs_reaches_the_loop(capsys: pytest.CaptureFixture[str]) -> None:
+    assert TrainConfig().loop_config().rollout_envs == 4
+    assert TrainConfig(rollout_envs=16).loop_config().rollout_envs == 16
+    err = _error(["train", "--rollout-envs", "0"], capsys)
+    assert "rollout_envs" in err and "0" in err
+
+
 @pytest.mark.parametrize(
     ("env_id", "label_t0", "t0"),
     [
