@@ -97,7 +97,8 @@ EPISODES = 20
 EVAL_SEED = 10_000
 SEGMENT_LENGTH = 25
 ROUND_STEPS = 5_000
-"""prefgym's refit cadence (``TrainConfig.round_steps``); imitation gets as many iterations."""
+"""prefgym's refit cadence (``TrainConfig.round_steps``); imitation gets about as many
+iterations (``peer_schedule``)."""
 
 COLUMNS = [
     "env",
@@ -257,6 +258,26 @@ def ensure_peer_venv(log: Path) -> Path:
     return python
 
 
+def peer_schedule(steps: int, rollout: int, round_steps: int = ROUND_STEPS) -> tuple[int, int]:
+    """imitation's ``(num_iterations, total_timesteps)`` that train PPO for as many steps as ours.
+
+    SB3's ``learn(steps)`` runs whole rollouts of ``rollout`` steps (``n_steps * n_envs``), so
+    prefgym and PPO-true train ``ceil(steps / rollout)`` rollouts. imitation trains its agent
+    ``num_iterations + 1`` times for ``total_timesteps // num_iterations`` steps each, each time
+    rounded up to whole rollouts: asked naively, it trained 1.7x our steps on Acrobot and
+    Pendulum (172,032 against 102,400) and 1.25x on Hopper. Here every one of its trainings is
+    a whole number of rollouts, and together they are exactly ours; the number of trainings
+    is the divisor of our rollout count nearest to one per ``round_steps`` (plus one)."""
+    rollouts = math.ceil(steps / rollout)
+    wanted = round(steps / round_steps) + 1
+    divisors = [c for c in range(2, rollouts + 1) if rollouts % c == 0] or [rollouts]
+    trainings = min(divisors, key=lambda c: (abs(c - wanted), c))
+    if trainings < 2:  # a single rollout: imitation still trains twice
+        return 1, rollout
+    iterations = trainings - 1
+    return iterations, iterations * (rollouts // trainings) * rollout
+
+
 def run_peer(
     env_id: str,
     labels: int,
@@ -278,8 +299,8 @@ def run_peer(
         python = ensure_peer_venv(work / "venv-install.log")
     except (subprocess.CalledProcessError, OSError) as error:
         return {"error": f"could not create {PEER_VENV}: {error}"}
-    iterations = max(1, round(steps / ROUND_STEPS))
     ppo = asdict(agent_preset(env_id, "ppo"))
+    iterations, peer_steps = peer_schedule(steps, int(ppo["n_steps"]) * int(ppo["n_envs"]))
     ppo["net_arch"] = list(ppo["net_arch"])
     name = f"{short_name(env_id)}-{teacher_name(teacher)}-{labels}-{steps}-s{seed}"
     spec_path, result_path, log_path, policy_path = (
@@ -290,7 +311,7 @@ def run_peer(
         "env_kwargs": {"base_id": base_id} if base_id else {},
         "policy_path": str(policy_path),
         "labels": labels,
-        "steps": steps * iterations // (iterations + 1),  # imitation trains iterations + 1 times
+        "steps": peer_steps,
         "seed": seed,
         "segment_length": SEGMENT_LENGTH,
         "iterations": iterations,

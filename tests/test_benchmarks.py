@@ -58,6 +58,17 @@ def test_peer_teacher_keeps_what_imitation_can_express(label_efficiency):
     assert label_efficiency.teacher_name(label_efficiency.peer_teacher("myopic")) == "rational"
 
 
+@pytest.mark.parametrize(
+    ("steps", "rollout"), [(100_000, 4096), (100_000, 256), (300_000, 2048), (92_000, 4096)]
+)
+def test_imitation_trains_its_agent_exactly_as_many_steps_as_ours(label_efficiency, steps, rollout):
+    iterations, total = label_efficiency.peer_schedule(steps, rollout)
+    per_training, extra = divmod(total, iterations)  # as imitation 1.0.1 splits it
+    assert extra == 0 and per_training % rollout == 0  # SB3 rounds nothing up
+    assert (iterations + 1) * per_training == math.ceil(steps / rollout) * rollout
+    assert 0.75 <= iterations / (steps / label_efficiency.ROUND_STEPS) <= 1.25  # about ours
+
+
 def test_summary_takes_medians_and_checks_targets(label_efficiency):
     base = {
         "env": "CartPole",
