@@ -172,7 +172,7 @@ def test_scoring_per_member_fits_as_scoring_the_whole_batch(
 ) -> None:
     segments = _linear_segments(rng, 50)
     pairs = sample_pairs(len(segments), 67, rng)  # the last minibatch holds one judgment
-    config = LearnerConfig(max_epochs=3, batch_size=8, normalise=False)
+    config = LearnerConfig(max_epochs=3, min_steps=0, batch_size=8, normalise=False)
     returns = []
     for per_member in (True, False):
         monkeypatch.setattr(
@@ -231,12 +231,46 @@ def test_well_regularised_fit_halves_weight_decay(rng: np.random.Generator) -> N
 def test_tiny_datasets_train_without_a_split(rng: np.random.Generator, n: int) -> None:
     segments = _linear_segments(rng, 4)
     pairs = np.array([[0, 1], [2, 3], [1, 2]])[:n]
-    config = LearnerConfig(max_epochs=3)
+    config = LearnerConfig(max_epochs=3, min_steps=0)
     report = fit(_ensemble(), segments, pairs, _label(segments, pairs), config=config, rng=rng)
     assert (report.n_train, report.n_val, report.epochs) == (n, 0, 3)
     assert math.isnan(report.val_loss) and math.isnan(report.val_accuracy)
     assert report.next_weight_decay == report.weight_decay == config.weight_decay
     assert math.isfinite(report.train_loss)
+
+
+@pytest.mark.parametrize("min_steps", [0, 40])
+def test_small_fits_take_min_steps_before_the_held_out_loss_may_stop_them(
+    rng: np.random.Generator, min_steps: int
+) -> None:
+    segments = _linear_segments(rng, 40)
+    pairs = sample_pairs(len(segments), 30, rng)  # 19 train, 11 held out: one step an epoch
+    config = LearnerConfig(max_epochs=10, patience=1, min_steps=min_steps, batch_size=64)
+    report = fit(_ensemble(), segments, pairs, _label(segments, pairs), config=config, rng=rng)
+    assert report.n_val > 0
+    if min_steps:
+        assert report.epochs >= min_steps  # past max_epochs, whatever the held-out loss did
+    else:
+        assert report.epochs <= config.max_epochs
+
+
+def test_min_steps_lift_a_small_fit_off_its_initial_weights() -> None:
+    """A reward that is a product of action and observation, as Acrobot's energy gain is: on
+    50 judgments (32 trained, one step an epoch), patience counted in epochs alone stopped the
+    fit a few steps from its random start."""
+    correlations = {}
+    for min_steps in (0, 200):
+        rng = np.random.default_rng(2)
+        segments = []
+        for _ in range(100):
+            observations = rng.normal(size=(10, OBS_DIM))
+            actions = rng.integers(0, 2, size=10)
+            segments.append(Segment(observations, actions, (2 * actions - 1) * observations[:, 0]))
+        pairs = sample_pairs(len(segments), 50, rng)
+        config = LearnerConfig(min_steps=min_steps, normalise=False)
+        report = fit(_ensemble(), segments, pairs, _label(segments, pairs), config=config, rng=rng)
+        correlations[min_steps] = report.return_correlation
+    assert correlations[200] > max(0.5, correlations[0] + 0.3), correlations
 
 
 def test_same_seed_gives_the_same_fit() -> None:
@@ -290,6 +324,8 @@ def test_config_rejects_bad_values() -> None:
         LearnerConfig(ratio_band=(1.5, 1.1))
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         LearnerConfig(batch_size=0)
+    with pytest.raises(ValueError, match="min_steps must be >= 0, got -1"):
+        LearnerConfig(min_steps=-1)
     assert dataclasses.replace(LearnerConfig(), weight_decay=0.5).weight_decay == 0.5
 
 
