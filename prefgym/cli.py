@@ -162,8 +162,8 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
     from tqdm import tqdm
 
     from prefgym.agents.preference_agent import SB3Agent
-    from prefgym.agents.presets import agent_preset, reward_model_preset
-    from prefgym.learner import Learner, LearnerConfig
+    from prefgym.agents.presets import agent_preset, learner_preset, reward_model_preset
+    from prefgym.learner import Learner
     from prefgym.loop import PreferenceLoop, RoundResult, describe
     from prefgym.metrics import MetricsLog
     from prefgym.oracles import SyntheticOracle
@@ -196,7 +196,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
             reward_model_preset(config.env_id, config.members),
             generator=generator,
         )
-    learner = Learner(LearnerConfig(normalise=False))  # the loop normalises on recent segments
+    learner = Learner(learner_preset(config.env_id))
     learner.weight_decay = float(store.get_meta("weight_decay", learner.weight_decay))
     metrics = MetricsLog(run.metrics, run.tensorboard)
     bar = tqdm(

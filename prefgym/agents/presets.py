@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefgym.agents.sb3 import AgentConfig, Algo
+from prefgym.learner import LearnerConfig
 from prefgym.reward_models import RewardModelConfig
 
 _PPO: dict[str, AgentConfig] = {
@@ -135,3 +136,14 @@ def reward_model_preset(env_id: str, n_members: int = 3) -> RewardModelConfig:
     if name.removesuffix("-v5") in _ATARI:
         return RewardModelConfig(n_members=n_members, use_actions=False, cnn="christiano")
     return RewardModelConfig(n_members=n_members)
+
+
+def learner_preset(env_id: str) -> LearnerConfig:
+    """How the loop fits ``env_id``'s reward model (it normalises the model itself).
+
+    Pixel tasks fit as they were measured, stopping on the held-out loss from the first
+    epoch: a CNN's step costs far more, and ``min_steps`` was measured on vector tasks only.
+    """
+    name = env_id.split("/")[-1]
+    pixels = name in _ARCADE or name.removesuffix("-v5") in _ATARI
+    return LearnerConfig(normalise=False, min_steps=0 if pixels else LearnerConfig.min_steps)
