@@ -198,6 +198,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
         )
     learner = Learner(learner_preset(config.env_id))
     learner.weight_decay = float(store.get_meta("weight_decay", learner.weight_decay))
+    learner.steps = int(store.get_meta("learner_steps", learner.steps))
     metrics = MetricsLog(run.metrics, run.tensorboard)
     bar = tqdm(
         total=config.steps,
@@ -213,6 +214,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
         agent.save(run.agent)
         ensemble.save(run.reward_model)
         store.set_meta("weight_decay", learner.weight_decay)
+        store.set_meta("learner_steps", learner.steps)
         bar.set_postfix(describe(result), refresh=False)
 
     def progress(steps: int) -> None:

@@ -60,10 +60,11 @@ class LearnerConfig:
     max_epochs: int = 100
     """Passes over the training judgments per call, at most (more only to reach ``min_steps``)."""
     min_steps: int = 200
-    """Adam steps each call takes at least before the held-out loss may stop it or choose its
-    weights. With few judgments an epoch is a single step, and a patience counted in epochs
-    stopped Acrobot's first fits after a handful of steps, near their random initial weights
-    (return correlation 0.13 on 50 judgments, 0.42 with 200 steps; README, "What changed")."""
+    """Adam steps an ensemble takes, counted over all calls on it, before the held-out loss may
+    stop a fit or choose its weights. With few judgments an epoch is a single step, and a
+    patience counted in epochs stopped Acrobot's first fit a few steps from its random start
+    (return correlation 0.13 on 50 judgments, 0.42 with 200 steps; README, "What changed").
+    Later, warm-started fits stop on the held-out loss alone."""
     label_noise: float = 0.1
     """Probability ``eps`` that the judge answers at random: P' = (1 - eps) P + eps / 2."""
     val_fraction: float = 1 / math.e
@@ -293,6 +294,9 @@ class Learner:
         self._clock = clock
         self._optimizer: torch.optim.Optimizer | None = None
         self._owner: RewardEnsemble | None = None
+        self.steps = 0
+        """Adam steps this learner has taken over all calls (see ``min_steps``); a resumed
+        run sets it back to what it was."""
 
     def _optimizer_for(self, ensemble: RewardEnsemble) -> torch.optim.Optimizer:
         if self._optimizer is None or self._owner is not ensemble:
@@ -398,8 +402,8 @@ class Learner:
             for p in group["params"]
             if problem._per_member and p.requires_grad
         ]
-        best_loss, best_state, waited, epochs, steps = math.inf, None, 0, 0, 0
-        while epochs < config.max_epochs or steps < config.min_steps:
+        best_loss, best_state, waited, epochs = math.inf, None, 0, 0
+        while epochs < config.max_epochs or self.steps < config.min_steps:
             epochs += 1
             ensemble.train()
             shuffled = rng.permutation(train_ids)
@@ -411,9 +415,9 @@ class Learner:
                     if parameter.grad is None:
                         parameter.grad = torch.zeros_like(parameter)
                 optimizer.step()
-                steps += 1
+                self.steps += 1
             ensemble.eval()
-            if len(val_ids) == 0 or steps < config.min_steps:
+            if len(val_ids) == 0 or self.steps < config.min_steps:
                 continue
             val_loss = problem.mean_loss(val_ids, weighted=False)
             if val_loss < best_loss:

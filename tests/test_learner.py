@@ -254,6 +254,20 @@ def test_small_fits_take_min_steps_before_the_held_out_loss_may_stop_them(
         assert report.epochs <= config.max_epochs
 
 
+def test_min_steps_count_over_the_calls_so_later_fits_stop_on_the_held_out_loss(
+    rng: np.random.Generator,
+) -> None:
+    segments = _linear_segments(rng, 40)
+    pairs = sample_pairs(len(segments), 30, rng)
+    config = LearnerConfig(max_epochs=10, patience=1, min_steps=40, batch_size=64)
+    learner, ensemble = Learner(config), _ensemble()
+    first = learner.fit(ensemble, segments, pairs, _label(segments, pairs), rng=rng)
+    assert first.epochs >= 40 and learner.steps == first.epochs  # one step an epoch
+    second = learner.fit(ensemble, segments, pairs, _label(segments, pairs), rng=rng)
+    assert second.epochs <= config.max_epochs
+    assert learner.steps == first.epochs + second.epochs
+
+
 def test_min_steps_lift_a_small_fit_off_its_initial_weights() -> None:
     """A reward that is a product of action and observation, as Acrobot's energy gain is: on
     50 judgments (32 trained, one step an epoch), patience counted in epochs alone stopped the
