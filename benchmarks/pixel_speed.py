@@ -124,8 +124,8 @@ def train_preferences(
     import torch
 
     from prefgym.agents.preference_agent import SB3Agent
-    from prefgym.agents.presets import agent_preset, reward_model_preset
-    from prefgym.learner import Learner, LearnerConfig
+    from prefgym.agents.presets import agent_preset, learner_preset, reward_model_preset
+    from prefgym.learner import Learner
     from prefgym.loop import LoopConfig, PreferenceLoop
     from prefgym.oracles import SyntheticOracle, parse_oracle
     from prefgym.reward_models import RewardEnsemble
@@ -150,7 +150,7 @@ def train_preferences(
         env_id=env_id,
         agent=agent,
         ensemble=ensemble,
-        learner=Learner(LearnerConfig(normalise=False)),
+        learner=Learner(learner_preset(env_id)),
         store=store,
         oracle=teacher,
         config=config,

@@ -97,8 +97,7 @@ class LoopConfig:
     """Vector envs stepped together in rollouts outside training (the initial segments): more
     envs means fewer policy calls, each on a bigger batch (Pendulum's 700 initial segments: 6.2 s
     on 4, 2.8 s on 16), and another random stream for the rest of the run. It stays at 4: with
-    16, Hopper learned only to stand on 2 of 3 seeds, while CartPole, Acrobot and Pendulum did
-    as well or better on most seeds (README, "How many envs roll out the initial segments").
+    16, Hopper learned only to stand on 2 of 3 seeds (README, "Caveats").
     Rollouts that keep rendered frames use at most 4, one renderer each."""
     min_judgments: int = 1
     """Judgments needed before the first refit (a person may still be labeling)."""
