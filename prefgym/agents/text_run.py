@@ -144,7 +144,6 @@ class TextRun:
         self.learner = Learner(
             LearnerConfig(
                 max_epochs=config.reward_epochs,
-                min_steps=0,  # reward_epochs says how long a fit is
                 batch_size=32,
                 # one member: a bootstrap resample would only hide a third of the judgments
                 bootstrap=config.reward.n_members > 1,

@@ -75,8 +75,9 @@ def test_the_presets_use_the_cheap_cnns_for_arcade_games() -> None:
     assert reward_model_preset("prefgym/CartPole-v1").use_actions
 
 
-def test_pixel_fits_may_stop_from_the_first_epoch_vector_fits_take_min_steps() -> None:
+def test_only_acrobots_first_fit_takes_min_steps() -> None:
     assert learner_preset(ENV_ID).min_steps == learner_preset("prefgym/Pong-v5").min_steps == 0
+    assert learner_preset("prefgym/CartPole-v1").min_steps == 0
     assert learner_preset("prefgym/Acrobot-v1").min_steps == 200
     assert not learner_preset("prefgym/Acrobot-v1").normalise  # the loop normalises
 
