@@ -18,7 +18,7 @@ trains prefgym's preference loop (``prefgym.cli.train``) and measures
   whose v5 imitation's gymnasium 0.29 lacks, the peer trains on Hopper-v4 and
   its policy is scored on prefgym's Hopper-v5 like ours (``PEER_BASE_IDS``).
 
-It prints a table per run and a summary (medians over seeds) with the
+It prints a table per run and a summary (medians over runs) with the
 targets, and writes ``results.csv``, ``summary.csv`` and ``label_efficiency.png``
 to ``--out``. Examples::
 
@@ -362,7 +362,11 @@ def median(values: Sequence[float]) -> float:
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Medians over seeds per (env, oracle, labels, steps, rollout envs)."""
+    """Medians over runs per (env, oracle, labels, steps, rollout envs).
+
+    ``seeds`` counts the distinct seeds and ``runs`` the rows: a merge of two runs of the same
+    seeds (prefgym repeats exactly; wall times and imitation do not) has more runs than seeds.
+    """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
         key = (row["env"], row["oracle"], row["labels"], row["steps"], row.get("rollout_envs", ""))
@@ -389,7 +393,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "labels": labels,
             "steps": steps,
             "rollout_envs": rollout_envs,
-            "seeds": len(members),
+            "seeds": len({m.get("seed") for m in members}),
+            "runs": len(members),
             "ratio_basis": members[0]["ratio_basis"],
         }
         entry.update({key: median([m.get(key, math.nan) for m in members]) for key in numeric})
@@ -462,7 +467,7 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
     axes[0].axhline(0.9, color="grey", linestyle="--", linewidth=0.8)
     axes[1].axhline(1.3, color="grey", linestyle="--", linewidth=0.8)
     axes[0].legend(loc="lower right", fontsize=8)
-    axes[0].set_title("Label efficiency, medians over seeds", fontsize=10)
+    axes[0].set_title("Label efficiency, medians over runs", fontsize=10)
     axes[1].set_xlabel(
         "Acrobot, Pendulum: ratio of the improvement over a random policy", fontsize=8
     )
@@ -525,6 +530,7 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
         "steps",
         "init. envs",
         "seeds",
+        "runs",
         "ours",
         "PPO-true",
         "ratio",
@@ -543,6 +549,7 @@ def summary_table(summary: list[dict[str, Any]]) -> str:
         "steps",
         "rollout_envs",
         "seeds",
+        "runs",
         "ours_return",
         "ppo_true_return",
         "return_ratio",
@@ -636,7 +643,7 @@ def report(rows: list[dict[str, Any]], out: Path) -> None:
     write_csv(out / "summary.csv", summary, list(summary[0]))
     plot(summary, out / "label_efficiency.png")
     print(f"\nall runs:\n{table(rows)}")
-    print(f"\nmedians over seeds:\n{summary_table(summary)}")
+    print(f"\nmedians over runs:\n{summary_table(summary)}")
     print("\ntargets:\n" + "\n".join(check_targets(summary)))
 
 

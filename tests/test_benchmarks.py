@@ -119,6 +119,14 @@ def test_summary_keeps_runs_with_other_rollout_envs_apart(label_efficiency):
     ]
 
 
+def test_summary_counts_a_seed_run_twice_once(label_efficiency):
+    row = {"env": "Acrobot", "oracle": "oracle", "labels": 200, "steps": 100_000}
+    row |= {"ratio_basis": "vs random", "ours_return": -80.0, "rollout_envs": 4}
+    rows = [dict(row, seed=0), dict(row, seed=1), dict(row, seed=0, peer_return=-120.0)]
+    (entry,) = label_efficiency.summarise(rows)
+    assert (entry["seeds"], entry["runs"]) == (2, 3)
+
+
 def test_merge_summarises_the_results_of_runs_made_apart(label_efficiency, tmp_path, capsys):
     row = {column: "" for column in label_efficiency.COLUMNS}
     row.update(env="Hopper", oracle="oracle", labels="700", steps="300000", ratio_basis="plain")
