@@ -110,6 +110,21 @@ def test_resumes_after_sigkill_without_losing_or_reasking(tmp_path: Path) -> Non
     assert read_metrics(run.metrics)[-1]["step"] >= 12_000
 
 
+def test_acrobots_first_fit_takes_min_steps_and_a_resume_keeps_the_count(tmp_path: Path) -> None:
+    config = TrainConfig(
+        env_id="prefgym/Acrobot-v1", labels=20, steps=8192, round_steps=4096, seed=0
+    )
+    run = train(config, tmp_path / "run", show_progress=False)
+    with PreferenceStore(run.store) as store:
+        steps = int(store.get_meta("learner_steps", 0))
+    assert steps >= 200  # the first fit's, then the second fit's own
+    rows = read_metrics(run.metrics)
+    assert rows[0]["rm_epochs"] >= 200  # a handful of judgments: one Adam step an epoch
+    resume(run.path, show_progress=False)  # done already: nothing to add
+    with PreferenceStore(run.store) as store:
+        assert int(store.get_meta("learner_steps", 0)) == steps
+
+
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
