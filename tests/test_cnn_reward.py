@@ -175,7 +175,7 @@ def test_recovers_a_known_pixel_reward(cnn: str, rng: np.random.Generator) -> No
         RewardModelConfig(n_members=1, cnn=cnn),  # type: ignore[arg-type]
         generator=_generator(),
     )
-    learner = Learner(LearnerConfig(max_epochs=15, min_steps=0, lr=3e-3))
+    learner = Learner(LearnerConfig(max_epochs=15, lr=3e-3))
     report = learner.fit(ensemble, segments, pairs, targets, rng=rng)
     assert report.val_accuracy >= 0.9, report
     assert report.return_correlation > 0.7, report  # 0.81 to 0.89 over dropout seeds

@@ -172,7 +172,7 @@ def test_scoring_per_member_fits_as_scoring_the_whole_batch(
 ) -> None:
     segments = _linear_segments(rng, 50)
     pairs = sample_pairs(len(segments), 67, rng)  # the last minibatch holds one judgment
-    config = LearnerConfig(max_epochs=3, min_steps=0, batch_size=8, normalise=False)
+    config = LearnerConfig(max_epochs=3, batch_size=8, normalise=False)
     returns = []
     for per_member in (True, False):
         monkeypatch.setattr(
@@ -231,7 +231,7 @@ def test_well_regularised_fit_halves_weight_decay(rng: np.random.Generator) -> N
 def test_tiny_datasets_train_without_a_split(rng: np.random.Generator, n: int) -> None:
     segments = _linear_segments(rng, 4)
     pairs = np.array([[0, 1], [2, 3], [1, 2]])[:n]
-    config = LearnerConfig(max_epochs=3, min_steps=0)
+    config = LearnerConfig(max_epochs=3)
     report = fit(_ensemble(), segments, pairs, _label(segments, pairs), config=config, rng=rng)
     assert (report.n_train, report.n_val, report.epochs) == (n, 0, 3)
     assert math.isnan(report.val_loss) and math.isnan(report.val_accuracy)

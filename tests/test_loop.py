@@ -80,7 +80,7 @@ def _loop(
         env_id=ENV_ID,
         agent=agent,
         ensemble=ensemble,
-        learner=Learner(LearnerConfig(max_epochs=5, min_steps=0, normalise=False)),
+        learner=Learner(LearnerConfig(max_epochs=5, normalise=False)),
         store=store,
         oracle=oracle,
         config=config,

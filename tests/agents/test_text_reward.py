@@ -58,7 +58,7 @@ def _fit(sft: LanguageModel, env: TextEnv, segments: list[Segment]) -> FitReport
         env.action_space,
         generator=torch.Generator().manual_seed(0),
     )
-    learner = Learner(LearnerConfig(max_epochs=40, min_steps=0, batch_size=32, bootstrap=False))
+    learner = Learner(LearnerConfig(max_epochs=40, batch_size=32, bootstrap=False))
     report = learner.fit(model, segments, pairs, targets, rng=np.random.default_rng(0))
     # normalised on these (reference-policy) samples: mean 0, std 1
     scores = model.segment_returns(segments).mean(0)
@@ -182,7 +182,7 @@ def test_the_minilm_backbone_scores_text_segments(
         generator=torch.Generator().manual_seed(0),
     )
     pairs, targets = _pairs(segments[:200])
-    report = Learner(LearnerConfig(max_epochs=3, min_steps=0, batch_size=16)).fit(
+    report = Learner(LearnerConfig(max_epochs=3, batch_size=16)).fit(
         model, segments[:200], pairs, targets, rng=np.random.default_rng(0)
     )
     assert np.isfinite(report.train_loss)
