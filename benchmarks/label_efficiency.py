@@ -193,6 +193,21 @@ def run_ppo_true(env_id: str, steps: int, seed: int) -> tuple[float, Timing]:
     return mean, timing
 
 
+def warm_up(env_id: str) -> None:
+    """Pay the process's one-time costs before anything is timed.
+
+    The first torch optimiser a process builds imports ``torch._dynamo`` (about 1 s
+    here); without this the first timed training, PPO-true's first seed, would carry it.
+    """
+    from prefgym.agents.presets import agent_preset
+    from prefgym.agents.sb3 import make_agent, make_vec_env
+
+    config = agent_preset(env_id, "ppo")
+    venv = make_vec_env(env_id, config.n_envs, 0)
+    make_agent(config, venv, 0)
+    venv.close()
+
+
 def run_ours(
     env_id: str, oracle: str, labels: int, steps: int, seed: int, runs: Path, rollout_envs: int
 ) -> tuple[float, float, Timing]:
@@ -667,6 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     ppo_cache: dict[tuple[str, int, int], tuple[float, Timing]] = {}
     peer_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+    warm_up(ENV_IDS[args.envs[0]])
     started = time.perf_counter()
     for env in args.envs:
         env_id = ENV_IDS[env]

@@ -1,5 +1,6 @@
 import importlib.util
 import math
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,23 @@ def test_cpu_time_counts_work_and_not_waiting(label_efficiency):
     timing = elapsed()
     assert timing.wall_s >= 0.4
     assert 0.05 < timing.cpu_s < 0.3
+
+
+def test_warm_up_pays_the_first_optimisers_imports_before_timing():
+    # a fresh interpreter: this one may have imported torch._dynamo already
+    path = str(BENCHMARKS / "label_efficiency.py")
+    code = (
+        "import sys, importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('le', {path!r})\n"
+        "le = sys.modules['le'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(le)\n"
+        "import prefgym; prefgym.register_envs()\n"
+        "before = 'torch._dynamo' in sys.modules\n"
+        "le.warm_up('prefgym/CartPole-v1')\n"
+        "print(before, 'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
 
 
 def test_peer_teacher_keeps_what_imitation_can_express(label_efficiency):

@@ -128,13 +128,18 @@ def reward_model_preset(env_id: str, n_members: int = 3) -> RewardModelConfig:
     runs: with the action as an input, a model fitted to early, random play
     learns a bias for or against single actions, which PPO exploits at once.
     The arcade games get the compact trunk, which fits several times faster on
-    a CPU; Atari gets Christiano et al.'s.
+    a CPU; Atari gets Christiano et al.'s. Acrobot's members have two hidden layers
+    of 32 rather than 64: a fit takes about half as long (0.63 s against 1.16 s for
+    200 steps on 200 judgments), the wall time fell from 1.32 to about 1.2 of PPO-true's,
+    and the returns held (README, "What changed to get there").
     """
     name = env_id.split("/")[-1]
     if name in _ARCADE:
         return RewardModelConfig(n_members=n_members, use_actions=False, cnn="compact")
     if name.removesuffix("-v5") in _ATARI:
         return RewardModelConfig(n_members=n_members, use_actions=False, cnn="christiano")
+    if name == "Acrobot-v1":
+        return RewardModelConfig(n_members=n_members, hidden_sizes=(32, 32))
     return RewardModelConfig(n_members=n_members)
 
 

@@ -75,6 +75,11 @@ def test_the_presets_use_the_cheap_cnns_for_arcade_games() -> None:
     assert reward_model_preset("prefgym/CartPole-v1").use_actions
 
 
+def test_acrobots_reward_model_is_the_narrow_one() -> None:
+    assert reward_model_preset("prefgym/Acrobot-v1").hidden_sizes == (32, 32)
+    assert reward_model_preset("prefgym/CartPole-v1").hidden_sizes == (64, 64)
+
+
 def test_only_acrobots_first_fit_takes_min_steps() -> None:
     assert learner_preset(ENV_ID).min_steps == learner_preset("prefgym/Pong-v5").min_steps == 0
     assert learner_preset("prefgym/CartPole-v1").min_steps == 0
