@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from prefgym.agents.presets import agent_preset, learner_preset, reward_model_preset
+from prefgym.agents.presets import agent_preset
 from prefgym.agents.sb3 import evaluate_true_return
 from prefgym.reward_models import RewardEnsemble
 from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments
@@ -64,27 +64,6 @@ def _pair_accuracy(predicted: np.ndarray, true: np.ndarray) -> float:
     differ = true[left] != true[right]
     agree = np.sign(predicted[left] - predicted[right]) == np.sign(true[left] - true[right])
     return float(agree[differ].mean())
-
-
-def test_the_presets_use_the_cheap_cnns_for_arcade_games() -> None:
-    assert agent_preset(ENV_ID).cnn == "compact"
-    assert reward_model_preset(ENV_ID).cnn == "compact"
-    assert not reward_model_preset(ENV_ID).use_actions
-    assert agent_preset("prefgym/Pong-v5").cnn == "nature"
-    assert reward_model_preset("prefgym/Pong-v5").cnn == "christiano"
-    assert reward_model_preset("prefgym/CartPole-v1").use_actions
-
-
-def test_acrobots_reward_model_is_the_narrow_one() -> None:
-    assert reward_model_preset("prefgym/Acrobot-v1").hidden_sizes == (32, 32)
-    assert reward_model_preset("prefgym/CartPole-v1").hidden_sizes == (64, 64)
-
-
-def test_only_acrobots_first_fit_takes_min_steps() -> None:
-    assert learner_preset(ENV_ID).min_steps == learner_preset("prefgym/Pong-v5").min_steps == 0
-    assert learner_preset("prefgym/CartPole-v1").min_steps == 0
-    assert learner_preset("prefgym/Acrobot-v1").min_steps == 200
-    assert not learner_preset("prefgym/Acrobot-v1").normalise  # the loop normalises
 
 
 def test_a_short_preference_run_improves_pong_from_preferences(pixel_speed, tmp_path) -> None:
