@@ -1,7 +1,7 @@
 """Label efficiency: preference-trained PPO against PPO on the true reward, and against imitation.
 
 For each task, simulated teacher (B-Pref preset), label budget and seed this
-trains prefgym's preference loop (``prefgym.cli.train``) and measures
+trains prefgym's preference loop (``prefgym.cli._main.train``) and measures
 
 * the true return of the trained policy (deterministic, 20 episodes),
 * the same for SB3 PPO with the same preset, seed and steps trained on the
@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 
 import prefgym
-from prefgym.agents.reward_wrapper import TrueRewardVecEnv
+from prefgym.agents.sb3 import TrueRewardVecEnv
 from prefgym.cli import TrainConfig
-from prefgym.report import format_table
+from prefgym.runs import format_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -179,8 +179,8 @@ def timer() -> Callable[[], Timing]:
 
 def run_ppo_true(env_id: str, steps: int, seed: int) -> tuple[float, Timing]:
     """PPO with prefgym's preset on the true reward: (true return, time of training)."""
-    from prefgym.agents.presets import agent_preset
     from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
+    from prefgym.runs import agent_preset
 
     elapsed = timer()
     config = agent_preset(env_id, "ppo")
@@ -199,8 +199,8 @@ def warm_up(env_id: str) -> None:
     The first torch optimiser a process builds imports ``torch._dynamo`` (about 1 s
     here); without this the first timed training, PPO-true's first seed, would carry it.
     """
-    from prefgym.agents.presets import agent_preset
     from prefgym.agents.sb3 import make_agent, make_vec_env
+    from prefgym.runs import agent_preset
 
     config = agent_preset(env_id, "ppo")
     venv = make_vec_env(env_id, config.n_envs, 0)
@@ -236,7 +236,7 @@ def run_ours(
 
 def peer_teacher(oracle: str) -> dict[str, float]:
     """The part of a B-Pref teacher that imitation's synthetic gatherer can express."""
-    from prefgym.oracles import parse_oracle
+    from prefgym.judges import parse_oracle
 
     teacher = parse_oracle(oracle)
     return {"beta": teacher.beta, "eps_mistake": teacher.eps_mistake}
@@ -307,7 +307,7 @@ def run_peer(
     ``base_id`` replaces the task's base (``PEER_BASE_IDS``) where imitation's
     gymnasium lacks it. The result holds the peer's own scores and the path of its
     trained policy's weights (``policy_path``)."""
-    from prefgym.agents.presets import agent_preset
+    from prefgym.runs import agent_preset
 
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -359,8 +359,8 @@ def rescore_peer(env_id: str, seed: int, policy_path: Path) -> tuple[float, floa
     network as the peer's) and scored by ``evaluate_true_return``, as prefgym's own."""
     import torch
 
-    from prefgym.agents.presets import agent_preset
     from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
+    from prefgym.runs import agent_preset
 
     config = agent_preset(env_id, "ppo")
     venv = make_vec_env(env_id, config.n_envs, seed)

@@ -33,9 +33,9 @@ import gymnasium as gym
 import numpy as np
 
 import prefgym
-from prefgym.agents.reward_wrapper import TrueRewardVecEnv
+from prefgym.agents.sb3 import TrueRewardVecEnv
 from prefgym.envs.registration import ENVS
-from prefgym.report import format_table
+from prefgym.runs import format_table
 
 HERE = Path(__file__).resolve().parent
 EPISODES = 20
@@ -93,8 +93,8 @@ def policy_return(env_id: str, act: Any, episodes: int, seed: int) -> float:
 
 def train_true_reward(env_id: str, steps: int, seed: int) -> tuple[Any, float]:
     """PPO (the env's preset) on the true reward; returns the model and the wall time."""
-    from prefgym.agents.presets import agent_preset
     from prefgym.agents.sb3 import make_agent, make_vec_env
+    from prefgym.runs import agent_preset
 
     config = agent_preset(env_id)
     venv = TrueRewardVecEnv(make_vec_env(env_id, config.n_envs, seed))
@@ -116,19 +116,18 @@ def train_preferences(
     round_steps: int = 10_000,
     segment_length: int = 25,
 ) -> tuple[Any, Any, float, list[dict[str, float]]]:
-    """The preference loop wired as ``prefgym.cli`` wires it, with the env's reward CNN.
+    """The preference loop wired as ``prefgym.cli._main`` wires it, with the env's reward CNN.
 
     Returns:
         The trained SB3 model, the reward model, the wall time, and the metrics rows.
     """
     import torch
 
-    from prefgym.agents.preference_agent import SB3Agent
-    from prefgym.agents.presets import agent_preset, learner_preset, reward_model_preset
-    from prefgym.learner import Learner
+    from prefgym.agents.sb3 import SB3Agent
+    from prefgym.judges import SyntheticOracle, parse_oracle
     from prefgym.loop import LoopConfig, PreferenceLoop
-    from prefgym.oracles import SyntheticOracle, parse_oracle
-    from prefgym.reward_models import RewardEnsemble
+    from prefgym.reward import Learner, RewardEnsemble
+    from prefgym.runs import agent_preset, learner_preset, reward_model_preset
     from prefgym.store import PreferenceStore
 
     out.mkdir(parents=True, exist_ok=True)

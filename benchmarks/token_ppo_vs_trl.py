@@ -287,10 +287,16 @@ def run_ours(trainer: str, w: Workload, shared: dict[str, Any], repeat: int) -> 
     import torch
     from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
 
-    from prefgym.agents.dpo import DPOConfig, DPOTrainer, PreferenceDataset
-    from prefgym.agents.grpo import GRPOConfig, GRPOTrainer
-    from prefgym.agents.sampling import response_mask
-    from prefgym.agents.token_ppo import TokenPPO, TokenPPOConfig
+    from prefgym.agents.text import (
+        DPOConfig,
+        DPOTrainer,
+        GRPOConfig,
+        GRPOTrainer,
+        PreferenceDataset,
+        TokenPPO,
+        TokenPPOConfig,
+    )
+    from prefgym.lm import response_mask
 
     torch.set_num_threads(1)
     art = shared["artefacts"]
@@ -631,7 +637,7 @@ def check_targets(summary: list[dict[str, Any]]) -> list[str]:
 
 
 def table(summary: list[dict[str, Any]]) -> str:
-    from prefgym.report import format_table
+    from prefgym.runs import format_table
 
     header = [
         "trainer",

@@ -16,6 +16,10 @@ from gymnasium.vector import AutoresetMode
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of observations ``(n_envs, *obs_shape)`` to actions ``(n_envs, *act_shape)``."""
+RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Maps observations ``(n, *obs_shape)`` and actions ``(n, *act_shape)`` to rewards ``(n,)``."""
+TRUE_REWARD_KEY = "true_reward"
+"""The ``info`` key where every ``prefgym/`` env reports the reward it hides from the agent."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,9 +210,9 @@ def _true_rewards(infos: dict[str, Any], n_envs: int) -> np.ndarray:
     """True rewards of a vector step (same-step autoreset moves a final step's to final_info)."""
     rewards = np.zeros(n_envs, dtype=np.float64)
     for info in (infos, infos.get("final_info", {})):
-        if "true_reward" in info:
-            mask = info.get("_true_reward", np.ones(n_envs, dtype=bool))
-            rewards[mask] = np.asarray(info["true_reward"], dtype=np.float64)[mask]
+        if TRUE_REWARD_KEY in info:
+            mask = info.get(f"_{TRUE_REWARD_KEY}", np.ones(n_envs, dtype=bool))
+            rewards[mask] = np.asarray(info[TRUE_REWARD_KEY], dtype=np.float64)[mask]
     return rewards
 
 

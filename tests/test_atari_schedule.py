@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from prefgym.schedule import ATARI_T0, LabelSchedule
+from prefgym.loop import ATARI_T0, LabelSchedule
 
 
 def test_atari_preset_asks_500_labels_first_then_at_christianos_rate() -> None:

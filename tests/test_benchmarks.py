@@ -170,8 +170,8 @@ def test_merge_summarises_the_results_of_runs_made_apart(label_efficiency, tmp_p
 def test_peer_policy_is_rescored_on_our_task_as_our_own(label_efficiency, tmp_path):
     import torch
 
-    from prefgym.agents.presets import agent_preset
     from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
+    from prefgym.runs import agent_preset
 
     env_id = "prefgym/CartPole-v1"
     config = agent_preset(env_id, "ppo")

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import prefgym.cli
+import prefgym.cli._main
 from prefgym.cli import TrainConfig, evaluate, main, report, resume, train
-from prefgym.metrics import read_metrics
-from prefgym.run_dir import RunDir
-from prefgym.schedule import ATARI_T0
+from prefgym.loop import ATARI_T0
+from prefgym.runs import RunDir, read_metrics
 from prefgym.segments import make_vector_env, random_policy, rollout_segments
 from prefgym.store import PreferenceStore
 
@@ -75,7 +74,7 @@ def test_resumes_after_sigkill_without_losing_or_reasking(tmp_path: Path) -> Non
     command = [
         sys.executable,
         "-m",
-        "prefgym.cli",
+        "prefgym.cli._main",
         "train",
         "--steps",
         "12000",
@@ -162,7 +161,7 @@ def test_label_t0_reaches_the_loops_schedule(
         started.append(config)
         raise ValueError("not training in this test")
 
-    monkeypatch.setattr(prefgym.cli, "train", start)
+    monkeypatch.setattr(prefgym.cli._main, "train", start)
     _error(["train", "--label-t0", "2e6", "--steps", "10000000", "--labels", "600"], capsys)
     (config,) = started
     assert config.label_t0 == 2e6

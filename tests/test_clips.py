@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import prefgym  # noqa: F401  (registers the environments)
-from prefgym.clips import clip_for
+from prefgym.label import clip_for
 from prefgym.segments import Segment
 
 if TYPE_CHECKING:  # fixtures hand these over at run time

@@ -7,9 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from prefgym.cnn_reward import CHRISTIANO, COMPACT, CnnRewardNet, CnnTrunk
-from prefgym.learner import Learner, LearnerConfig
-from prefgym.reward_models import RewardEnsemble, RewardModelConfig, build_reward_net
+from prefgym.reward import (
+    CHRISTIANO,
+    COMPACT,
+    CnnRewardNet,
+    CnnTrunk,
+    Learner,
+    LearnerConfig,
+    RewardEnsemble,
+    RewardModelConfig,
+    build_reward_net,
+)
 from prefgym.segments import Segment
 
 PIXELS = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 import prefgym  # noqa: F401  (registers the environments)
-from prefgym.feed import LabelingSession, PairFeed
 from prefgym.judgments import Preference
-from prefgym.labeling import (
+from prefgym.label import (
     Choose,
+    LabelingSession,
     Mode,
+    PairFeed,
     Quit,
     Tick,
     Undo,
@@ -243,10 +244,10 @@ def test_ranking_queries_are_left_for_others(
 WINDOW_IN_A_PROCESS = textwrap.dedent(
     """
     import sys
-    from prefgym.feed import LabelingSession
+    from prefgym.label._session import LabelingSession
     from prefgym.judgments import Preference
-    from prefgym.labeling import Choose, Tick
-    from prefgym.store import PreferenceStore
+    from prefgym.label._state import Choose, Tick
+    from prefgym.store._store import PreferenceStore
 
     with PreferenceStore(sys.argv[1]) as store:
         session = LabelingSession(store, "alice")
@@ -288,10 +289,10 @@ def test_judgments_are_seen_by_other_processes_at_once(store_path: Path, fill: F
 KILLED_WINDOW = textwrap.dedent(
     """
     import os, signal, sys
-    from prefgym.feed import LabelingSession
+    from prefgym.label._session import LabelingSession
     from prefgym.judgments import Preference
-    from prefgym.labeling import Choose, Tick
-    from prefgym.store import PreferenceStore
+    from prefgym.label._state import Choose, Tick
+    from prefgym.store._store import PreferenceStore
 
     store = PreferenceStore(sys.argv[1])
     session = LabelingSession(store, "alice", lease_seconds=float(sys.argv[2]))
@@ -337,10 +338,10 @@ SCRIPTED_PERSON = textwrap.dedent(
     """
     import os, sys, time
     import numpy as np
-    from prefgym.feed import LabelingSession
+    from prefgym.label._session import LabelingSession
     from prefgym.judgments import Preference
-    from prefgym.labeling import Choose, Tick
-    from prefgym.store import PreferenceStore
+    from prefgym.label._state import Choose, Tick
+    from prefgym.store._store import PreferenceStore
 
     path, stop, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng(seed)
@@ -385,7 +386,7 @@ def random_true_return() -> float:
 
 def train_with_a_scripted_person(out: Path, seed: int) -> tuple[float, list[dict[str, float]]]:
     from prefgym.cli import TrainConfig, evaluate, train
-    from prefgym.metrics import read_metrics
+    from prefgym.runs import read_metrics
 
     out.mkdir(parents=True)
     stop = out / "stop"

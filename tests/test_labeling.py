@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefgym.judgments import Preference
-from prefgym.labeling import (
+from prefgym.label import (
     KEYMAPS,
     LOOP_PAUSE,
     POLL_SECONDS,

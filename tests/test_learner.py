@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import prefgym.learner
-from prefgym.learner import FitReport, Learner, LearnerConfig, _Problem, _scores_alone, fit
-from prefgym.preference_losses import _Judgments
-from prefgym.reward_models import RewardEnsemble, RewardModelConfig
+import prefgym.reward._learner
+from prefgym.reward import RewardEnsemble, RewardModelConfig
+from prefgym.reward._learner import FitReport, Learner, LearnerConfig, _Problem, _scores_alone, fit
+from prefgym.reward._losses import _Judgments
 from prefgym.segments import Segment, sample_pairs
 
 OBS_DIM = 4
@@ -176,7 +176,7 @@ def test_scoring_per_member_fits_as_scoring_the_whole_batch(
     returns = []
     for per_member in (True, False):
         monkeypatch.setattr(
-            prefgym.learner, "_scores_alone", lambda ensemble, answer=per_member: answer
+            prefgym.reward._learner, "_scores_alone", lambda ensemble, answer=per_member: answer
         )
         ensemble = _ensemble()
         fit(

@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 
 import prefgym  # noqa: F401
-from prefgym.learner import Learner, LearnerConfig
-from prefgym.loop import LoopConfig, PreferenceLoop, RewardFn, RoundResult
-from prefgym.oracles import PRESETS, SyntheticOracle
-from prefgym.reward_models import RewardEnsemble, RewardModelConfig
-from prefgym.schedule import LabelSchedule
+from prefgym.judges import PRESETS, SyntheticOracle
+from prefgym.loop import LabelSchedule, LoopConfig, PreferenceLoop, RewardFn, RoundResult
+from prefgym.reward import Learner, LearnerConfig, RewardEnsemble, RewardModelConfig
 from prefgym.segments import Policy, Segment, make_vector_env, rollout_segments
 from prefgym.store import PreferenceStore
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from prefgym.metrics import MetricsLog, read_metrics
+from prefgym.runs import MetricsLog, read_metrics
 
 
 def test_rows_round_trip_and_continue_after_reopening(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_reading_a_missing_log_gives_no_rows(tmp_path: Path) -> None:
 
 
 def test_truncate_drops_rows_past_the_checkpoint(tmp_path: Path) -> None:
-    from prefgym.metrics import truncate_metrics
+    from prefgym.runs import truncate_metrics
 
     path = tmp_path / "metrics.csv"
     log = MetricsLog(path)

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefgym.judgments import Preference
-from prefgym.oracles import (
+from prefgym.judges import (
     PRESETS,
     Calibration,
     Oracle,
@@ -20,6 +19,7 @@ from prefgym.oracles import (
     preference_probability,
     weighted_returns,
 )
+from prefgym.judgments import Preference
 from prefgym.segments import Segment
 
 L, R, E, INC = Preference.LEFT, Preference.RIGHT, Preference.EQUAL, Preference.INCOMPARABLE

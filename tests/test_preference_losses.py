@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefgym.preference_losses import (
+from prefgym.reward._losses import (
     _Judgments,
     bradley_terry_loss,
     plackett_luce_loss,

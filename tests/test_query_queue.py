@@ -72,7 +72,7 @@ def test_leases(
 
 CLAIMER = """
 import sys, time
-from prefgym.store import PreferenceStore
+from prefgym.store._store import PreferenceStore
 with PreferenceStore(sys.argv[1], timeout=60) as store:
     print("ready", flush=True)
     sys.stdin.readline()

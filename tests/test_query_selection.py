@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import prefgym  # noqa: F401  (registers the environments)
-from prefgym.learner import LearnerConfig, fit
-from prefgym.query_selection import (
+from prefgym.loop import (
     METHODS,
     Method,
     candidate_pool,
@@ -15,7 +14,7 @@ from prefgym.query_selection import (
     score_pairs,
     select_queries,
 )
-from prefgym.reward_models import RewardEnsemble, RewardModelConfig
+from prefgym.reward import LearnerConfig, RewardEnsemble, RewardModelConfig, fit
 from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments
 
 

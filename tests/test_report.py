@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from prefgym.judgments import Preference
-from prefgym.plots import plot_metrics
-from prefgym.report import format_table, labeler_table
+from prefgym.runs import format_table, labeler_table, plot_metrics
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import prefgym  # noqa: F401  (registers the environments)
-from prefgym.reward_models import (
+from prefgym.reward import (
     METADATA_FILE,
     WEIGHTS_FILE,
     MlpRewardNet,
@@ -92,7 +92,7 @@ def test_actions_are_ignored_when_not_inputs() -> None:
 
 
 def test_pixel_observations_get_a_cnn_and_dicts_an_error() -> None:
-    from prefgym.cnn_reward import CnnRewardNet
+    from prefgym.reward import CnnRewardNet
 
     pixels = gym.spaces.Box(0, 255, (84, 84, 3), dtype=np.uint8)
     net = build_reward_net(pixels, gym.spaces.Discrete(4), RewardModelConfig())

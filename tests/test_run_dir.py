@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from prefgym.run_dir import RunDir
+from prefgym.runs import RunDir
 
 
 def test_create_writes_the_config_and_open_reads_it(tmp_path: Path) -> None:

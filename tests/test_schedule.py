@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefgym.schedule import LabelSchedule
+from prefgym.loop import LabelSchedule
 
 
 def test_asks_the_initial_share_before_training() -> None:

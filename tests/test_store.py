@@ -205,7 +205,7 @@ def test_undo(store: PreferenceStore, rng: np.random.Generator, filled: Filled) 
 
 WRITER = """
 import itertools, sys
-from prefgym.store import PreferenceStore
+from prefgym.store._store import PreferenceStore
 with PreferenceStore(sys.argv[1], timeout=60) as store:
     queries = [q.id for q in store.pending_queries()]
     limit = int(sys.argv[2])

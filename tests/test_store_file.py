@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from prefgym.segments import Segment
-from prefgym.store import PreferenceStore
-from prefgym.store_file import (
+from prefgym.store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
+    PreferenceStore,
     StoreError,
     decode_array,
     encode_array,

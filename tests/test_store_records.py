@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from prefgym.segments import Segment
-from prefgym.store import PreferenceStore
-from prefgym.store_records import training_data
+from prefgym.store import PreferenceStore, training_data
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from prefgym.judges import SyntheticOracle
 from prefgym.judgments import Preference
-from prefgym.oracles import SyntheticOracle
 from prefgym.segments import Segment
-from prefgym.text_segments import is_text_segment, text_segment, text_summary
+from prefgym.text import is_text_segment, text_segment, text_summary
 
 
 def _segment(score: float, *, scale: float = 10.0, fluent: bool = True) -> Segment:

@@ -23,8 +23,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from prefgym.envs.text_tasks import TASKS, TextTask
-from prefgym.envs.text_tokenizer import TextCodec, grammar_codec
+from prefgym.text import TASKS, TextCodec, TextTask, grammar_codec
 
 Observation = dict[str, np.ndarray]
 

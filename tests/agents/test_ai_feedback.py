@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from prefgym.agents.ai_feedback import AIFeedbackOracle
-from prefgym.agents.language_model import LanguageModel, load_language_model, smollm2_directory
 from prefgym.envs.text_env import TextEnv
+from prefgym.judges import AIFeedbackOracle
 from prefgym.judgments import Preference
+from prefgym.lm import LanguageModel, load_language_model, smollm2_directory
 from prefgym.segments import Segment
-from prefgym.text_segments import text_segment
+from prefgym.text import text_segment
 
 PROMPT = "review of the cafe : the soup was"
 GOOD = ["great .", "delicious and the staff were friendly .", "very good .", "lovely ."]
@@ -48,7 +48,7 @@ def test_smollm2_loads_from_its_package(smollm2: LanguageModel) -> None:
 
 
 def test_smollm2_judges_sentiment_by_the_rubric(smollm2: LanguageModel) -> None:
-    from prefgym.envs.text_tasks import TASKS
+    from prefgym.text import TASKS
 
     oracle = AIFeedbackOracle(
         smollm2.model,
@@ -70,7 +70,7 @@ def test_smollm2_judges_sentiment_by_the_rubric(smollm2: LanguageModel) -> None:
 
 
 def test_ai_feedback_needs_text_segments() -> None:
-    from prefgym.agents.ai_feedback import _text
+    from prefgym.judges._ai_feedback import _text
 
     segment = Segment(np.zeros((2, 3)), np.zeros((2, 1)), np.zeros(2), env_id="prefgym/CartPole-v1")
     with pytest.raises(ValueError, match="judges text segments"):

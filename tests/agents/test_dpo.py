@@ -11,7 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefgym.agents.dpo import (
+from prefgym.agents.text import (
     DPOConfig,
     DPOTrainer,
     PreferenceDataset,

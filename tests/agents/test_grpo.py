@@ -14,9 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from prefgym.agents.dpo import DPOConfig, DPOTrainer
-from prefgym.agents.grpo import GRPOConfig, GRPOTrainer, group_advantages
-from prefgym.agents.sampling import response_mask
+from prefgym.agents.text import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, group_advantages
+from prefgym.lm import response_mask
 from tests.agents.tiny_models import tiny_gpt2
 
 EOS, PAD, TARGET = 1, 0, 7

@@ -10,31 +10,27 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from prefgym.agents import language_model, text_models
-from prefgym.agents.language_model import (
+from prefgym.lm import (
     METADATA_FILE,
     HFCodec,
     LanguageModel,
     LanguageModelConfig,
-    build_model,
-    load_language_model,
-    save_language_model,
-)
-from prefgym.agents.text_models import (
-    base_model,
-    evaluate_samples,
-    generate_responses,
-    sft_model,
-)
-from prefgym.agents.text_pretraining import (
     PretrainConfig,
     SftConfig,
+    base_model,
+    build_model,
     encode_example,
+    evaluate_samples,
+    generate_responses,
+    load_language_model,
     pretrain,
+    save_language_model,
     sft,
+    sft_model,
 )
-from prefgym.envs.text_tasks import TASKS, corpus
-from prefgym.envs.text_tokenizer import GrammarCodec, train_tokenizer
+from prefgym.lm import _model as language_model
+from prefgym.lm import _zoo as text_models
+from prefgym.text import TASKS, GrammarCodec, corpus, train_tokenizer
 
 TINY = LanguageModelConfig(n_layer=1, n_head=2, n_embd=16, n_positions=48)
 TINY_PRETRAIN = PretrainConfig(n_documents=64, steps=4, batch_size=4, warmup=1)

@@ -1,6 +1,6 @@
 """Learning from preferences on pixels: ArcadePong with a CNN reward model and CnnPolicy PPO.
 
-The runs are wired by ``benchmarks/pixel_speed.py`` (as ``prefgym.cli`` wires a
+The runs are wired by ``benchmarks/pixel_speed.py`` (as ``prefgym.cli._main`` wires a
 run, with the reward model's compact trunk for the arcade games).
 """
 
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from prefgym.agents.presets import agent_preset
 from prefgym.agents.sb3 import evaluate_true_return
-from prefgym.reward_models import RewardEnsemble
+from prefgym.reward import RewardEnsemble
+from prefgym.runs import agent_preset
 from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments
 
 ENV_ID = "prefgym/ArcadePong-v0"

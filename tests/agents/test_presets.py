@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefgym.agents.presets import agent_preset, learner_preset, reward_model_preset
+from prefgym.runs import agent_preset, learner_preset, reward_model_preset
 
 ARCADE_ID = "prefgym/ArcadePong-v0"
 

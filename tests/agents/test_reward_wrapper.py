@@ -9,7 +9,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import prefgym  # noqa: F401  (registers the prefgym/ ids)
-from prefgym.agents.reward_wrapper import EpisodeRecord, LearnedRewardVecEnv
+from prefgym.agents.sb3 import EpisodeRecord, LearnedRewardVecEnv
 
 HORIZON = 7
 ENV_IDS = ["prefgym/CartPole-v1", "prefgym/Pendulum-v1"]

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefgym.agents.rlhf_losses import (
+from prefgym.agents.text import (
     AdaptiveKLController,
     FixedKLController,
     gae,

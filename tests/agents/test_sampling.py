@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import GPT2LMHeadModel
 
-from prefgym.agents.gpt2_fast import TanhGELU, fuse_gelu
-from prefgym.agents.sampling import (
+from prefgym.lm import (
+    TanhGELU,
+    fuse_gelu,
     position_ids,
     response_hidden,
     response_logits,
@@ -227,7 +228,7 @@ def test_right_padded_prompts_are_refused(model: GPT2LMHeadModel) -> None:
 
 
 def test_inverse_cdf_draws_follow_the_distribution() -> None:
-    from prefgym.agents.sampling import _draw
+    from prefgym.lm._sampling import _draw
 
     probs = torch.tensor([[0.5, 0.0, 0.3, 0.2]]).expand(40_000, 4).contiguous()
     draws = _draw(probs, torch.Generator().manual_seed(0))

@@ -10,11 +10,12 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from prefgym.agents.preference_agent import PayAtRolloutEnd, SB3Agent
-from prefgym.agents.reward_wrapper import LearnedRewardVecEnv
 from prefgym.agents.sb3 import (
     AgentConfig,
     Algo,
+    LearnedRewardVecEnv,
+    PayAtRolloutEnd,
+    SB3Agent,
     evaluate_true_return,
     make_agent,
     make_vec_env,

@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from prefgym.agents.language_model import LanguageModel, load_language_model
-from prefgym.agents.text_eval import draw_prompts, sample_segments
-from prefgym.agents.text_reward import (
+from prefgym.agents.text import draw_prompts, sample_segments
+from prefgym.envs.text_env import TextEnv
+from prefgym.judges import SyntheticOracle
+from prefgym.lm import (
     MINILM_PACKAGE,
+    LanguageModel,
     TextRewardConfig,
     TextRewardNet,
+    load_language_model,
     load_text_reward_model,
     save_text_reward_model,
     text_reward_model,
 )
-from prefgym.envs.text_env import TextEnv
-from prefgym.learner import FitReport, Learner, LearnerConfig
-from prefgym.oracles import SyntheticOracle
+from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore, training_data
 

@@ -6,13 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from prefgym.agents.dpo import DPOConfig
-from prefgym.agents.grpo import GRPOConfig
-from prefgym.agents.text_config import TextTrainConfig, queries_per_round
-from prefgym.agents.text_run import TextRun, resume_text, text_task_name, train_text
-from prefgym.agents.token_ppo_config import TokenPPOConfig
+from prefgym.agents.text import DPOConfig, GRPOConfig, TokenPPOConfig
 from prefgym.cli import main
-from prefgym.metrics import read_metrics
+from prefgym.runs import (
+    TextRun,
+    TextTrainConfig,
+    queries_per_round,
+    read_metrics,
+    resume_text,
+    text_task_name,
+    train_text,
+)
 from prefgym.store import PreferenceStore
 
 PPO = TokenPPOConfig(batch_size=32, minibatch_size=16, ppo_epochs=2, lr=1e-4, kl_coef=0.02)
@@ -170,7 +174,7 @@ def test_ppo_ptx_mixes_in_the_pretraining_loss(tmp_path: Path) -> None:
 
 
 def test_a_local_model_directory_can_be_the_policy(tmp_path: Path) -> None:
-    from prefgym.agents.language_model import load_language_model, save_language_model
+    from prefgym.lm import load_language_model, save_language_model
 
     save_language_model(load_language_model("sft", progress=False), tmp_path / "model")
     config = _small(model=str(tmp_path / "model"), algo="grpo", grpo_reward="oracle", iterations=2)

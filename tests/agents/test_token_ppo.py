@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from prefgym.agents.sampling import response_mask
-from prefgym.agents.token_ppo import TokenPPO, TokenPPOConfig
+from prefgym.agents.text import TokenPPO, TokenPPOConfig
+from prefgym.lm import response_mask
 from tests.agents.tiny_models import tiny_gpt2
 
 EOS, PAD, TARGET = 0, 1, 5

@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 import prefgym  # noqa: F401  (registers the ids)
 from prefgym.envs.registration import TEXT_ENVS, EnvInfo
 from prefgym.envs.text_env import TextEnv, TokenTextEnv, left_pad
-from prefgym.text_segments import is_text_segment, text_segment, text_summary
+from prefgym.text import is_text_segment, text_segment, text_summary
 
 TEXT_PARAMS = [pytest.param(info, id=info.id) for info in TEXT_ENVS]
 

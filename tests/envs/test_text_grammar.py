@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefgym.envs.text_grammar import Grammar, is_nonterminal, words
+from prefgym.text import Grammar, is_nonterminal, words
 
 # An ambiguous, left- and right-recursive grammar of arithmetic expressions.
 EXPRESSIONS = Grammar(

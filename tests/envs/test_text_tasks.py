@@ -5,15 +5,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefgym.envs.text_grammar import words
-from prefgym.envs.text_language import FORBIDDEN, GRAMMAR, QUALITIES, THINGS, TOPICS
-from prefgym.envs.text_tasks import (
+from prefgym.text import (
+    FORBIDDEN,
+    GRAMMAR,
+    QUALITIES,
     TASKS,
+    THINGS,
+    TOPICS,
     ArithmeticTask,
     SentimentTask,
     TextTask,
     corpus,
     corrupt,
+    words,
 )
 
 TASK_NAMES = ["sentiment", "arithmetic", "harmless"]

@@ -11,19 +11,19 @@ import tokenizers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefgym.envs import text_tokenizer
-from prefgym.envs.text_grammar import words
-from prefgym.envs.text_language import GRAMMAR
-from prefgym.envs.text_tasks import corpus
-from prefgym.envs.text_tokenizer import (
+from prefgym.text import (
     EOS_TOKEN,
+    GRAMMAR,
     PAD_TOKEN,
     GrammarCodec,
     TextCodec,
     codec_key,
+    corpus,
     grammar_codec,
     train_tokenizer,
+    words,
 )
+from prefgym.text import _tokenizer as text_tokenizer
 
 SMALL = 1500
 """Documents of the small corpora the tests train on (the real one has 20,000)."""
@@ -57,8 +57,8 @@ def test_training_is_deterministic(documents: list[str], codec: GrammarCodec) ->
 def test_training_is_deterministic_across_processes(codec: GrammarCodec) -> None:
     script = (
         "import numpy as np, sys\n"
-        "from prefgym.envs.text_tasks import corpus\n"
-        "from prefgym.envs.text_tokenizer import train_tokenizer\n"
+        "from prefgym.text._tasks import corpus\n"
+        "from prefgym.text._tokenizer import train_tokenizer\n"
         f"docs = corpus(np.random.default_rng(0), {SMALL})\n"
         "sys.stdout.write(train_tokenizer(docs).to_str())\n"
     )

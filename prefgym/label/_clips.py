@@ -1,0 +1,157 @@
+"""What a segment looks like in the labeling window: a clip.
+
+:func:`clip_for` chooses, in this order:
+
+1. ``info["prompt"]`` and ``info["response"]`` (the text game): the text.
+2. Stored frames ``(T, H, W, 3)``: the clip itself.
+3. ``info["seed"]`` (and ``info["prefix_actions"]``, the actions taken after that
+   reset before the segment's first step, default none): the segment is
+   re-simulated in ``gymnasium.make(env_id, render_mode="rgb_array")`` and its
+   frames rendered; if the re-simulated observations differ from the stored
+   ones the replay is not trusted and (4) or (5) is used.
+4. Image observations, uint8: ``(T, H, W)`` or ``(T, H, W, 1)`` grayscale and
+   ``(T, H, W, 3)`` RGB are shown as they are; any other ``(T, H, W, k)`` is a
+   stack of ``k`` grayscale frames, oldest first (the arcade games and Atari),
+   of which the newest, ``observations[..., -1]``, is shown.
+5. Otherwise the observations themselves, plotted over time, one row per
+   dimension, clearly marked "no frames stored". This is what a person sees
+   for segments the loop stored without frames (as it does by default).
+
+Nothing here imports pygame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from prefgym.label._state import ClipKind
+from prefgym.segments import Segment
+
+DEFAULT_FPS = 30.0
+"""Playback rate when the environment declares no ``render_fps``."""
+
+_OBSERVATION_NAMES: dict[str, tuple[str, ...]] = {
+    "CartPole": ("cart position", "cart velocity", "pole angle", "pole angular velocity"),
+    "Pendulum": ("cos angle", "sin angle", "angular velocity"),
+    "MountainCarContinuous": ("position", "velocity"),
+    "Acrobot": ("cos th1", "sin th1", "cos th2", "sin th2", "th1 velocity", "th2 velocity"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """One segment as the window shows it."""
+
+    kind: ClipKind
+    """``frames``, ``observations`` (a plot: no frames) or ``text``."""
+    length: int
+    """Steps ``T`` (1 for text)."""
+    frames: np.ndarray | None = None
+    """``(T, H, W, 3)`` uint8 for ``kind="frames"``."""
+    observations: np.ndarray | None = None
+    """``(T, D)`` float64 for ``kind="observations"``."""
+    names: tuple[str, ...] = ()
+    """A name per observation dimension."""
+    prompt: str = ""
+    response: str = ""
+    note: str = ""
+    """Where the picture comes from, shown under the panel."""
+
+
+def clip_for(segment: Segment, *, replay: bool = True) -> Clip:
+    """How ``segment`` is shown (see the module docstring for the order of choices)."""
+    info = segment.info
+    if isinstance(info.get("prompt"), str) and isinstance(info.get("response"), str):
+        return Clip("text", 1, prompt=info["prompt"], response=info["response"])
+    if segment.frames is not None:
+        return Clip("frames", segment.length, frames=_rgb(segment.frames), note="stored frames")
+    note = ""
+    if replay and "seed" in info and segment.env_id:
+        frames = replay_frames(segment)
+        if frames is not None:
+            return Clip("frames", segment.length, frames=frames, note="re-simulated from its seed")
+        note = "replay diverged; "
+    observations = np.asarray(segment.observations)
+    images = _observation_frames(observations)
+    if images is not None:
+        frames, what = images
+        return Clip("frames", segment.length, frames=frames, note=note + what)
+    flat = observations.reshape(segment.length, -1).astype(np.float64)
+    base = segment.env_id.split("/")[-1].split("-")[0]
+    names = _OBSERVATION_NAMES.get(base, ())
+    if len(names) != flat.shape[1]:
+        names = tuple(f"observation {i}" for i in range(flat.shape[1]))
+    return Clip(
+        "observations",
+        segment.length,
+        observations=flat,
+        names=names,
+        note=note + "no frames stored: observations shown instead",
+    )
+
+
+def _observation_frames(observations: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """Frames ``(T, H, W, 3)`` of uint8 image observations (rule 4 above) and what they are.
+
+    None when the observations are not images.
+    """
+    if observations.dtype != np.uint8 or observations.ndim not in (3, 4):
+        return None
+    if observations.ndim == 4 and observations.shape[-1] not in (1, 3):
+        return _rgb(observations[..., -1]), "observations: newest frame of each stack"
+    return _rgb(observations), "observations"
+
+
+def _rgb(images: np.ndarray) -> np.ndarray:
+    """Gray ``(T, H, W)``, ``(T, H, W, 1)``, RGB or RGBA images as RGB ``(T, H, W, 3)`` uint8."""
+    images = np.asarray(images, dtype=np.uint8)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return np.ascontiguousarray(images[..., :3])
+
+
+def replay_frames(segment: Segment) -> np.ndarray | None:
+    """Frames ``(T, H, W, 3)`` of ``segment`` re-simulated from ``info["seed"]``, or None.
+
+    None when the environment cannot be made, cannot render, or the re-simulated
+    observations differ from the stored ones.
+    """
+    import gymnasium as gym
+
+    try:
+        env = gym.make(segment.env_id, render_mode="rgb_array")
+    except Exception:  # unknown id, missing extra: fall back to another picture
+        return None
+    try:
+        observation, _ = env.reset(seed=int(segment.info["seed"]))
+        dtype = np.asarray(segment.actions).dtype
+        for action in segment.info.get("prefix_actions", []):
+            observation, *_ = env.step(np.asarray(action, dtype=dtype))
+        frames = []
+        for t, action in enumerate(segment.actions):
+            if not np.allclose(observation, segment.observations[t], atol=1e-5):
+                return None
+            frames.append(np.asarray(env.render()))
+            observation, *_ = env.step(action)
+        return _rgb(np.stack(frames))
+    except Exception:  # a replay that cannot run is not trusted either
+        return None
+    finally:
+        env.close()
+
+
+def render_fps(env_id: str) -> float:
+    """The env's ``metadata["render_fps"]`` (it is made once), else :data:`DEFAULT_FPS`."""
+    import gymnasium as gym
+
+    try:
+        env = gym.make(env_id)
+    except Exception:  # not a registered env (e.g. text): the default will do
+        return DEFAULT_FPS
+    fps = env.metadata.get("render_fps")
+    env.close()
+    return float(fps) if fps else DEFAULT_FPS

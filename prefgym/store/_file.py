@@ -1,0 +1,255 @@
+"""The preference store's file: a SQLite database of a known schema, in WAL mode.
+
+A store file carries ``PRAGMA application_id`` :data:`APPLICATION_ID` and
+``PRAGMA user_version`` :data:`SCHEMA_VERSION`; opening checks both before
+writing anything, so a file that is not a prefgym store is never changed.
+
+Durability: the file is in WAL mode with ``synchronous=FULL``. Under WAL a
+commit appends the transaction to the ``-wal`` file with ``write()`` before it
+returns, so once a commit has returned the data is in the operating system's
+page cache and a SIGKILL of the process cannot lose it (the next open replays
+the WAL). ``synchronous=FULL`` also fsyncs the WAL on each commit, so a committed
+write survives a power cut or a kernel crash too; a person labels a pair every
+few seconds and synthetic labels come in batches (one transaction, one fsync),
+so the cost is negligible.
+
+Arrays are stored as ``np.save`` bytes (``allow_pickle=False``) compressed with
+zlib level 1; nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+APPLICATION_ID = 0x50524647
+"""``PRAGMA application_id`` of every prefgym store (the bytes ``PRFG``)."""
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` this module writes and reads."""
+
+CHUNK = 500
+"""Ids per ``IN (...)`` clause, far below SQLite's variable limit."""
+
+_Self = TypeVar("_Self", bound="StoreFile")
+_SCHEMA = """
+CREATE TABLE segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    env_id TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    created REAL NOT NULL,
+    length INTEGER NOT NULL,
+    observations BLOB NOT NULL,
+    actions BLOB NOT NULL,
+    true_rewards BLOB NOT NULL,
+    frames BLOB,
+    info TEXT NOT NULL
+);
+CREATE INDEX segments_round ON segments (round);
+CREATE TABLE queries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    segment_ids TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    created REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires REAL
+);
+CREATE TABLE judgments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    query_id INTEGER NOT NULL REFERENCES queries (id),
+    preference TEXT CHECK (preference IN ('left', 'right', 'equal', 'incomparable')),
+    ranking TEXT,
+    judge TEXT NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (query_id, judge),
+    CHECK ((preference IS NULL) <> (ranking IS NULL))
+);
+CREATE INDEX judgments_judge ON judgments (judge);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """A store file that cannot be used, or a request that conflicts with its contents."""
+
+
+def encode_array(name: str, array: np.ndarray) -> bytes:
+    """The stored bytes of a segment's array ``name``; only numeric arrays can be stored."""
+    buffer = io.BytesIO()
+    try:
+        np.save(buffer, np.asarray(array), allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(
+            f"segment {name} must be a numeric array, got dtype {np.asarray(array).dtype}"
+        ) from error
+    return zlib.compress(buffer.getvalue(), 1)
+
+
+def decode_array(blob: bytes) -> np.ndarray:
+    """The array that :func:`encode_array` stored as ``blob``."""
+    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+
+
+class StoreFile:
+    """An open store file: one SQLite connection, its write transactions, and a clock.
+
+    The base of :class:`~prefgym.store._queries.QueryQueue` and so of
+    :class:`~prefgym.store._store.PreferenceStore`, which add what the tables hold.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+    ) -> None:
+        """Open or create a store.
+
+        Args:
+            path: The store file; its directory must exist.
+            clock: Returns the current time in seconds; stamps rows and times leases.
+            timeout: Seconds a write waits for another process's write to finish.
+
+        Raises:
+            StoreError: ``path`` is not a SQLite database, is a SQLite database
+                that is not a prefgym store, or was written by a newer prefgym.
+        """
+        if timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds, got {timeout}")
+        self.path = Path(path)
+        self.clock = clock
+        self.timeout = timeout
+        self._conn: sqlite3.Connection | None = open_store_file(self.path, timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def close(self) -> None:
+        """Close the file; further calls raise :class:`StoreError`. Closing twice is fine."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open SQLite connection (autocommit; writes go through ``BEGIN IMMEDIATE``)."""
+        if self._conn is None:
+            raise StoreError(f"preference store {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back entirely if anything inside raises."""
+        conn = self.connection
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(
+                f"could not start a write on {self.path}: {error} (if another process "
+                f"held it for longer than timeout={self.timeout} s, retry or raise the timeout)"
+            ) from error
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def open_store_file(path: Path, timeout: float) -> sqlite3.Connection:
+    """Open ``path`` as a prefgym store, creating one if the file is missing or empty.
+
+    Args:
+        path: The store file; its directory must exist.
+        timeout: Seconds a write waits for another process's write to finish.
+
+    Returns:
+        An autocommit connection (``isolation_level=None``) in WAL mode.
+
+    Raises:
+        StoreError: ``path`` is not a SQLite database, is a SQLite database
+            that is not a prefgym store, or was written by a newer prefgym.
+    """
+    if path.exists():
+        if not path.is_file():
+            raise StoreError(f"{path} is not a file; give the path of a preference store file")
+        # No Python read of the header here: closing any handle on the file would drop the
+        # POSIX locks of this process's other SQLite connections to it. SQLite itself
+        # refuses a file that is not a database, before writing anything.
+    elif not path.parent.is_dir():
+        raise StoreError(f"cannot create preference store {path}: {path.parent} is not a directory")
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot open preference store {path}: {error}") from error
+    try:
+        new = _identify(conn, path)  # before any write: a foreign file is never changed
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{path} cannot use write-ahead logging (journal mode {mode!r})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if new:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if _identify(conn, path):  # still new: no other process created it meanwhile
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise StoreError(f"{path} is not a usable preference store: {error}") from error
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _identify(conn: sqlite3.Connection, path: Path) -> bool:
+    """True for an empty database, False for a store this module reads; else raise."""
+    try:
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        n_objects = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        raise StoreError(
+            f"{path} is not a SQLite database ({error}); it was left untouched"
+        ) from error
+    if application_id == 0 and version == 0 and n_objects == 0:
+        return True
+    if application_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is a SQLite database but not a prefgym preference store "
+            f"(application_id {application_id:#x}, expected {APPLICATION_ID:#x}); "
+            "it was left untouched (choose another path)"
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer prefgym (store schema version {version}; "
+            f"this prefgym reads up to version {SCHEMA_VERSION}); upgrade prefgym to open it"
+        )
+    if version != SCHEMA_VERSION:
+        raise StoreError(f"{path} has unknown store schema version {version}")
+    return False
