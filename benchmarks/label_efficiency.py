@@ -1,7 +1,7 @@
 """Label efficiency: preference-trained PPO against PPO on the true reward, and against imitation.
 
 For each task, simulated teacher (B-Pref preset), label budget and seed this
-trains prefgym's preference loop (``prefgym.cli._main.train``) and measures
+trains prefgym's preference loop (``prefgym.runs.train``) and measures
 
 * the true return of the trained policy (deterministic, 20 episodes),
 * the same for SB3 PPO with the same preset, seed and steps trained on the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prefgym._faces import lazy_face
+from prefgym.faces import lazy_face
 
 if TYPE_CHECKING:
     from prefgym.judges._ai_feedback import AIFeedbackOracle

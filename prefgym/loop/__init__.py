@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prefgym._faces import lazy_face
+from prefgym.faces import lazy_face
 
 if TYPE_CHECKING:
     from prefgym.loop._judging import SegmentCache, judge_pending
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
         Trainer,
         describe,
     )
-    from prefgym.loop._pairs import ActivePairs, RolloutAgent, StepRounds, control_loop
+    from prefgym.loop._pairs import ActivePairs, RolloutAgent, control_loop
+    from prefgym.loop._plans import LabelRounds, StepRounds
     from prefgym.loop._schedule import ATARI_INITIAL_LABELS, ATARI_T0, LabelSchedule
     from prefgym.loop._selection import (
         candidate_pool,

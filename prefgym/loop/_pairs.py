@@ -9,7 +9,6 @@ pairs asked are those the reward-model ensemble disagrees on most.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,35 +16,12 @@ import numpy as np
 from prefgym.judges import Oracle
 from prefgym.loop._judging import SegmentCache
 from prefgym.loop._loop import Agent, PreferenceLoop, RewardFitting
-from prefgym.loop._schedule import LabelSchedule
+from prefgym.loop._plans import StepRounds
 from prefgym.loop._selection import select_queries
 from prefgym.loop.config import LoopConfig
 from prefgym.reward import Learner, RewardEnsemble
 from prefgym.segments import Policy, Segment, make_vector_env, rollout_segments
 from prefgym.store import PreferenceStore
-
-
-@dataclass(frozen=True)
-class StepRounds:
-    """The control loop's plan: labels due by the label schedule, a refit every ``round_steps``."""
-
-    schedule: LabelSchedule
-    """Queries due after a number of agent steps."""
-    round_steps: int
-    """Agent steps between two refits."""
-
-    @property
-    def total(self) -> int:
-        """Agent steps of the run."""
-        return self.schedule.total_steps
-
-    def due(self, progress: int) -> int:
-        """Queries that should have been asked after ``progress`` agent steps."""
-        return self.schedule.due(progress)
-
-    def round_end(self, progress: int) -> int:
-        """Where the round that starts at ``progress`` steps ends."""
-        return min(progress + self.round_steps, self.total)
 
 
 class ActivePairs:

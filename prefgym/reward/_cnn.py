@@ -30,8 +30,6 @@ from torch import Tensor, nn
 from prefgym.reward._ensemble import RewardModelConfig, RewardNet, _activation
 from prefgym.spaces import encode, encoded_size, is_image_space
 
-__all__ = ["CHRISTIANO", "COMPACT", "CnnRewardNet", "CnnTrunk"]
-
 
 @dataclass(frozen=True)
 class CnnTrunk:

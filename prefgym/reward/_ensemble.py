@@ -18,9 +18,8 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,62 +27,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from prefgym.reward.config import Activation, RewardModelConfig
 from prefgym.segments import Segment
 from prefgym.spaces import encode, encoded_size, is_image_space, space_from_json, space_to_json
 
-__all__ = [
-    "ACTIVATIONS",
-    "METADATA_FILE",
-    "WEIGHTS_FILE",
-    "Activation",
-    "MlpRewardNet",
-    "RewardEnsemble",
-    "RewardModelConfig",
-    "RewardNet",
-    "build_reward_net",
-    "encode",
-    "encoded_size",
-    "is_image_space",
-    "space_from_json",
-    "space_to_json",
-]
-
-Activation = Literal["leaky_relu", "relu", "tanh", "gelu"]
-ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
 WEIGHTS_FILE = "reward_model.safetensors"
 METADATA_FILE = "reward_model.json"
 _FORMAT = "prefgym.reward_model"
 _FORMAT_VERSION = 1
 _CHUNK = 1024
 """Segments per forward pass when scoring many segments without gradients."""
-
-
-@dataclass(frozen=True)
-class RewardModelConfig:
-    """Shape of a reward-model ensemble."""
-
-    n_members: int = 3
-    """Networks in the ensemble; their disagreement drives active query selection."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
-    """Widths of the hidden layers of each member; ``()`` gives a linear model."""
-    activation: Activation = "leaky_relu"
-    """Nonlinearity between hidden layers (Christiano et al. 2017 use leaky ReLU)."""
-    use_actions: bool = True
-    """Whether members see the action as well as the observation, r(o, a) rather than r(o)."""
-    cnn: Literal["christiano", "compact"] = "christiano"
-    """Pixel observations only: the convolutions of :mod:`prefgym.reward._cnn`, Christiano et
-    al.'s four layers, or two cheaper ones for the arcade games on a CPU."""
-
-    def __post_init__(self) -> None:
-        if self.cnn not in ("christiano", "compact"):
-            raise ValueError(f"cnn must be 'christiano' or 'compact', got {self.cnn!r}")
-        if self.n_members < 1:
-            raise ValueError(f"n_members must be >= 1, got {self.n_members}")
-        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        if any(int(h) != h or h < 1 for h in self.hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
 
 
 class RewardNet(nn.Module, abc.ABC):

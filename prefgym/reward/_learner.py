@@ -28,100 +28,13 @@ from torch import Tensor
 
 from prefgym.reward._ensemble import MlpRewardNet, RewardEnsemble
 from prefgym.reward._losses import (
-    RankingLoss,
     _Judgments,
-    bradley_terry_loss,
-    plackett_luce_loss,
-    ranking_pairs_loss,
 )
+from prefgym.reward.config import LearnerConfig
 from prefgym.segments import Segment
-
-__all__ = [
-    "FitReport",
-    "Learner",
-    "LearnerConfig",
-    "bradley_terry_loss",
-    "fit",
-    "plackett_luce_loss",
-    "ranking_pairs_loss",
-]
 
 _EVAL_CHUNK = 2048
 """Judgments per forward pass when evaluating losses without gradients."""
-
-
-@dataclass(frozen=True)
-class LearnerConfig:
-    """How the learner fits a reward model."""
-
-    batch_size: int = 64
-    """Judgments per gradient step."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    max_epochs: int = 100
-    """Passes over the training judgments per call, at most (more only to reach ``min_steps``)."""
-    min_steps: int = 0
-    """Adam steps an ensemble takes, counted over all calls on it, before the held-out loss may
-    stop a fit or choose its weights (0: from the first epoch). With few judgments an epoch is a
-    single step, and a patience counted in epochs stopped Acrobot's first fit a few steps from
-    its random start: return correlation 0.13 on 50 judgments, 0.42 with 200 steps (64-wide
-    members); with 32-wide members and no minimum, seed 1 with ``mistake`` scored -500. Later,
-    warm-started fits stop on the held-out loss alone. ``learner_preset`` sets 200 for Acrobot
-    only: on CartPole with the ``mistake`` teacher it cost seed 0 500 -> 374 (README)."""
-    label_noise: float = 0.1
-    """Probability ``eps`` that the judge answers at random: P' = (1 - eps) P + eps / 2."""
-    val_fraction: float = 1 / math.e
-    """Fraction of the judgments held out for early stopping and L2 tuning."""
-    min_val: int = 2
-    """Fewest held-out judgments worth validating on; with fewer, all judgments train."""
-    weight_decay: float = 1e-3
-    """Initial L2 coefficient (Adam's coupled ``weight_decay``: gradient of 0.5 λ ||θ||²)."""
-    tune_weight_decay: bool = True
-    """Adjust the L2 coefficient after each call to keep val / train loss in ``ratio_band``."""
-    ratio_band: tuple[float, float] = (1.1, 1.5)
-    """Band for validation loss / training loss; above it L2 grows, below it L2 shrinks."""
-    weight_decay_factor: float = 2.0
-    """Factor by which the L2 coefficient grows or shrinks."""
-    weight_decay_range: tuple[float, float] = (1e-6, 10.0)
-    """Bounds the tuned L2 coefficient stays within."""
-    patience: int = 5
-    """Epochs without a better validation loss before stopping; the best weights are kept."""
-    bootstrap: bool = True
-    """Train each member on its own bootstrap resample of the training judgments."""
-    ranking_loss: RankingLoss = "plackett_luce"
-    """K-wise rankings train with Plackett-Luce, or as their C(K, 2) pairs averaged
-    (``pairs``, InstructGPT's reward-model loss)."""
-    normalise: bool = True
-    """Refit the ensemble's normalisation on the given segments after fitting."""
-    standardise_inputs: bool = False
-    """Before fitting, standardise MLP members' inputs on the given segments (after the first
-    fit the rewards stay as they were; gradients stop favouring the widest inputs). Off by
-    default: it lifts the return correlation of a reward over parts 1000-fold apart in scale from
-    0.64 to 0.99 (``tests/test_learner.py``), but did not help on Acrobot with the ``mistake``
-    teacher (README, "Caveats")."""
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "max_epochs", "patience", "min_val"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.min_steps < 0:
-            raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.label_noise < 1:
-            raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        low, high = self.ratio_band
-        if not 1 <= low <= high:
-            raise ValueError(f"ratio_band must satisfy 1 <= low <= high, got {self.ratio_band}")
-        if not self.weight_decay_factor > 1:
-            raise ValueError(f"weight_decay_factor must be > 1, got {self.weight_decay_factor}")
-        least, most = self.weight_decay_range
-        if not 0 <= least <= most:
-            raise ValueError(f"weight_decay_range must satisfy 0 <= low <= high, got {least, most}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 @dataclass(frozen=True)
@@ -328,7 +241,9 @@ class Learner:
         """
         weight_decay, steps = state.get("weight_decay"), state.get("steps")
         if not isinstance(weight_decay, (int, float)) or not math.isfinite(weight_decay):
-            raise ValueError(f"learner state: weight_decay must be a finite number, got {weight_decay!r}")
+            raise ValueError(
+                f"learner state: weight_decay must be a finite number, got {weight_decay!r}"
+            )
         if weight_decay < 0:
             raise ValueError(f"learner state: weight_decay must be >= 0, got {weight_decay}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:

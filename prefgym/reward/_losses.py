@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from prefgym.reward.config import RankingLoss
 
 
 def _with_random_answers(log_p: Tensor, eps: float, n_outcomes: float) -> Tensor:
@@ -88,8 +89,6 @@ def ranking_pairs_loss(returns: Tensor, label_noise: float = 0.0) -> Tensor:
     return bradley_terry_loss(gaps, torch.ones_like(gaps), label_noise).mean(-1)
 
 
-RankingLoss = Literal["plackett_luce", "pairs"]
-"""How a K-wise ranking trains: Plackett-Luce, or its C(K, 2) pairs averaged."""
 _RANKING_LOSSES = {"plackett_luce": plackett_luce_loss, "pairs": ranking_pairs_loss}
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from prefgym.agents.sb3 import AgentConfig, Algo
-from prefgym.reward import LearnerConfig
-from prefgym.reward import RewardModelConfig
+from prefgym.reward import LearnerConfig, RewardModelConfig
 
 _PPO: dict[str, AgentConfig] = {
     "prefgym/CartPole-v1": AgentConfig(

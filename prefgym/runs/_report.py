@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from itertools import combinations
+from pathlib import Path
 
+from prefgym.runs._run_dir import RunDir
 from prefgym.store import PreferenceStore
 
 
@@ -56,3 +60,93 @@ def labeler_table(store: PreferenceStore) -> tuple[list[str], list[list[object]]
             [f"{a} ~ {b}", len(agree), f"agree {sum(agree) / len(agree):.0%}", "", "", "", ""]
         )
     return header, rows
+
+
+def report(run_path: str | os.PathLike[str] | RunDir) -> str:
+    """Redraw the run's plots and return its tables as text."""
+    from prefgym.runs._metrics import read_metrics
+    from prefgym.runs._plots import plot_metrics
+    from prefgym.runs._report import format_table, labeler_table
+    from prefgym.store import PreferenceStore
+
+    run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
+    config = run.read_config()["train"]
+    rows = read_metrics(run.metrics)
+    columns = [
+        "step",
+        "labels_judged",
+        "true_return",
+        "learned_return",
+        "rm_val_accuracy",
+        "rm_return_correlation",
+    ]
+    header = ["step", "labels", "true return", "learned return", "rm accuracy", "rm corr"]
+    shown = rows if len(rows) <= 12 else rows[:: math.ceil(len(rows) / 12)] + rows[-1:]
+    text = [
+        f"run {run.path}: {config['env_id']}, oracle {config['oracle']!r}, "
+        f"{config['labels']} labels, {config['steps']} steps, seed {config['seed']}",
+        "",
+    ]
+    if rows:
+        text.append(
+            format_table(header, [[row.get(c, math.nan) for c in columns] for row in shown])
+        )
+        plots = plot_metrics(rows, run.plots)
+        text += ["", "plots: " + ", ".join(str(p) for p in plots)]
+    else:
+        text.append("no round has finished yet")
+    if run.store.exists():
+        with PreferenceStore(run.store) as store:
+            header, table = labeler_table(store)
+        if table:
+            text += ["", format_table(header, table)]
+    return "\n".join(text)
+
+
+def text_report(run_path: str | Path) -> str:
+    """A text run's table (true score, reward-model score, KL, fluency) and its plots."""
+    from prefgym.runs._metrics import read_metrics
+    from prefgym.runs._run_dir import RunDir
+    from prefgym.runs._text_plots import plot_text_metrics
+
+    run = RunDir.open(run_path)
+    config = run.read_config()["text"]
+    rows = [r for r in read_metrics(run.metrics) if not math.isnan(r.get("true_score", math.nan))]
+    text = [
+        f"run {run.path}: {config['env_id']}, {config['algo']}, oracle {config['oracle']!r}, "
+        f"{config['labels']} labels, {config['iterations'] or 'default'} iterations, "
+        f"seed {config['seed']}",
+        "",
+    ]
+    columns = [
+        "iteration",
+        "labels_judged",
+        "true_score",
+        "rm_score",
+        "kl",
+        "fluency",
+        "response_tokens",
+    ]
+    header = ["iteration", "labels", "true score", "rm score", "KL", "fluency", "tokens"]
+    if rows:
+        text.append(format_table(header, [[r.get(c, math.nan) for c in columns] for r in rows]))
+        plots = plot_text_metrics(read_metrics(run.metrics), run.plots)
+        text += ["", "plots: " + ", ".join(str(p) for p in plots)]
+    else:
+        text.append("no evaluation has finished yet")
+    samples = run.path / "samples.jsonl"
+    if samples.exists():
+        last = [json.loads(line) for line in samples.read_text().splitlines()][-4:]
+        text += ["", f"samples at iteration {last[-1]['iteration']}:"]
+        text += [
+            f"  {s['prompt']} | {s['response']}   (score {s['true_score']:+.2f}, "
+            f"{'fluent' if s['fluent'] else 'not fluent'})"
+            for s in last
+        ]
+    return "\n".join(text)
+
+
+def is_text_run(run_path: str | Path) -> bool:
+    """Whether ``run_path`` holds a text run (its config has a ``text`` section)."""
+    config = Path(run_path) / "config.json"
+    return config.is_file() and "text" in json.loads(config.read_text())

@@ -1,6 +1,6 @@
 """One text RLHF run, from the SFT policy to a tuned one, resumable at every evaluation.
 
-See :mod:`prefgym.runs._text_config` for the stages. The run directory holds
+See :mod:`prefgym.runs.config` for the stages. The run directory holds
 the store (every response judged and every judgment), the reward model, the
 trainer's checkpoint (policy, value model, optimizer, KL coefficient, random
 state), ``metrics.csv`` and ``samples.jsonl``; the store's meta records the
@@ -11,45 +11,47 @@ carries on from the last checkpoint without asking any judgment twice.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from prefgym.agents.text import DPOTrainer, PreferenceDataset, dataset_from_judgments
-from prefgym.agents.text import GRPOTrainer
-from prefgym.lm import LanguageModel, load_language_model
-from prefgym.runs._text_config import RLAIF, TextTrainConfig, queries_per_round, round_starts
 from prefgym.agents.text import (
-    Prompts,
+    DPOAgent,
+    DPOTrainer,
+    GRPOTrainer,
+    ResponseGroups,
+    TokenAgent,
+    TokenPPO,
     draw_prompts,
-    judged_segments,
     kl_to_reference,
     measure,
-    pad_responses,
     sample_segments,
     win_rate,
 )
+from prefgym.envs.text_env import TextEnv
+from prefgym.judges import Oracle, SyntheticOracle
 from prefgym.lm import (
+    LanguageModel,
     TextRewardEnsemble,
+    load_language_model,
     load_text_reward_model,
     save_text_reward_model,
     text_reward_model,
 )
-from prefgym.agents.text import TokenPPO
-from prefgym.envs.text_env import TextEnv
-from prefgym.reward import Learner, LearnerConfig
+from prefgym.loop import LabelRounds, PreferenceLoop, RewardFitting
+from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.runs._metrics import MetricsLog, truncate_metrics
-from prefgym.judges import Oracle, SyntheticOracle
 from prefgym.runs._run_dir import RunDir
+from prefgym.runs.config import RLAIF, TextTrainConfig, queries_per_round, round_starts
 from prefgym.segments import Segment
-from prefgym.store import PreferenceStore, training_data
+from prefgym.store import PreferenceStore
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -151,7 +153,7 @@ class TextRun:
             )
         )
         self.iteration = int(self.store.get_meta("iteration", 0))
-        self._last_batch: list[Segment] = []
+        self._fit_row: dict[str, float] = {}
         self.trainer = self._trainer()
         self._restore()
 
@@ -159,34 +161,14 @@ class TextRun:
     def _checkpoint_dir(self) -> Path:
         return self.run_dir.path / POLICY_DIR
 
-    # ------------------------------------------------------------ building
-    def _reward_fn(self, prompt_ids: Tensor, prompt_mask: Tensor, responses: Tensor) -> Tensor:
-        """Scores for PPO/GRPO; records the batch's true scores for the metrics."""
-        prompts = Prompts(
-            [
-                self.codec.decode([int(i) for i in row[m.bool()]])
-                for row, m in zip(prompt_ids, prompt_mask, strict=True)
-            ],
-            prompt_ids,
-            prompt_mask,
-        )
-        padded = pad_responses(responses, self.env.response_length, self.codec.pad_id)
-        self._last_batch = judged_segments(self.env, prompts, padded)
-        if self.config.algo == "grpo" and self.config.grpo_reward == "oracle":
-            scores = [s.info["true_score"] for s in self._last_batch]
-            return torch.as_tensor(scores, dtype=torch.float32)
-        if self.reward_model is None:
-            raise RuntimeError("the reward model is fitted before the policy trains")
-        with torch.no_grad():
-            return self.reward_model(prompt_ids[:, None], padded[:, None]).squeeze(1)
-
     def _trainer(self) -> TokenPPO | DPOTrainer | GRPOTrainer:
         c, common = self.config, dict(eos_id=self.codec.eos_id, pad_id=self.codec.pad_id)
+        unset = _scored_by_the_agent
         if c.algo == "ppo":
             return TokenPPO(
                 self.policy,
                 c.ppo,
-                reward_fn=self._reward_fn,
+                reward_fn=unset,
                 generator=self.generator,
                 ref_policy=self.reference,
                 **common,
@@ -195,7 +177,7 @@ class TextRun:
             return GRPOTrainer(
                 self.policy,
                 c.grpo,
-                reward_fn=self._reward_fn,
+                reward_fn=unset,
                 generator=self.generator,
                 ref_policy=self.reference,
                 **common,
@@ -215,130 +197,10 @@ class TextRun:
         if state is not None:
             self.rng.bit_generator.state = state
 
-    # ------------------------------------------------------------ labels and reward model
-    def _label(self, round_index: int, n_queries: int) -> None:
-        """Sample K responses to ``n_queries`` prompts from the policy, store and judge them."""
-        asked = [q for q in self.store.queries() if q.round == round_index]
-        if not asked and n_queries > 0:
-            k = self.config.responses_per_prompt
-            prompts = draw_prompts(self.env, n_queries, self.rng).repeat(k)
-            segments = sample_segments(
-                self.policy,
-                self.env,
-                prompts,
-                generator=self.generator,
-                temperature=self._temperature,
-                round=round_index,
-            )
-            ids = self.store.add_segments(segments, round=round_index)
-            groups = [tuple(ids[i : i + k]) for i in range(0, len(ids), k)]
-            self.store.add_queries(groups, round=round_index)
-        self._judge_pending()
-
-    def _judge_pending(self) -> None:
-        pending = self.store.pending_queries(judge=self.oracle.name)
-        if not pending:
-            return
-        pairs = [q for q in pending if len(q.segment_ids) == 2]
-        answers: list[tuple[int, Any]] = []
-        if pairs:
-            left = self.store.get_segments([q.segment_ids[0] for q in pairs], frames=False)
-            right = self.store.get_segments([q.segment_ids[1] for q in pairs], frames=False)
-            answers += list(zip([q.id for q in pairs], self.oracle.judge(left, right), strict=True))
-        for query in (q for q in pending if len(q.segment_ids) > 2):
-            order = self.oracle.rank(self.store.get_segments(list(query.segment_ids), frames=False))  # type: ignore[attr-defined]
-            if order is not None:
-                answers.append((query.id, [query.segment_ids[i] for i in order]))
-        self.store.add_judgments(answers, self.oracle.name)
-
-    def _fit_reward_model(self) -> dict[str, float]:
-        """Fit the reward model on every judgment; normalise it on the SFT samples."""
-        ids, pairs, targets, rankings = training_data(self.store)
-        segments = self.store.get_segments(ids, frames=False)
-        if self.reward_model is None:
-            self.reward_model = text_reward_model(
-                self.reference,
-                self.codec,
-                self.env.prompt_space,
-                self.env.action_space,
-                self.config.reward,
-                generator=self.generator,
-            )
-        report = self.learner.fit(
-            self.reward_model, segments, pairs, targets, rankings, rng=self.rng
-        )
-        reference = self.store.get_segments(self.store.segment_ids(round=0), frames=False)
-        self.reward_model.normalise(reference)
-        save_text_reward_model(self.reward_model, self.reference, self.run_dir.reward_model)
-        return {
-            "rm_val_accuracy": report.val_accuracy,
-            "rm_return_correlation": report.return_correlation,
-            "rm_train_loss": report.train_loss,
-            "rm_val_loss": report.val_loss,
-        }
-
-    def _dpo_dataset(self) -> PreferenceDataset:
-        """Every pairwise judgment (rankings as their C(K, 2) pairs) as chosen/rejected."""
-        ids, pairs, targets, rankings = training_data(self.store)
-        segments = self.store.get_segments(ids, frames=False)
-        rows: list[tuple[Tensor, Tensor, Tensor, float]] = []
-
-        def add(a: int, b: int, target: float) -> None:
-            prompt = torch.as_tensor(segments[a].observations[0])
-            prompt = prompt[prompt != self.codec.pad_id]
-            rows.append(
-                (
-                    prompt,
-                    torch.as_tensor(segments[a].actions[0]),
-                    torch.as_tensor(segments[b].actions[0]),
-                    target,
-                )
-            )
-
-        for (a, b), target in zip(pairs.tolist(), targets.tolist(), strict=True):
-            add(a, b, target)
-        for ranking in rankings:
-            for a, b in itertools.combinations(ranking, 2):
-                add(a, b, 1.0)
-        return dataset_from_judgments(rows, eos_id=self.codec.eos_id, pad_id=self.codec.pad_id)
-
     @property
     def _temperature(self) -> float:
         c = self.config
         return c.grpo.temperature if c.algo == "grpo" else c.ppo.temperature
-
-    # ------------------------------------------------------------ training
-    def _train_iteration(self, dataset: PreferenceDataset | None) -> dict[str, float]:
-        c = self.config
-        if isinstance(self.trainer, DPOTrainer):
-            assert dataset is not None
-            return {f"train_{k}": v for k, v in self.trainer.fit_epoch(dataset).items()}
-        if isinstance(self.trainer, TokenPPO):
-            n = c.ppo.batch_size
-        else:
-            n = c.grpo.prompts_per_step
-        prompts = draw_prompts(self.env, n, self.rng)
-        if isinstance(self.trainer, TokenPPO) and c.ppo.ptx_coef > 0:
-            stats = self.trainer.step(prompts.ids, prompts.mask, *self._ptx_batch())
-        else:
-            stats = self.trainer.step(prompts.ids, prompts.mask)
-        out = {f"train_{k}": v for k, v in stats.items()}
-        if self._last_batch:
-            on_policy = measure(self._last_batch)
-            out.update(batch_true_score=on_policy["true_score"], batch_fluency=on_policy["fluency"])
-        return out
-
-    def _ptx_batch(self) -> tuple[Tensor, Tensor]:
-        """Pretraining documents for PPO-ptx: the grammar's corpus, right-padded, ``(N, L)``."""
-        from prefgym.text import corpus
-
-        docs = [self.codec.encode(d) + [self.codec.eos_id] for d in corpus(self.rng, _PTX_DOCS)]
-        width = max(len(d) for d in docs)
-        ids = torch.full((len(docs), width), self.codec.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, doc in enumerate(docs):
-            ids[i, : len(doc)], mask[i, : len(doc)] = torch.as_tensor(doc), 1
-        return ids, mask
 
     def evaluate(self) -> dict[str, float]:
         """True score, reward-model score, KL to the SFT policy, fluency and length."""
@@ -381,15 +243,8 @@ class TextRun:
     def run(self) -> dict[str, float]:
         """Train to ``config.total_iterations``; returns the final evaluation with the win rate."""
         c = self.config
-        counts, starts = queries_per_round(c), round_starts(c)
         truncate_metrics(self.run_dir.metrics, "iteration", self.iteration)  # redo after a crash
-        metrics = MetricsLog(self.run_dir.metrics, self.run_dir.tensorboard)
-        columns = metric_columns(c.algo)
-
-        def write(row: dict[str, float]) -> None:
-            metrics.write({k: float(row.get(k, math.nan)) for k in columns}, step=self.iteration)
-
-        dataset: PreferenceDataset | None = None
+        self._metrics = MetricsLog(self.run_dir.metrics, self.run_dir.tensorboard)
         bar = tqdm(
             total=c.total_iterations,
             initial=self.iteration,
@@ -397,42 +252,100 @@ class TextRun:
             unit="it",
             disable=not self.progress,
         )
-        rm_row: dict[str, float] = {}
         try:
             if self.iteration == 0 and not self.store.get_meta("evaluated", False):
-                write({"iteration": 0, "labels_judged": 0, **self.evaluate()})
+                self._write({"iteration": 0, "labels_judged": 0, **self.evaluate()})
                 self.store.set_meta("evaluated", True)
-            while self.iteration < c.total_iterations:
-                due = [r for r, s in enumerate(starts) if s <= self.iteration]
-                done = int(self.store.get_meta("label_rounds_done", 0))
-                for r in range(done, len(due)):
-                    if c.needs_labels:
-                        self._label(r, counts[r])
-                        if c.algo == "dpo":
-                            dataset = self.trainer.with_reference(self._dpo_dataset())  # type: ignore[union-attr]
-                        else:
-                            rm_row = self._fit_reward_model()
-                    self.store.set_meta("label_rounds_done", r + 1)
-                if c.algo == "dpo" and dataset is None:
-                    dataset = self.trainer.with_reference(self._dpo_dataset())  # type: ignore[union-attr]
-                stats = self._train_iteration(dataset)
-                self.iteration += 1
-                bar.update(1)
-                row = {
-                    "iteration": self.iteration,
-                    "labels_judged": self.store.n_judgments(),
-                    **rm_row,
-                    **{k: v for k, v in stats.items() if isinstance(v, float)},
-                }
-                rm_row = {}
-                if self.iteration % c.eval_every == 0 or self.iteration == c.total_iterations:
-                    row.update(self.evaluate())
-                    self._checkpoint()
-                write(row)
+            self._loop(bar.update).run()
         finally:
             bar.close()
-            metrics.close()
+            self._metrics.close()
         return self.final_evaluation()
+
+    def _loop(self, progress: Callable[[int], None]) -> PreferenceLoop:
+        """The shared preference loop with the text game's source, plan and learner."""
+        c = self.config
+        plan = LabelRounds.merged(queries_per_round(c), round_starts(c), c.total_iterations)
+        source = ResponseGroups(
+            self.policy,
+            self.env,
+            self.store,
+            self.rng,
+            self.generator,
+            k=c.responses_per_prompt,
+            temperature=self._temperature,
+            round_of=plan.round_of,
+        )
+        agent: TokenAgent | DPOAgent
+        fitting = None
+        if isinstance(self.trainer, DPOTrainer):
+            agent = DPOAgent(
+                self.trainer, self.codec, iteration=self.iteration, on_iteration=self._iterated
+            )
+        else:
+            agent = TokenAgent(
+                self.trainer,
+                self.env,
+                self.rng,
+                iteration=self.iteration,
+                on_iteration=self._iterated,
+                oracle_reward=c.algo == "grpo" and c.grpo_reward == "oracle",
+                ptx_docs=_PTX_DOCS if c.algo == "ppo" and c.ppo.ptx_coef > 0 else 0,
+            )
+            fitting = RewardFitting(self.learner, build=self._new_reward_model)
+            if self.reward_model is not None:
+                fitting.model = self.reward_model
+                agent.set_reward(self.reward_model)
+        return PreferenceLoop(
+            source=source,
+            plan=plan,
+            agent=agent,
+            fitting=fitting,
+            store=self.store,
+            oracle=self.oracle,
+            rng=self.rng,
+            final_refit=False,  # the final evaluation scores with the model the policy trained on
+            on_refit=self._refitted,
+            progress=progress,
+        )
+
+    def _new_reward_model(self) -> TextRewardEnsemble:
+        self.reward_model = text_reward_model(
+            self.reference,
+            self.codec,
+            self.env.prompt_space,
+            self.env.action_space,
+            self.config.reward,
+            generator=self.generator,
+        )
+        return self.reward_model
+
+    def _refitted(self, report: FitReport) -> None:
+        """Save the refitted reward model; its report goes into the next iteration's row."""
+        assert self.reward_model is not None
+        save_text_reward_model(self.reward_model, self.reference, self.run_dir.reward_model)
+        self._fit_row = report.row()
+
+    def _iterated(self, iteration: int, stats: dict[str, float]) -> None:
+        """Log an update; evaluate and checkpoint every ``eval_every`` updates and at the end."""
+        c = self.config
+        self.iteration = iteration
+        row = {
+            "iteration": self.iteration,
+            "labels_judged": self.store.n_judgments(),
+            **self._fit_row,
+            **{k: v for k, v in stats.items() if isinstance(v, float)},
+        }
+        self._fit_row = {}
+        if self.iteration % c.eval_every == 0 or self.iteration == c.total_iterations:
+            row.update(self.evaluate())
+            self._checkpoint()
+        self._write(row)
+
+    def _write(self, row: dict[str, float]) -> None:
+        columns = metric_columns(self.config.algo)
+        values = {k: float(row.get(k, math.nan)) for k in columns}
+        self._metrics.write(values, step=self.iteration)
 
     def final_evaluation(self) -> dict[str, float]:
         """The tuned policy against the SFT policy on the evaluation prompts."""
@@ -470,6 +383,11 @@ class TextRun:
     def close(self) -> None:
         """Close the store."""
         self.store.close()
+
+
+def _scored_by_the_agent(prompt_ids: Tensor, mask: Tensor, responses: Tensor) -> Tensor:
+    """A trainer's reward function until the loop's agent puts its own in place."""
+    raise RuntimeError("the text agent scores responses; train through the preference loop")
 
 
 def text_task_name(env_id: str) -> str:

@@ -23,9 +23,7 @@ from typing import Any
 from prefgym.judgments import Preference
 from prefgym.segments import Segment
 from prefgym.store._file import (
-    APPLICATION_ID,
     CHUNK,
-    SCHEMA_VERSION,
     StoreError,
     decode_array,
     encode_array,
@@ -33,27 +31,12 @@ from prefgym.store._file import (
 from prefgym.store._queries import QueryQueue
 from prefgym.store._records import (
     Judgeable,
-    Query,
     StoredJudgment,
-    TrainingData,
     check_answer,
     check_name,
     check_round,
     integer_ids,
-    training_data,
 )
-
-__all__ = [
-    "APPLICATION_ID",
-    "SCHEMA_VERSION",
-    "Judgeable",
-    "PreferenceStore",
-    "Query",
-    "StoreError",
-    "StoredJudgment",
-    "TrainingData",
-    "training_data",
-]
 
 
 class PreferenceStore(QueryQueue):

@@ -1,25 +1,30 @@
-"""TODO face docstring."""
+"""Text trainers: token-level PPO, GRPO and DPO, and their seats in the preference loop.
+
+``TokenAgent`` (PPO, GRPO) and ``DPOAgent`` are the loop's online agent and
+offline trainer; ``ResponseGroups`` is the text game's query source. Each
+trainer's config is in the cheap ``prefgym.agents.text.config``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prefgym._faces import lazy_face
+from prefgym.faces import lazy_face
 
 if TYPE_CHECKING:
-    from prefgym.agents.text._config import TokenPPOConfig
+    from prefgym.agents.text._agents import (
+        DPOAgent,
+        ResponseGroups,
+        TokenAgent,
+        preference_dataset,
+    )
     from prefgym.agents.text._dpo import (
-        DPOConfig,
         DPOTrainer,
         PreferenceDataset,
         dataset_from_judgments,
         dpo_loss,
     )
-    from prefgym.agents.text._grpo import (
-        GRPOConfig,
-        GRPOTrainer,
-        group_advantages,
-    )
+    from prefgym.agents.text._grpo import GRPOTrainer, group_advantages
     from prefgym.agents.text._losses import (
         AdaptiveKLController,
         FixedKLController,
@@ -43,5 +48,6 @@ if TYPE_CHECKING:
         win_rate,
     )
     from prefgym.agents.text._token_ppo import TokenPPO
+    from prefgym.agents.text.config import DPOConfig, GRPOConfig, TokenPPOConfig
 
 __getattr__, __dir__, __all__ = lazy_face(__name__, __file__)

@@ -26,9 +26,6 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
-__all__ = ["CheckpointedTrainer", "load_trainer_checkpoint", "save_trainer_checkpoint"]
-
-
 _FORMAT = "prefgym-lm-trainer"
 _FORMAT_VERSION = 1
 _META = "trainer.json"

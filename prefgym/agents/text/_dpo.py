@@ -30,15 +30,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from prefgym.agents.text._checkpoints import CheckpointedTrainer
+from prefgym.agents.text.config import DPOConfig
 from prefgym.lm import response_logprobs
-
-__all__ = [
-    "DPOConfig",
-    "DPOTrainer",
-    "PreferenceDataset",
-    "dataset_from_judgments",
-    "dpo_loss",
-]
 
 
 def dpo_loss(
@@ -216,51 +209,6 @@ def dataset_from_judgments(
                 )
             responses[side, i, : len(response)] = response
     return PreferenceDataset(prompt_ids, prompt_mask, responses[0], responses[1])
-
-
-@dataclass(frozen=True)
-class DPOConfig:
-    """How :class:`DPOTrainer` fits a policy to preferences."""
-
-    beta: float = 0.1
-    """Implicit KL strength: the reward is ``beta`` times the log-ratio to the reference."""
-    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
-    """``"sigmoid"`` (DPO) or ``"ipo"`` (IPO, on summed log-ratios)."""
-    label_smoothing: float = 0.0
-    """Sigmoid only: assumed probability that a label is flipped (conservative DPO)."""
-    lr: float = 1e-6
-    """AdamW learning rate."""
-    weight_decay: float = 0.0
-    """AdamW decoupled weight decay."""
-    batch_size: int = 8
-    """Pairs per gradient step."""
-    epochs: int = 1
-    """Passes over the dataset in :meth:`DPOTrainer.fit`."""
-    max_grad_norm: float | None = 1.0
-    """Clip the gradient's global norm to this; None leaves it unclipped."""
-    ref_batch_size: int = 32
-    """Pairs per forward pass when precomputing the reference's log-probabilities."""
-
-    def __post_init__(self) -> None:
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}; DPO papers use 0.1 to 0.5")
-        if self.loss_type not in ("sigmoid", "ipo"):
-            raise ValueError(f"loss_type must be 'sigmoid' or 'ipo', got {self.loss_type!r}")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
-        if self.loss_type == "ipo" and self.label_smoothing:
-            raise ValueError(
-                f"label_smoothing={self.label_smoothing} only applies to loss_type='sigmoid'"
-            )
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(
-                f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
-            )
-        for name in ("batch_size", "epochs", "ref_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
 
 
 def _sequence_logps(model: nn.Module, batch: PreferenceDataset, eos_id: int) -> Tensor:

@@ -18,16 +18,13 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from prefgym.agents.text._checkpoints import CheckpointedTrainer
+from prefgym.agents.text.config import GRPOConfig
 from prefgym.lm import response_logprobs, response_mask, sample_responses
-
-__all__ = ["GRPOConfig", "GRPOTrainer", "group_advantages"]
 
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``reward_fn(prompt_ids (B, P), prompt_mask (B, P), response_ids (B, R)) -> scores (B,)``."""
@@ -56,70 +53,6 @@ def group_advantages(scores: Tensor, *, scale: bool = True, eps: float = 1e-4) -
     if not scale:
         return centred
     return centred / (scores.std(dim=1, keepdim=True) + eps)
-
-
-@dataclass(frozen=True)
-class GRPOConfig:
-    """How :class:`GRPOTrainer` samples, scores and updates."""
-
-    group_size: int = 8
-    """Responses sampled per prompt (``G``)."""
-    prompts_per_step: int = 8
-    """Prompts drawn per step by :meth:`GRPOTrainer.fit`."""
-    max_new_tokens: int = 64
-    """Most tokens per response; responses without eos are cut here."""
-    temperature: float = 1.0
-    """Sampling temperature; log-probabilities are taken at the same temperature."""
-    lr: float = 1e-6
-    """AdamW learning rate."""
-    weight_decay: float = 0.0
-    """AdamW decoupled weight decay."""
-    kl_coef: float = 0.04
-    """Weight of the per-token k3 KL to the reference; 0 drops the reference entirely."""
-    clip_range: float = 0.2
-    """PPO clipping: ratios outside ``[1 - clip_range, 1 + clip_range]`` give no gradient."""
-    num_iterations: int = 1
-    """Passes (``mu``) over each batch of responses; above 1 the ratio departs from 1."""
-    minibatch_size: int | None = None
-    """Responses per gradient step within a pass; None takes all ``B * G`` at once."""
-    loss_normalisation: Literal["sequence", "token"] = "sequence"
-    """``"sequence"``: mean over each response's tokens, then over responses (GRPO);
-    ``"token"``: mean over all tokens of the minibatch, so long responses weigh more (DAPO)."""
-    scale_advantages: bool = True
-    """Divide advantages by the group's standard deviation; False is Dr. GRPO's mean-only."""
-    advantage_eps: float = 1e-4
-    """Added to the group's standard deviation before dividing."""
-    max_grad_norm: float | None = 1.0
-    """Clip the gradient's global norm to this; None leaves it unclipped."""
-
-    def __post_init__(self) -> None:
-        if self.group_size < 2:
-            raise ValueError(
-                f"group_size must be >= 2 for a group baseline, got {self.group_size}; try 8"
-            )
-        for name in ("prompts_per_step", "max_new_tokens", "num_iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.minibatch_size is not None and self.minibatch_size < 1:
-            raise ValueError(f"minibatch_size must be >= 1 or None, got {self.minibatch_size}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(
-                f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
-            )
-        if self.kl_coef < 0:
-            raise ValueError(f"kl_coef must be >= 0 (0 turns the KL off), got {self.kl_coef}")
-        if not 0 < self.clip_range < 1:
-            raise ValueError(f"clip_range must be in (0, 1), got {self.clip_range}; try 0.2")
-        if self.loss_normalisation not in ("sequence", "token"):
-            raise ValueError(
-                f"loss_normalisation must be 'sequence' or 'token', got {self.loss_normalisation!r}"
-            )
-        if self.advantage_eps <= 0:
-            raise ValueError(f"advantage_eps must be > 0, got {self.advantage_eps}")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
 
 
 class GRPOTrainer(CheckpointedTrainer):

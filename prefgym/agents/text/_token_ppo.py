@@ -33,7 +33,6 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from prefgym.agents.text._checkpoints import CheckpointedTrainer
-from prefgym.agents.text._config import TokenPPOConfig
 from prefgym.agents.text._losses import (
     AdaptiveKLController,
     FixedKLController,
@@ -44,6 +43,7 @@ from prefgym.agents.text._losses import (
     value_loss,
     whiten,
 )
+from prefgym.agents.text.config import TokenPPOConfig
 from prefgym.lm import (
     fuse_gelu,
     position_ids,
@@ -56,8 +56,6 @@ from prefgym.lm import (
     token_logprobs,
     trim_left_padding,
 )
-
-__all__ = ["RewardFn", "TokenPPO", "TokenPPOConfig"]
 
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``(prompt_ids (B, P), prompt_mask (B, P), response_ids (B, R)) -> scores (B,)``."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import prefgym.cli._main
+import prefgym.runs
 from prefgym.cli import TrainConfig, evaluate, main, report, resume, train
 from prefgym.loop import ATARI_T0
 from prefgym.runs import RunDir, read_metrics
@@ -74,7 +74,7 @@ def test_resumes_after_sigkill_without_losing_or_reasking(tmp_path: Path) -> Non
     command = [
         sys.executable,
         "-m",
-        "prefgym.cli._main",
+        "prefgym.cli",
         "train",
         "--steps",
         "12000",
@@ -161,7 +161,7 @@ def test_label_t0_reaches_the_loops_schedule(
         started.append(config)
         raise ValueError("not training in this test")
 
-    monkeypatch.setattr(prefgym.cli._main, "train", start)
+    monkeypatch.setattr(prefgym.runs, "train", start)
     _error(["train", "--label-t0", "2e6", "--steps", "10000000", "--labels", "600"], capsys)
     (config,) = started
     assert config.label_t0 == 2e6

@@ -21,7 +21,7 @@ from prefgym.runs import agent_preset
 from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments
 
 ENV_ID = "prefgym/ArcadePong-v0"
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
 SLOW_FRACTION = 0.5
 """The slow run must gain at least this share of what PPO on the true reward gains over
 random play at the same number of steps. Measured with seed 0 (benchmarks/pixel_speed.py

@@ -13,7 +13,7 @@ import pytest
 
 import prefgym  # noqa: F401
 from prefgym.judges import PRESETS, SyntheticOracle
-from prefgym.loop import LabelSchedule, LoopConfig, PreferenceLoop, RewardFn, RoundResult
+from prefgym.loop import LabelSchedule, LoopConfig, PreferenceLoop, RoundResult, control_loop
 from prefgym.reward import Learner, LearnerConfig, RewardEnsemble, RewardModelConfig
 from prefgym.segments import Policy, Segment, make_vector_env, rollout_segments
 from prefgym.store import PreferenceStore
@@ -28,15 +28,15 @@ class RandomAgent:
         self.steps = steps
         self.segment_length = segment_length
         self.env = make_vector_env(ENV_ID, 2)
-        self.rewards_set: list[RewardFn] = []
+        self.rewards_set: list[RewardEnsemble | None] = []
         self._segments: list[Segment] = []
 
     def policy(self) -> Policy:
         space = self.env.single_action_space
         return lambda observations: np.array([space.sample() for _ in observations])
 
-    def set_reward(self, reward_fn: RewardFn) -> None:
-        self.rewards_set.append(reward_fn)
+    def set_reward(self, model: RewardEnsemble | None) -> None:
+        self.rewards_set.append(model)
 
     def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
         n = steps // self.segment_length
@@ -51,11 +51,8 @@ class RandomAgent:
         segments, self._segments = self._segments, []
         return segments
 
-    def recent_returns(self) -> tuple[float, float]:
-        return math.nan, math.nan
-
-    def save(self, path: str) -> None:  # pragma: no cover - not used here
-        pass
+    def recent_metrics(self) -> dict[str, float]:
+        return {"true_return": math.nan, "learned_return": math.nan}
 
 
 def _loop(
@@ -74,7 +71,7 @@ def _loop(
         space.action_space,
         RewardModelConfig(n_members=2, hidden_sizes=(16,)),
     )
-    return PreferenceLoop(
+    return control_loop(
         env_id=ENV_ID,
         agent=agent,
         ensemble=ensemble,
@@ -289,6 +286,8 @@ def test_pays_nothing_while_every_judgment_is_a_tie(tmp_path: Path) -> None:
         config = replace(CONFIG, labels=10, steps=800)
         with PreferenceStore(tmp_path / f"{informative}.sqlite") as store:
             _loop(store, agent, config, oracle=oracle).run()
-        paid = agent.rewards_set[-1](observations, actions)
-        assert paid.shape == (50,)
-        assert (np.ptp(paid) > 0) == informative
+        model = agent.rewards_set[-1]
+        assert (model is not None) == informative
+        if model is not None:
+            paid = model.step_rewards(observations, actions)
+            assert paid.shape == (50,) and np.ptp(paid) > 0

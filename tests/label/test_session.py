@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # fixtures hand these over at run time
 
 Fill = Callable[[PreferenceStore, int], list[int]]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

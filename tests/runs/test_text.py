@@ -17,6 +17,8 @@ from prefgym.runs import (
     text_task_name,
     train_text,
 )
+from prefgym.loop import LEARNER_STATE
+from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.store import PreferenceStore
 
 PPO = TokenPPOConfig(batch_size=32, minibatch_size=16, ppo_epochs=2, lr=1e-4, kl_coef=0.02)
@@ -98,30 +100,61 @@ def test_dpo_prefers_the_chosen_responses(tmp_path: Path) -> None:
     assert evaluations[-1]["true_score"] > evaluations[0]["true_score"], evaluations
 
 
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
+    """Make the run stop (Ctrl-C) once update ``at`` is done, before it is logged."""
+    original = TextRun._iterated
+
+    def interrupted(self: TextRun, iteration: int, stats: dict[str, float]) -> None:
+        if iteration == at:
+            raise KeyboardInterrupt
+        original(self, iteration, stats)
+
+    monkeypatch.setattr(TextRun, "_iterated", interrupted)
+
+
 def test_a_stopped_run_resumes_without_asking_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = tmp_path / "run"
-    original = TextRun._train_iteration
-
-    def interrupted(self: TextRun, dataset: object) -> dict[str, float]:
-        if self.iteration == 3:
-            raise KeyboardInterrupt
-        return original(self, dataset)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(TextRun, "_train_iteration", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train_text(_small(labels=100), run, progress=False)
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 4)
+        with pytest.raises(KeyboardInterrupt):
+            train_text(_small(labels=100), run, progress=False)
     with PreferenceStore(run / "store.sqlite") as store:
         judged, asked = store.n_judgments(), store.n_queries()
         assert store.get_meta("iteration") == 2
-    monkeypatch.setattr(TextRun, "_train_iteration", original)
     resume_text(run, progress=False)
     with PreferenceStore(run / "store.sqlite") as store:
         assert (store.n_judgments(), store.n_queries()) == (judged, asked) == (100, 100)
         assert store.get_meta("iteration") == 4
     iterations = [r["iteration"] for r in read_metrics(run / "metrics.csv")]
     assert iterations == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_resumed_run_fits_with_the_tuned_l2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The learner's tuned L2 and step count survive a stop, as a control run's do."""
+    run = tmp_path / "run"
+    used: list[float] = []
+    fit = Learner.fit
+
+    def recording(self: Learner, *args: object, **kwargs: object) -> FitReport:
+        used.append(self.weight_decay)
+        return fit(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Learner, "fit", recording)
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, 3)  # both labelling rounds (at updates 0 and 2) fitted
+        with pytest.raises(KeyboardInterrupt):
+            train_text(_small(labels=100, label_rounds=2), run, progress=False)
+    with PreferenceStore(run / "store.sqlite") as store:
+        saved = store.get_meta(LEARNER_STATE)
+    assert len(used) == 2 and used[0] == LearnerConfig().weight_decay
+    assert saved["weight_decay"] != LearnerConfig().weight_decay  # tuning moved it
+    resume_text(run, progress=False)
+    assert len(used) == 3  # the resumed run refits first, from the saved state
+    assert used[2] == saved["weight_decay"]
 
 
 def test_the_cli_trains_and_reports_a_text_run(

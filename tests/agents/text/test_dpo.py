@@ -18,7 +18,7 @@ from prefgym.agents.text import (
     dataset_from_judgments,
     dpo_loss,
 )
-from tests.agents.tiny_models import tiny_gpt2
+from tests.tiny_models import tiny_gpt2
 
 EOS, PAD = 1, 0
 

@@ -7,8 +7,8 @@ import torch
 
 import prefgym  # noqa: F401  (registers the environments)
 from prefgym.loop import (
-    METHODS,
-    Method,
+    SELECTIONS,
+    Selection,
     candidate_pool,
     preference_probabilities,
     score_pairs,
@@ -83,9 +83,9 @@ def test_scores_match_their_definitions() -> None:
     assert score_pairs("entropy", returns, pairs)[2] == pytest.approx(np.log(2))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", SELECTIONS)
 def test_queries_are_distinct_and_skip_excluded_pairs(
-    method: Method, opposed: tuple[RewardEnsemble, list[Segment]], rng: np.random.Generator
+    method: Selection, opposed: tuple[RewardEnsemble, list[Segment]], rng: np.random.Generator
 ) -> None:
     ensemble, segments = opposed
     n = len(segments)

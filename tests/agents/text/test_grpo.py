@@ -16,7 +16,7 @@ from hypothesis.extra.numpy import arrays
 
 from prefgym.agents.text import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, group_advantages
 from prefgym.lm import response_mask
-from tests.agents.tiny_models import tiny_gpt2
+from tests.tiny_models import tiny_gpt2
 
 EOS, PAD, TARGET = 1, 0, 7
 

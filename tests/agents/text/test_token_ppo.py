@@ -10,7 +10,7 @@ import torch
 
 from prefgym.agents.text import TokenPPO, TokenPPOConfig
 from prefgym.lm import response_mask
-from tests.agents.tiny_models import tiny_gpt2
+from tests.tiny_models import tiny_gpt2
 
 EOS, PAD, TARGET = 0, 1, 5
 SMALL = TokenPPOConfig(batch_size=16, minibatch_size=8, ppo_epochs=2, max_new_tokens=6, lr=3e-3)

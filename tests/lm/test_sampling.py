@@ -22,7 +22,7 @@ from prefgym.lm import (
     sample_with_logprobs,
     trim_left_padding,
 )
-from tests.agents.tiny_models import tiny_gpt2
+from tests.tiny_models import tiny_gpt2
 
 EOS, PAD = 0, 1
 

@@ -35,7 +35,7 @@ from prefgym.segments import Segment  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
 from prefgym.text import text_segment  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIZE = (1200, 760)
 ENV_ID = "prefgym/TextSentiment-v0"
 RESPONSES = (

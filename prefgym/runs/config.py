@@ -1,6 +1,9 @@
-"""The settings of a text RLHF run: SFT policy -> judgments -> reward model -> PPO, DPO or GRPO.
+"""The settings of a run, control or text; stored in the run's ``config.json``.
 
-The stages of InstructGPT on the suite's machinery:
+Cheap to import (no torch, transformers, SB3 or pygame): the CLI builds its flags
+from these dataclasses, and every default is written once, in the field.
+
+A text run follows the stages of InstructGPT on the suite's machinery:
 
 1. The policy starts from a language model (the SFT model by default).
 2. For each labelling round, the current policy answers prompts ``K`` times;
@@ -15,41 +18,33 @@ The stages of InstructGPT on the suite's machinery:
 4. The policy is trained: token-level PPO against the reward model with a KL
    penalty to the frozen SFT reference; DPO directly on the stored pairs; or
    GRPO against the reward model (or, for ablations, the oracle's true score).
-
-:class:`prefgym.runs._text.TextRun` carries a run out.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from prefgym.agents.text import DPOConfig
-from prefgym.agents.text import GRPOConfig
-from prefgym.lm import TextRewardConfig
-from prefgym.agents.text import TokenPPOConfig
+from prefgym.agents.sb3.config import Algo as AgentAlgo
+from prefgym.agents.text.config import DPOConfig, GRPOConfig, TokenPPOConfig
+from prefgym.envs.registration import ALL_ENVS, ENVS
 from prefgym.judges import parse_oracle
+from prefgym.lm.config import TextRewardConfig
+from prefgym.loop import ATARI_T0
+from prefgym.loop.config import LoopConfig, Selection
 
-Algo = Literal["ppo", "dpo", "grpo"]
+THREADS_VARIABLE = "PREFGYM_THREADS"
+"""Environment variable with the number of torch threads (default 1: small networks
+run 10-100x slower with more threads on small machines)."""
+TextAlgo = Literal["ppo", "dpo", "grpo"]
 GrpoReward = Literal["model", "oracle"]
 DEFAULT_ITERATIONS = {"ppo": 100, "grpo": 100, "dpo": 4}
 """Iterations of a run that names none."""
 RLAIF = "rlaif"
 """The oracle name that asks a language model (SmolLM2) to judge."""
-
-
-def _ppo_default() -> TokenPPOConfig:
-    return TokenPPOConfig(batch_size=64, minibatch_size=16, ppo_epochs=4, lr=5e-5, kl_coef=0.1)
-
-
-def _dpo_default() -> DPOConfig:
-    return DPOConfig(beta=0.1, lr=3e-4, batch_size=32, epochs=1)
-
-
-def _grpo_default() -> GRPOConfig:
-    return GRPOConfig(group_size=8, prompts_per_step=16, max_new_tokens=16, lr=2e-4, kl_coef=0.04)
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,7 @@ class TextTrainConfig:
 
     env_id: str = "prefgym/TextSentiment-v0"
     """A single-step text game (``prefgym list-envs``)."""
-    algo: Algo = "ppo"
+    algo: TextAlgo = "ppo"
     """``ppo`` (reward model + token-level PPO), ``dpo`` (on the judgments) or ``grpo``."""
     oracle: str = "stoc"
     """A B-Pref preset or spec (``prefgym list-oracles``; myopia does not apply to one-step
@@ -79,11 +74,11 @@ class TextTrainConfig:
     """The reward model's backbone and members."""
     reward_epochs: int = 40
     """Most epochs of one reward-model fit (early stopping on held-out judgments)."""
-    ppo: TokenPPOConfig = field(default_factory=_ppo_default)
+    ppo: TokenPPOConfig = field(default_factory=TokenPPOConfig)
     """Token-level PPO's settings."""
-    dpo: DPOConfig = field(default_factory=_dpo_default)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
     """DPO's settings."""
-    grpo: GRPOConfig = field(default_factory=_grpo_default)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """GRPO's settings."""
     grpo_reward: GrpoReward = "model"
     """What GRPO maximises: the learned reward model, or the oracle's true score (ablation)."""
@@ -200,3 +195,93 @@ def round_starts(config: TextTrainConfig) -> list[int]:
     return [
         round(r * config.total_iterations / config.label_rounds) for r in range(config.label_rounds)
     ]
+
+
+HUMAN = "human"
+"""The ``--oracle`` value that leaves the judging to a person in the labeling window."""
+
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; written to the run's ``config.json``."""
+
+    env_id: str = "prefgym/CartPole-v1"
+    """A registered ``prefgym/`` environment."""
+    oracle: str = "oracle"
+    """Who judges: a simulated teacher (a preset such as ``mistake``, combinations such as
+    ``stoc+myopic``, overrides such as ``mistake,eps_mistake=0.2``) or ``human``."""
+    labels: int = 100
+    """Label budget."""
+    steps: int = 50_000
+    """Agent environment steps."""
+    seed: int = 0
+    """Seeds the envs, networks, query selection and the oracle."""
+    algo: AgentAlgo = "ppo"
+    """The agent: PPO (any action space) or SAC (continuous actions)."""
+    segment_length: int = 25
+    """Steps per segment shown to the judge."""
+    selection: Selection = "disagreement"
+    """How query pairs are chosen: ``uniform``, ensemble ``disagreement`` or ``entropy``."""
+    round_steps: int = 5_000
+    """Agent steps between two refits of the reward model."""
+    initial_fraction: float = 0.25
+    """Share of the labels asked about the initial (untrained) policy."""
+    label_t0: float | None = None
+    """Decay constant T0 of the label rate, which is proportional to T0 / (T + T0) after T agent
+    steps (default: Christiano et al.'s 5e6 for the Atari envs, steps / 5 for the others)."""
+    members: int = 3
+    """Reward-model ensemble size."""
+    labeler: str = "person"
+    """The person's id recorded with their judgments (``--oracle human``)."""
+    rollout_envs: int = 4
+    """Envs stepped together when rolling out the initial policy's segments: more is faster, and
+    changes the run's random stream."""
+
+    def __post_init__(self) -> None:
+        check_env_id(self.env_id)
+        if self.oracle != HUMAN:
+            parse_oracle(self.oracle)
+        if self.algo not in ("ppo", "sac"):
+            raise ValueError(f"algo must be 'ppo' or 'sac', got {self.algo!r}")
+        if self.members < 1:
+            raise ValueError(f"members must be >= 1, got {self.members}")
+        self.loop_config()  # checks labels, steps, segment length, selection, ...
+
+    def loop_config(self) -> LoopConfig:
+        """The loop's settings."""
+        return LoopConfig(
+            labels=self.labels,
+            steps=self.steps,
+            segment_length=self.segment_length,
+            initial_fraction=self.initial_fraction,
+            label_t0=self.label_t0 if self.label_t0 is not None else default_label_t0(self.env_id),
+            round_steps=self.round_steps,
+            selection=self.selection,
+            rollout_envs=self.rollout_envs,
+            keep_frames=self.oracle == HUMAN,  # a person watches clips, not numbers
+        )
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a ValueError naming ``env_id`` and the closest registered ids if it is unknown."""
+    ids = [e.id for e in ENVS]
+    if env_id in ids:
+        return
+    if env_id in {e.id for e in ALL_ENVS}:
+        raise ValueError(
+            f"{env_id!r} is a text game; train it with `prefgym text train --env {env_id}`"
+        )
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown environment {env_id!r}.{hint} See `prefgym list-envs`.")
+
+
+def default_label_t0(env_id: str) -> float | None:
+    """The label schedule's ``T0`` for ``env_id`` when none is given.
+
+    Christiano et al.'s :data:`~prefgym.loop.ATARI_T0` for the Atari (ALE) envs; None
+    (the schedule's ``steps / 5``) for the others.
+    """
+    families = {e.id: e.family for e in ENVS}
+    return float(ATARI_T0) if families.get(env_id) == "atari" else None

@@ -33,7 +33,7 @@ from prefgym.runs import RunDir  # noqa: E402
 from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIZE = (900, 600)
 
 
@@ -289,7 +289,7 @@ def test_cli_label_closes_cleanly_on_sigint(tmp_path: Path, framed: list[Segment
     run = make_run(tmp_path, framed[:4])
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", OMP_NUM_THREADS="1")
     child = subprocess.Popen(
-        [sys.executable, "-m", "prefgym.cli._main", "label", str(run)],
+        [sys.executable, "-m", "prefgym.cli", "label", str(run)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -364,7 +364,7 @@ def test_a_real_window_under_xvfb(tmp_path: Path, framed: list[Segment]) -> None
             time.sleep(0.05)
         env = dict(os.environ, DISPLAY=display, SDL_VIDEODRIVER="x11", OMP_NUM_THREADS="1")
         child = subprocess.Popen(
-            [sys.executable, "-m", "prefgym.cli._main", "label", str(run), "--labeler", "alice"],
+            [sys.executable, "-m", "prefgym.cli", "label", str(run), "--labeler", "alice"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
