@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 
 class Preference(str, enum.Enum):
@@ -39,33 +38,3 @@ _TARGETS: dict[Preference, float | None] = {
     Preference.EQUAL: 0.5,
     Preference.INCOMPARABLE: None,
 }
-
-
-@dataclass(frozen=True)
-class PairJudgment:
-    """A judgment of one pair of stored segments."""
-
-    left: int
-    """Store id of the left segment."""
-    right: int
-    """Store id of the right segment."""
-    preference: Preference
-    """Which of the two the judge preferred."""
-    judge: str
-    """Who judged: an oracle preset name or a person's id."""
-
-
-@dataclass(frozen=True)
-class RankingJudgment:
-    """A K-wise judgment: stored segment ids ordered best first (trained with Plackett-Luce)."""
-
-    order: tuple[int, ...]
-    """Store ids of the segments, best first."""
-    judge: str
-    """Who judged: an oracle preset name or a person's id."""
-
-    def __post_init__(self) -> None:
-        if len(self.order) < 2:
-            raise ValueError(f"a ranking needs at least 2 segments, got {len(self.order)}")
-        if len(set(self.order)) != len(self.order):
-            raise ValueError(f"a ranking must not repeat a segment, got {self.order}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefgym.envs.arcade import SIZE, ArcadeGame, fill_rect
+from prefgym.envs.arcade_game import SIZE, ArcadeGame, fill_rect
 
 # Gray levels shared by the games' drawings.
 _WALL, _OTHER, _AGENT, _BALL = 100, 140, 200, 255

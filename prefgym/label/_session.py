@@ -186,12 +186,9 @@ class LabelingSession:
     """The labeling state, driven against a store: what the window talks to.
 
     All store work happens on the thread that calls :meth:`handle`, through the
-    one connection of ``store``. A second connection to the same file in this
-    process (another ``PreferenceStore``, or a thread of its own) would be
-    unsafe: opening a store reads its header with ``open()``, and closing that
-    file descriptor drops every POSIX lock the process holds on the file, so
-    another process could delete the WAL under us (SQLite, "How To Corrupt",
-    section 2.2). Instead the next pair is loaded while nothing moves on screen.
+    one connection of ``store`` (a sqlite3 connection belongs to the thread that
+    opened it). So no background thread prefetches: the next pair is loaded
+    while nothing moves on screen.
     """
 
     def __init__(

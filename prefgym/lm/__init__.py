@@ -23,7 +23,6 @@ if TYPE_CHECKING:
         LanguageModel,
         LanguageModelConfig,
         build_model,
-        load_language_model,
         load_smollm2,
         n_parameters,
         save_language_model,
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
         base_model,
         evaluate_samples,
         generate_responses,
+        load_language_model,
         sft_model,
     )
     from prefgym.lm.config import Backbone, TextRewardConfig

@@ -104,7 +104,7 @@ def position_ids(mask: Tensor) -> Tensor:
     return (mask.long().cumsum(-1) - 1).clamp_(min=0)
 
 
-def _gpt2_decoder(
+def gpt2_decoder(
     model: Any, prompt_ids: Tensor, prompt_mask: Tensor, max_new_tokens: int
 ) -> tuple[Tensor, Callable[[Tensor, int], Tensor]]:
     """A ``GPT2LMHeadModel`` with a preallocated KV cache (no per-step concatenation).
@@ -163,8 +163,8 @@ def _is_gpt2(module: nn.Module, name: str) -> bool:
     return cls.__name__ == name and cls.__module__ == "transformers.models.gpt2.modeling_gpt2"
 
 
-def _fast_gpt2(trunk: Any) -> bool:
-    """Whether :func:`_gpt2_hidden` computes what ``trunk`` would, hooks included.
+def fast_gpt2(trunk: Any) -> bool:
+    """Whether :func:`gpt2_hidden` computes what ``trunk`` would, hooks included.
 
     The fast path calls the blocks' submodules but not the trunk or the blocks themselves,
     so a trunk or block with hooks runs its own forward.
@@ -177,10 +177,10 @@ def _fast_gpt2(trunk: Any) -> bool:
     )
 
 
-def _fast_gpt2_lm(model: nn.Module) -> TypeGuard[GPT2LMHeadModel]:
+def fast_gpt2_lm(model: nn.Module) -> TypeGuard[GPT2LMHeadModel]:
     """Whether ``model`` is a plain ``GPT2LMHeadModel`` the fast paths compute exactly."""
     plain = _is_gpt2(model, "GPT2LMHeadModel") and not _hooked(model)
-    return plain and _fast_gpt2(model.transformer)
+    return plain and fast_gpt2(model.transformer)
 
 
 def _padding_mask(mask: Tensor) -> Tensor | None:
@@ -197,7 +197,7 @@ def _padding_mask(mask: Tensor) -> Tensor | None:
     return full
 
 
-def _gpt2_hidden(trunk: Any, ids: Tensor, mask: Tensor, positions: Tensor, width: int) -> Tensor:
+def gpt2_hidden(trunk: Any, ids: Tensor, mask: Tensor, positions: Tensor, width: int) -> Tensor:
     """``trunk(...).last_hidden_state[:, -width:]`` of a GPT-2, without the unused work.
 
     Every block but the last runs over all positions (later positions attend to them); the

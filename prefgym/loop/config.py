@@ -44,8 +44,7 @@ class LoopConfig:
     rollout_envs: int = 4
     """Vector envs stepped together in rollouts outside training (the initial segments): more
     envs means fewer policy calls, each on a bigger batch, and another random stream for the rest
-    of the run (README's "Caveats" has what 4 and 16 did). Rollouts that keep rendered frames use
-    at most 4, one renderer each."""
+    of the run. Rollouts that keep rendered frames use at most 4, one renderer each."""
     min_judgments: int = 1
     """Judgments needed before the first refit (a person may still be labeling)."""
     poll_seconds: float = 0.5

@@ -18,13 +18,12 @@ if TYPE_CHECKING:
     from prefgym.reward._ensemble import (
         METADATA_FILE,
         WEIGHTS_FILE,
-        MlpRewardNet,
         RewardEnsemble,
-        RewardNet,
         build_reward_net,
     )
     from prefgym.reward._learner import FitReport, Learner, fit
     from prefgym.reward._losses import bradley_terry_loss, plackett_luce_loss, ranking_pairs_loss
+    from prefgym.reward._nets import MlpRewardNet, RewardNet
     from prefgym.reward.config import (
         ACTIVATIONS,
         Activation,

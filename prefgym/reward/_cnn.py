@@ -27,7 +27,8 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from prefgym.reward._ensemble import RewardModelConfig, RewardNet, _activation
+from prefgym.reward._nets import RewardNet, activation
+from prefgym.reward.config import RewardModelConfig
 from prefgym.spaces import encode, encoded_size, is_image_space
 
 
@@ -147,7 +148,7 @@ class CnnRewardNet(RewardNet):
             width_in += encoded_size(action_space)
         head: list[nn.Module] = []
         for size in config.hidden_sizes:
-            head += [nn.Linear(width_in, size), _activation(config.activation)]
+            head += [nn.Linear(width_in, size), activation(config.activation)]
             width_in = size
         head.append(nn.Linear(width_in, 1))
         self.head = nn.Sequential(*head)
@@ -159,7 +160,7 @@ class CnnRewardNet(RewardNet):
         """The trunk's input ``(B * T, k, H, W)``, floats in [0, 1], of stacks ``(B, T, H, W, k)``.
 
         Stacks may also come channel-first, ``(B, T, k, H, W)``. Members of one ensemble share
-        it (see :meth:`prefgym.reward._ensemble.RewardEnsemble.member_step_rewards`).
+        it (:meth:`prepare`).
         """
         frames = observations.reshape(-1, *observations.shape[2:])
         if not self.channels_first:
@@ -170,6 +171,22 @@ class CnnRewardNet(RewardNet):
     def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
         """Per-step rewards ``(B, T)`` of stacks ``(B, T, H, W, k)`` and actions ``(B, T, ...)``."""
         return self.score(self.frames(observations), actions)
+
+    def shares_input_with(self, other: RewardNet) -> bool:
+        """CNNs of one kind that read their stacks in the same layout."""
+        return (
+            isinstance(other, CnnRewardNet)
+            and type(other) is type(self)
+            and other.channels_first == self.channels_first
+        )
+
+    def prepare(self, observations: Tensor, actions: Tensor) -> tuple[Tensor, ...]:
+        """The trunk's input (:meth:`frames`), bytes to floats once for every member."""
+        return self.frames(observations), actions
+
+    def score_prepared(self, prepared: tuple[Tensor, ...]) -> Tensor:
+        """Per-step rewards ``(B, T)`` of the prepared frames and actions."""
+        return self.score(*prepared)
 
     def score(self, frames: Tensor, actions: Tensor) -> Tensor:
         """Per-step rewards ``(B, T)`` of :meth:`frames` ``(B * T, k, H, W)`` and actions."""

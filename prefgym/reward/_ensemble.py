@@ -13,13 +13,11 @@ config and a description of the spaces, so a model loads without pickles.
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -27,9 +25,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from prefgym.reward.config import Activation, RewardModelConfig
+from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet
+from prefgym.reward._nets import MlpRewardNet, RewardNet
+from prefgym.reward.config import RewardModelConfig
 from prefgym.segments import Segment
-from prefgym.spaces import encode, encoded_size, is_image_space, space_from_json, space_to_json
+from prefgym.spaces import is_image_space, space_from_json, space_to_json
 
 WEIGHTS_FILE = "reward_model.safetensors"
 METADATA_FILE = "reward_model.json"
@@ -37,132 +37,6 @@ _FORMAT = "prefgym.reward_model"
 _FORMAT_VERSION = 1
 _CHUNK = 1024
 """Segments per forward pass when scoring many segments without gradients."""
-
-
-class RewardNet(nn.Module, abc.ABC):
-    """A network that gives every step of a batch of segments a scalar reward."""
-
-    @abc.abstractmethod
-    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """Per-step rewards.
-
-        Args:
-            observations: ``(B, T, *obs_shape)``.
-            actions: ``(B, T, *act_shape)``.
-
-        Returns:
-            Rewards ``(B, T)``, float32.
-        """
-
-
-def _reset_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
-    """PyTorch's default Linear initialisation, drawn from ``generator``."""
-    bound = 1.0 / math.sqrt(layer.in_features)
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        if layer.bias is not None:
-            layer.bias.uniform_(-bound, bound, generator=generator)
-
-
-def _activation(name: Activation) -> nn.Module:
-    modules: dict[Activation, nn.Module] = {
-        "leaky_relu": nn.LeakyReLU(0.01),
-        "relu": nn.ReLU(),
-        "tanh": nn.Tanh(),
-        "gelu": nn.GELU(),
-    }
-    return modules[name]
-
-
-class MlpRewardNet(RewardNet):
-    """An MLP reward for vector observations; discrete actions one-hot, Box actions flat.
-
-    Its input is standardised: buffers ``input_offset`` and ``input_scale`` ``(width,)``
-    map the encoded features ``x`` to ``(x - input_offset) / input_scale`` before the
-    first layer. They start at 0 and 1, which leaves the input as it is; :meth:`standardise`
-    fits them to data (the learner does so before each fit with
-    ``LearnerConfig(standardise_inputs=True)``, off by default).
-    """
-
-    input_offset: Tensor
-    input_scale: Tensor
-
-    def __init__(
-        self,
-        observation_space: gym.Space[Any],
-        action_space: gym.Space[Any],
-        config: RewardModelConfig,
-        *,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        """Build the network.
-
-        Args:
-            observation_space: Space of one observation.
-            action_space: Space of one action.
-            config: Hidden sizes, activation and whether actions are inputs.
-            generator: Source of the initial weights; None uses torch's default generator.
-        """
-        super().__init__()
-        self.observation_space = observation_space
-        self.action_space = action_space
-        self.use_actions = config.use_actions
-        width = encoded_size(observation_space)
-        if config.use_actions:
-            width += encoded_size(action_space)
-        self.register_buffer("input_offset", torch.zeros(width))
-        self.register_buffer("input_scale", torch.ones(width))
-        layers: list[nn.Module] = []
-        for size in config.hidden_sizes:
-            layers += [nn.Linear(width, size), _activation(config.activation)]
-            width = size
-        layers.append(nn.Linear(width, 1))
-        self.mlp = nn.Sequential(*layers)
-        for layer in self.mlp:
-            if isinstance(layer, nn.Linear):
-                _reset_linear(layer, generator)
-
-    def features(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """The encoded input ``(B, T, width)``, not yet standardised: observations (and actions)."""
-        features = encode(self.observation_space, observations)
-        if self.use_actions:
-            features = torch.cat([features, encode(self.action_space, actions)], dim=-1)
-        return features
-
-    def score(self, features: Tensor) -> Tensor:
-        """Per-step rewards ``(B, T)`` of encoded features ``(B, T, width)``."""
-        return self.mlp((features - self.input_offset) / self.input_scale).squeeze(-1)
-
-    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """Per-step rewards ``(B, T)`` of obs ``(B, T, *obs)`` and actions ``(B, T, *act)``."""
-        return self.score(self.features(observations, actions))
-
-    @property
-    def standardised(self) -> bool:
-        """Whether :meth:`standardise` has fitted the input (the buffers are not 0 and 1)."""
-        return bool(self.input_offset.any() or (self.input_scale != 1).any())
-
-    @torch.no_grad()
-    def standardise(self, features: Tensor) -> None:
-        """Standardise the input to zero mean, unit std on ``features`` ``(N, width)``.
-
-        Once the input has been standardised, the first layer's weights and bias absorb
-        any later change, so every reward the net gives stays what it was. The first
-        time, they are left as initialised: the random initial function is not worth
-        keeping, and the initialisation is meant for unit-scale inputs. A feature that
-        is constant on ``features`` is only centred.
-        """
-        mean = features.double().mean(0)
-        std = features.double().std(0, correction=0)
-        scale = torch.where(std > 1e-6, std, torch.ones_like(std))
-        if self.standardised:
-            first = next(layer for layer in self.mlp if isinstance(layer, nn.Linear))
-            old_offset, old_scale = self.input_offset.double(), self.input_scale.double()
-            weight = first.weight.double()
-            first.bias.add_(weight @ ((mean - old_offset) / old_scale))
-            first.weight.copy_(weight * (scale / old_scale))
-        self.input_offset.copy_(mean)
-        self.input_scale.copy_(scale)
 
 
 def build_reward_net(
@@ -182,8 +56,6 @@ def build_reward_net(
         NotImplementedError: For spaces that cannot be encoded.
     """
     if is_image_space(observation_space):
-        from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet
-
         trunk = COMPACT if config.cnn == "compact" else CHRISTIANO
         return CnnRewardNet(
             observation_space, action_space, config, trunk=trunk, generator=generator
@@ -252,6 +124,11 @@ class RewardEnsemble(nn.Module):
         """Where the weights live."""
         return self.offset.device
 
+    @property
+    def nets(self) -> list[RewardNet]:
+        """The members, typed as reward nets."""
+        return cast(list[RewardNet], list(self.members))
+
     def _tensor(self, x: Tensor | np.ndarray) -> Tensor:
         return torch.as_tensor(x, device=self.device)
 
@@ -273,17 +150,11 @@ class RewardEnsemble(nn.Module):
         Returns:
             Rewards ``(members, B, T)``.
         """
-        from prefgym.reward._cnn import CnnRewardNet  # a module that builds on this one
-
         obs, act = self._tensor(observations), self._tensor(actions)
-        mlps = [m for m in self.members if type(m) is MlpRewardNet]
-        cnns = [m for m in self.members if type(m) is CnnRewardNet]
-        if len(mlps) == self.n_members and len({m.use_actions for m in mlps}) == 1:
-            features = mlps[0].features(obs, act)  # the same input for every member: encode once
-            rewards = torch.stack([m.score(features) for m in mlps])
-        elif len(cnns) == self.n_members and len({m.channels_first for m in cnns}) == 1:
-            frames = cnns[0].frames(obs)  # bytes to floats once for every member
-            rewards = torch.stack([m.score(frames, act) for m in cnns])
+        first, *_ = nets = self.nets
+        if all(first.shares_input_with(m) for m in nets):  # prepare the input once
+            prepared = first.prepare(obs, act)
+            rewards = torch.stack([m.score_prepared(prepared) for m in nets])
         else:
             rewards = torch.stack([member(obs, act) for member in self.members])
         if normalised:
@@ -354,13 +225,12 @@ class RewardEnsemble(nn.Module):
         Rewards are unchanged after the first time (see :meth:`MlpRewardNet.standardise`);
         only the scale in which the members learn from here on changes.
         """
-        mlps = [m for m in self.members if isinstance(m, MlpRewardNet)]
-        if not mlps or not segments:
+        if not segments:
             return
         obs = self._tensor(np.concatenate([s.observations for s in segments])[None])
         act = self._tensor(np.concatenate([s.actions for s in segments])[None])
-        for member in mlps:
-            member.standardise(member.features(obs, act)[0])
+        for member in self.nets:
+            member.standardise_input(obs, act)
 
     @torch.inference_mode()
     def normalise(self, segments: Sequence[Segment]) -> None:

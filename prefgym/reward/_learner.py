@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prefgym.reward._ensemble import MlpRewardNet, RewardEnsemble
+from prefgym.reward._ensemble import RewardEnsemble
 from prefgym.reward._losses import (
-    _Judgments,
+    Judgments,
 )
 from prefgym.reward.config import LearnerConfig
 from prefgym.segments import Segment
@@ -86,7 +86,7 @@ def _scores_alone(ensemble: RewardEnsemble) -> bool:
     members may draw at random (dropout) or normalise over the batch, and
     share one pass over the minibatch as before.
     """
-    return ensemble.n_members > 1 and all(type(m) is MlpRewardNet for m in ensemble.members)
+    return ensemble.n_members > 1 and all(m.scores_alone for m in ensemble.members)
 
 
 class _Problem:
@@ -102,7 +102,7 @@ class _Problem:
         self,
         ensemble: RewardEnsemble,
         segments: Sequence[Segment],
-        judgments: _Judgments,
+        judgments: Judgments,
         weights: np.ndarray,
         eps: float,
     ) -> None:
@@ -298,7 +298,7 @@ class Learner:
             Losses, held-out accuracy, correlation with the true return and the L2 used.
         """
         start = self._clock()
-        judgments = _Judgments(
+        judgments = Judgments(
             len(segments), pairs, targets, rankings, ranking_loss=self.config.ranking_loss
         )
         if judgments.n == 0:
@@ -397,7 +397,7 @@ class Learner:
         return min(max(weight_decay, least), most)
 
 
-def _accuracy(judgments: _Judgments, val_ids: np.ndarray, predicted: np.ndarray) -> float:
+def _accuracy(judgments: Judgments, val_ids: np.ndarray, predicted: np.ndarray) -> float:
     """Fraction of held-out non-equal pairs whose predicted return gap has the label's sign."""
     ids = val_ids[val_ids < judgments.n_pairs]
     ids = ids[judgments.targets[ids] != 0.5]

@@ -6,7 +6,7 @@ K-wise rankings with the Plackett-Luce loss. Both assume the judge answers at
 random with probability ``label_noise`` (Christiano et al. 2017), which keeps the
 loss bounded however confident the model gets.
 
-:class:`_Judgments` holds a call's pairs and rankings as one list of judgments,
+:class:`Judgments` holds a call's pairs and rankings as one list of judgments,
 checked once, and computes every member's loss on any batch of them.
 """
 
@@ -92,7 +92,7 @@ def ranking_pairs_loss(returns: Tensor, label_noise: float = 0.0) -> Tensor:
 _RANKING_LOSSES = {"plackett_luce": plackett_luce_loss, "pairs": ranking_pairs_loss}
 
 
-class _Judgments:
+class Judgments:
     """Pairs and rankings as one list of judgments: pairs first, then rankings."""
 
     def __init__(

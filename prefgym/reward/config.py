@@ -58,11 +58,9 @@ class LearnerConfig:
     min_steps: int = 0
     """Adam steps an ensemble takes, counted over all calls on it, before the held-out loss may
     stop a fit or choose its weights (0: from the first epoch). With few judgments an epoch is a
-    single step, and a patience counted in epochs stopped Acrobot's first fit a few steps from
-    its random start: return correlation 0.13 on 50 judgments, 0.42 with 200 steps (64-wide
-    members); with 32-wide members and no minimum, seed 1 with ``mistake`` scored -500. Later,
-    warm-started fits stop on the held-out loss alone. ``learner_preset`` sets 200 for Acrobot
-    only: on CartPole with the ``mistake`` teacher it cost seed 0 500 -> 374 (README)."""
+    single step, and a patience counted in epochs can stop a first fit a few steps from its
+    random start; later, warm-started fits stop on the held-out loss alone. The presets set it
+    per task (``prefgym.runs`` ``learner_preset``)."""
     label_noise: float = 0.1
     """Probability ``eps`` that the judge answers at random: P' = (1 - eps) P + eps / 2."""
     val_fraction: float = 1 / math.e
@@ -90,10 +88,8 @@ class LearnerConfig:
     """Refit the ensemble's normalisation on the given segments after fitting."""
     standardise_inputs: bool = False
     """Before fitting, standardise MLP members' inputs on the given segments (after the first
-    fit the rewards stay as they were; gradients stop favouring the widest inputs). Off by
-    default: it lifts the return correlation of a reward over parts 1000-fold apart in scale from
-    0.64 to 0.99 (``tests/test_learner.py``), but did not help on Acrobot with the ``mistake``
-    teacher (README, "Caveats")."""
+    fit the rewards stay as they were; gradients stop favouring the widest inputs). For rewards
+    whose parts differ in scale by orders of magnitude; off by default."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_epochs", "patience", "min_val"):

@@ -65,7 +65,7 @@ _ARCADE_PPO = AgentConfig(
 )
 """PPO on the arcade games from pixels on a CPU: the compact extractor, many epochs. The learned
 reward is paid at a tenth of its std-1 scale, near that of the games' sparse scores: at full
-scale the value loss took the clipped gradient and the policy learned little (see README)."""
+scale the value loss takes the clipped gradient and the policy learns little."""
 _ATARI_PPO = AgentConfig(
     n_envs=8,
     n_steps=128,
@@ -128,9 +128,7 @@ def reward_model_preset(env_id: str, n_members: int = 3) -> RewardModelConfig:
     learns a bias for or against single actions, which PPO exploits at once.
     The arcade games get the compact trunk, which fits several times faster on
     a CPU; Atari gets Christiano et al.'s. Acrobot's members have two hidden layers
-    of 32 rather than 64: a fit takes about half as long (0.63 s against 1.16 s for
-    200 steps on 200 judgments), the wall time fell from 1.32 to about 1.2 of PPO-true's,
-    and the returns held (README, "What changed to get there").
+    of 32 rather than 64: a fit takes about half as long, and the returns hold.
     """
     name = env_id.split("/")[-1]
     if name in _ARCADE:
@@ -148,7 +146,7 @@ def learner_preset(env_id: str) -> LearnerConfig:
     Acrobot's first fit takes 200 Adam steps before its held-out loss may stop it: its 50
     initial judgments make one step an epoch, and what r(o, a) must learn there, torque
     times the second joint's speed, needs more than the handful of steps that early
-    stopping allowed. Measured on Acrobot only (README, "What changed to get there").
+    stopping allows. Other tasks stop on the held-out loss from the first epoch.
     """
     name = env_id.split("/")[-1]
     return LearnerConfig(normalise=False, min_steps=200 if name == "Acrobot-v1" else 0)

@@ -107,7 +107,7 @@ def text_report(run_path: str | Path) -> str:
     """A text run's table (true score, reward-model score, KL, fluency) and its plots."""
     from prefgym.runs._metrics import read_metrics
     from prefgym.runs._run_dir import RunDir
-    from prefgym.runs._text_plots import plot_text_metrics
+    from prefgym.runs._plots import plot_text_metrics
 
     run = RunDir.open(run_path)
     config = run.read_config()["text"]

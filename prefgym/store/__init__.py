@@ -1,8 +1,9 @@
 """The preference store: segments, queries and judgments of a run in one SQLite file.
 
-``PreferenceStore`` is the one class; the file format and its transaction idiom
-(``_file``), the query queue with its leases (``_queries``) and the records it
-hands out (``_records``) are private modules behind it.
+``PreferenceStore`` is the one class; private modules behind it hold the file
+format, its transaction idiom and the ``meta`` table (``_file``), the functions of
+each table (``_segments``, ``_queries`` with the leases, ``_judgments``) and the
+records it hands out (``_records``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
         Query,
         StoredJudgment,
         TrainingData,
-        training_data,
     )
-    from prefgym.store._store import PreferenceStore
+    from prefgym.store._store import PreferenceStore, training_data
 
 __getattr__, __dir__, __all__ = lazy_face(__name__, __file__)

@@ -15,11 +15,16 @@ so the cost is negligible.
 
 Arrays are stored as ``np.save`` bytes (``allow_pickle=False``) compressed with
 zlib level 1; nothing is ever pickled.
+
+:class:`StoreFile` holds the open connection; the ``meta`` table, the file's own
+JSON notes about its run, is read and written here too (:func:`read_meta`,
+:func:`write_meta`).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import sqlite3
 import time
@@ -27,7 +32,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +44,6 @@ SCHEMA_VERSION = 1
 CHUNK = 500
 """Ids per ``IN (...)`` clause, far below SQLite's variable limit."""
 
-_Self = TypeVar("_Self", bound="StoreFile")
 _SCHEMA = """
 CREATE TABLE segments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -101,8 +105,9 @@ def decode_array(blob: bytes) -> np.ndarray:
 class StoreFile:
     """An open store file: one SQLite connection, its write transactions, and a clock.
 
-    The base of :class:`~prefgym.store._queries.QueryQueue` and so of
-    :class:`~prefgym.store._store.PreferenceStore`, which add what the tables hold.
+    :class:`~prefgym.store._store.PreferenceStore` holds one; the functions of the
+    table modules (``_segments``, ``_queries``, ``_judgments``) take it, so that each
+    reads through :attr:`connection` and writes through :meth:`write`.
     """
 
     def __init__(
@@ -112,7 +117,7 @@ class StoreFile:
         clock: Callable[[], float] = time.time,
         timeout: float = 30.0,
     ) -> None:
-        """Open or create a store.
+        """Open or create a store file.
 
         Args:
             path: The store file; its directory must exist.
@@ -139,12 +144,6 @@ class StoreFile:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self: _Self) -> _Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @property
     def connection(self) -> sqlite3.Connection:
         """The open SQLite connection (autocommit; writes go through ``BEGIN IMMEDIATE``)."""
@@ -153,8 +152,12 @@ class StoreFile:
         return self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back entirely if anything inside raises."""
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back entirely if anything inside raises.
+
+        Every write of the store goes through here, so that each is one
+        ``BEGIN IMMEDIATE`` ... ``COMMIT`` and a busy file gives one clear error.
+        """
         conn = self.connection
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -170,6 +173,26 @@ class StoreFile:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+
+def read_meta(file: StoreFile, key: str, default: Any = None) -> Any:
+    """The JSON value stored under ``key`` in the file's ``meta`` table, or ``default``."""
+    row = file.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return default if row is None else json.loads(row[0])
+
+
+def write_meta(file: StoreFile, key: str, value: Any) -> None:
+    """Store a JSON-serialisable ``value`` under ``key`` (committed at once)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"meta value for {key!r} is not JSON-serialisable: {error}") from None
+    with file.write() as conn:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, text),
+        )
 
 
 def open_store_file(path: Path, timeout: float) -> sqlite3.Connection:

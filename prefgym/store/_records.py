@@ -1,23 +1,21 @@
 """The preference store's records: queries, judgments, training data, and what they may hold.
 
 The checks here turn a caller's arguments into valid fields, or raise an error
-that names the value received.
+that names the value received. Nothing here reads the store: the table modules
+build these records from rows, and :mod:`prefgym.store._store` hands them out.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from prefgym.judgments import Preference
 from prefgym.store._file import StoreError
-
-if TYPE_CHECKING:
-    from prefgym.store._store import PreferenceStore
 
 
 @dataclass(frozen=True)
@@ -71,20 +69,20 @@ class TrainingData(NamedTuple):
     """Positions of each ranking's segments, best first."""
 
 
-def training_data(store: PreferenceStore, *, judge: str | None = None) -> TrainingData:
-    """The store's trainable judgments for the reward-model learner.
+def collect_training_data(judgments: Iterable[StoredJudgment]) -> TrainingData:
+    """The trainable part of ``judgments``, as the reward-model learner takes it.
 
-    Incomparable judgments are left out; the same query judged by two judges
-    gives two rows.
+    :func:`prefgym.store.training_data` reads a store's judgments and hands them
+    here; this function only reshapes them, so it needs no store. Incomparable
+    judgments are left out; the same query judged by two judges gives two rows.
 
     Args:
-        store: The store to read.
-        judge: Only this judge's judgments; None takes all.
+        judgments: Stored judgments, in the order their rows should have.
     """
     pairs: list[tuple[int, int]] = []
     targets: list[float] = []
     orders: list[tuple[int, ...]] = []
-    for j in store.judgments(judge=judge):
+    for j in judgments:
         if j.order is not None:
             orders.append(j.order)
         elif j.preference is not None and j.preference.target is not None:

@@ -7,45 +7,120 @@ waiting writer retries for ``timeout`` seconds.
 
 Durability: each judgment is committed before :meth:`PreferenceStore.add_judgment`
 returns, so neither a SIGKILL of the process nor a power cut can lose it (see
-:mod:`prefgym.store._file`, which also holds the schema and the array encoding).
-Queries and their leases are :mod:`prefgym.store._queries`; the records the store
-hands out are :mod:`prefgym.store._records`.
+:mod:`prefgym.store._file`, which also holds the schema, the write transaction,
+the array encoding and the ``meta`` table).
+
+:class:`PreferenceStore` is the one class: it holds the open
+:class:`~prefgym.store._file.StoreFile` and hands each call to the functions of
+the table modules: :mod:`prefgym.store._segments`, :mod:`prefgym.store._queries`
+(with the leases) and :mod:`prefgym.store._judgments`. The records it hands out
+are :mod:`prefgym.store._records`.
 """
 
 from __future__ import annotations
 
-import json
-import operator
+import os
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 from prefgym.judgments import Preference
 from prefgym.segments import Segment
-from prefgym.store._file import (
-    CHUNK,
-    StoreError,
-    decode_array,
-    encode_array,
+from prefgym.store._file import StoreFile, read_meta, write_meta
+from prefgym.store._judgments import (
+    count_judgments,
+    delete_judgment,
+    insert_judgments,
+    load_judgments,
 )
-from prefgym.store._queries import QueryQueue
+from prefgym.store._queries import (
+    claim,
+    count_queries,
+    insert_queries,
+    load_pending,
+    load_queries,
+    load_query,
+    release,
+)
 from prefgym.store._records import (
     Judgeable,
+    Query,
     StoredJudgment,
-    check_answer,
-    check_name,
-    check_round,
+    TrainingData,
+    collect_training_data,
     integer_ids,
 )
+from prefgym.store._segments import (
+    count_segments,
+    insert_segments,
+    list_segment_ids,
+    load_segments,
+)
+
+_Self = TypeVar("_Self", bound="PreferenceStore")
 
 
-class PreferenceStore(QueryQueue):
+class PreferenceStore:
     """Segments, queries and judgments of one run, in a SQLite file.
 
     Opening an existing store resumes it; opening a path that does not exist
     creates a store there. Use it as a context manager, or call :meth:`close`.
-    The queries and their leases come from :class:`~prefgym.store._queries.QueryQueue`.
     """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+    ) -> None:
+        """Open or create a store.
+
+        Args:
+            path: The store file; its directory must exist.
+            clock: Returns the current time in seconds; stamps rows and times leases.
+            timeout: Seconds a write waits for another process's write to finish.
+
+        Raises:
+            StoreError: ``path`` is not a SQLite database, is a SQLite database
+                that is not a prefgym store, or was written by a newer prefgym.
+        """
+        self._file = StoreFile(path, clock=clock, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    @property
+    def path(self) -> Path:
+        """The store file."""
+        return self._file.path
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Returns the current time in seconds; stamps rows and times leases."""
+        return self._file.clock
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a write waits for another process's write to finish."""
+        return self._file.timeout
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open SQLite connection (autocommit; writes go through ``BEGIN IMMEDIATE``)."""
+        return self._file.connection
+
+    def close(self) -> None:
+        """Close the file; further calls raise :class:`StoreError`. Closing twice is fine."""
+        self._file.close()
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ---------------------------------------------------------------- segments
 
@@ -64,32 +139,7 @@ class PreferenceStore(QueryQueue):
         Returns:
             The new ids, in the order of ``segments``.
         """
-        round = check_round(round)
-        rows = []
-        for i, segment in enumerate(segments):
-            try:
-                info = json.dumps(dict(segment.info))
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"info of segment {i} is not JSON-serialisable: {error}") from None
-            frames = segment.frames if keep_frames else None
-            rows.append(
-                (
-                    segment.env_id,
-                    segment.length,
-                    encode_array("observations", segment.observations),
-                    encode_array("actions", segment.actions),
-                    encode_array("true_rewards", segment.true_rewards),
-                    None if frames is None else encode_array("frames", frames),
-                    info,
-                )
-            )
-        now = self.clock()
-        sql = (
-            "INSERT INTO segments (env_id, round, created, length, observations, actions,"
-            " true_rewards, frames, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        with self._write() as conn:
-            return [int(conn.execute(sql, (r[0], round, now, *r[1:])).lastrowid or 0) for r in rows]
+        return insert_segments(self._file, segments, round=round, keep_frames=keep_frames)
 
     def get_segments(self, ids: Sequence[int], *, frames: bool = True) -> list[Segment]:
         """Load segments, in the order of ``ids`` (an id may repeat).
@@ -101,44 +151,71 @@ class PreferenceStore(QueryQueue):
         Raises:
             StoreError: An id is not in the store.
         """
-        ids = integer_ids(ids, "segment ids")
-        column = "frames" if frames else "NULL"
-        found: dict[int, Segment] = {}
-        unique = sorted(set(ids))
-        for start in range(0, len(unique), CHUNK):
-            chunk = unique[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in self.connection.execute(
-                f"SELECT id, env_id, observations, actions, true_rewards, {column}, info"
-                f" FROM segments WHERE id IN ({marks})",
-                chunk,
-            ):
-                found[row[0]] = Segment(
-                    observations=decode_array(row[2]),
-                    actions=decode_array(row[3]),
-                    true_rewards=decode_array(row[4]),
-                    frames=None if row[5] is None else decode_array(row[5]),
-                    env_id=row[1],
-                    info=json.loads(row[6]),
-                )
-        missing = [i for i in unique if i not in found]
-        if missing:
-            raise StoreError(f"unknown segment id(s) {missing} in {self.path}")
-        return [found[i] for i in ids]
+        return load_segments(self._file, ids, frames=frames)
 
     def segment_ids(self, *, round: int | None = None) -> list[int]:
         """Ids of all segments, or of one round's, ascending."""
-        if round is None:
-            rows = self.connection.execute("SELECT id FROM segments ORDER BY id")
-        else:
-            rows = self.connection.execute(
-                "SELECT id FROM segments WHERE round = ? ORDER BY id", (round,)
-            )
-        return [r[0] for r in rows]
+        return list_segment_ids(self._file, round=round)
 
     def n_segments(self) -> int:
         """Number of stored segments."""
-        return int(self.connection.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
+        return count_segments(self._file)
+
+    # ----------------------------------------------------------------- queries
+
+    def add_queries(self, queries: Sequence[Sequence[int]], *, round: int = 0) -> list[int]:
+        """Store queries in one transaction.
+
+        Args:
+            queries: Each a sequence of >= 2 distinct segment ids, left to right.
+            round: The loop's round that asked them.
+
+        Returns:
+            The new ids, in the order of ``queries``.
+
+        Raises:
+            StoreError: A segment id is not in the store (nothing is written).
+        """
+        return insert_queries(self._file, queries, round=round)
+
+    def get_query(self, id: int) -> Query:
+        """The query with this id; :class:`StoreError` if there is none."""
+        return load_query(self._file, id)
+
+    def pending_queries(self, *, judge: str | None = None, limit: int | None = None) -> list[Query]:
+        """Queries nobody has judged (or ``judge`` has not judged), oldest first."""
+        return load_pending(self._file, judge=judge, limit=limit)
+
+    def queries(self, *, since_id: int = 0) -> list[Query]:
+        """Every query with an id above ``since_id``, oldest first."""
+        return load_queries(self._file, since_id=since_id)
+
+    def n_queries(self) -> int:
+        """Number of stored queries."""
+        return count_queries(self._file)
+
+    def claim_query(
+        self, labeler: str, *, lease_seconds: float = 300.0, judge: str | None = None
+    ) -> Query | None:
+        """Lease the oldest pending query that no one holds, so no other window shows it.
+
+        The claim is atomic: two processes claiming at once never get the same
+        query. A lease ends when it expires, when it is released, or when the
+        query is judged. Queries leased by ``labeler`` itself are not handed out again.
+
+        Args:
+            labeler: Who holds the lease (a window or session id).
+            lease_seconds: How long the lease lasts if never released.
+            judge: Pending means "not judged by ``judge``"; None means "not judged at all".
+
+        Returns:
+            The leased query, or None if every pending query is leased.
+        """
+        return claim(self._file, labeler, lease_seconds=lease_seconds, judge=judge)
+
+    def release_query(self, query_id: int, labeler: str) -> bool:
+        """End ``labeler``'s lease on a query; False if it held none (e.g. it had expired)."""
+        return release(self._file, query_id, labeler)
 
     # --------------------------------------------------------------- judgments
 
@@ -177,44 +254,7 @@ class PreferenceStore(QueryQueue):
         Returns:
             The new judgment ids, in the order of ``items``.
         """
-        check_name(judge)
-        answers: list[tuple[int, Preference | None, tuple[int, ...] | None]] = []
-        for query_id, answer in items:
-            if isinstance(answer, str):
-                answers.append((operator.index(query_id), Preference.parse(answer), None))
-            else:
-                answers.append((operator.index(query_id), None, integer_ids(answer, "a ranking")))
-        now = self.clock()
-        ids = []
-        with self._write() as conn:
-            for query_id, preference, order in answers:
-                segment_ids = self._query_ids(conn, query_id)
-                check_answer(query_id, segment_ids, preference, order)
-                row = conn.execute(
-                    "SELECT id FROM judgments WHERE query_id = ? AND judge = ?", (query_id, judge)
-                ).fetchone()
-                if row is not None:
-                    raise StoreError(
-                        f"query {query_id} already has judgment {row[0]} by judge {judge!r}; "
-                        "a judge answers a query once (undo that judgment to change it)"
-                    )
-                cursor = conn.execute(
-                    "INSERT INTO judgments (query_id, preference, ranking, judge, created)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        query_id,
-                        None if preference is None else preference.value,
-                        None if order is None else json.dumps(order),
-                        judge,
-                        now,
-                    ),
-                )
-                ids.append(int(cursor.lastrowid or 0))
-                conn.execute(
-                    "UPDATE queries SET lease_owner = NULL, lease_expires = NULL WHERE id = ?",
-                    (query_id,),
-                )
-        return ids
+        return insert_judgments(self._file, items, judge)
 
     def undo(self, judgment_id: int) -> StoredJudgment:
         """Delete one judgment (committed at once); its query is pending again.
@@ -222,65 +262,35 @@ class PreferenceStore(QueryQueue):
         Returns:
             The judgment that was removed.
         """
-        with self._write() as conn:
-            found = self._judgments(conn, "j.id = ?", (judgment_id,))
-            if not found:
-                raise StoreError(f"unknown judgment id {judgment_id} in {self.path}")
-            conn.execute("DELETE FROM judgments WHERE id = ?", (judgment_id,))
-        return found[0]
+        return delete_judgment(self._file, judgment_id)
 
     def judgments(self, *, judge: str | None = None, since_id: int = 0) -> list[StoredJudgment]:
         """Judgments with id > ``since_id`` (by ``judge`` if given), oldest first."""
-        if judge is None:
-            return self._judgments(self.connection, "j.id > ?", (since_id,))
-        return self._judgments(self.connection, "j.id > ? AND j.judge = ?", (since_id, judge))
-
-    def _judgments(
-        self, conn: sqlite3.Connection, where: str, args: tuple[Any, ...]
-    ) -> list[StoredJudgment]:
-        rows = conn.execute(
-            "SELECT j.id, j.query_id, q.segment_ids, j.preference, j.ranking, j.judge, j.created"
-            f" FROM judgments j JOIN queries q ON q.id = j.query_id WHERE {where} ORDER BY j.id",
-            args,
-        )
-        return [
-            StoredJudgment(
-                id=r[0],
-                query_id=r[1],
-                segment_ids=tuple(json.loads(r[2])),
-                preference=None if r[3] is None else Preference(r[3]),
-                order=None if r[4] is None else tuple(json.loads(r[4])),
-                judge=r[5],
-                created=r[6],
-            )
-            for r in rows
-        ]
+        return load_judgments(self._file, judge=judge, since_id=since_id)
 
     def n_judgments(self, *, judge: str | None = None) -> int:
         """Number of stored judgments (by ``judge`` if given)."""
-        if judge is None:
-            row = self.connection.execute("SELECT COUNT(*) FROM judgments").fetchone()
-        else:
-            sql = "SELECT COUNT(*) FROM judgments WHERE judge = ?"
-            row = self.connection.execute(sql, (judge,)).fetchone()
-        return int(row[0])
+        return count_judgments(self._file, judge=judge)
 
     # -------------------------------------------------------------------- meta
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         """The JSON value stored under ``key``, or ``default``."""
-        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        return read_meta(self._file, key, default)
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable ``value`` under ``key`` (committed at once)."""
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"meta value for {key!r} is not JSON-serialisable: {error}") from None
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, text),
-            )
+        write_meta(self._file, key, value)
+
+
+def training_data(store: PreferenceStore, *, judge: str | None = None) -> TrainingData:
+    """The store's trainable judgments for the reward-model learner.
+
+    Incomparable judgments are left out; the same query judged by two judges
+    gives two rows.
+
+    Args:
+        store: The store to read.
+        judge: Only this judge's judgments; None takes all.
+    """
+    return collect_training_data(store.judgments(judge=judge))

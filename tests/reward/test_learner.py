@@ -11,7 +11,7 @@ import torch
 import prefgym.reward._learner
 from prefgym.reward import RewardEnsemble, RewardModelConfig
 from prefgym.reward._learner import FitReport, Learner, LearnerConfig, _Problem, _scores_alone, fit
-from prefgym.reward._losses import _Judgments
+from prefgym.reward._losses import Judgments
 from prefgym.segments import Segment, sample_pairs
 
 OBS_DIM = 4
@@ -133,7 +133,7 @@ def test_members_score_only_the_segments_their_resample_weighs(
 ) -> None:
     segments = _linear_segments(rng, 40)
     pairs = sample_pairs(len(segments), 60, rng)
-    judgments = _Judgments(len(segments), pairs, _label(segments, pairs), [[3, 1, 2], [5, 4]])
+    judgments = Judgments(len(segments), pairs, _label(segments, pairs), [[3, 1, 2], [5, 4]])
     weights = rng.poisson(1.0, size=(3, judgments.n)).astype(float)
     weights[2, :10] = 0.0  # member 2 weighs none of the first batch's judgments
     ensemble = _ensemble()

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefgym.reward._losses import (
-    _Judgments,
+    Judgments,
     bradley_terry_loss,
     plackett_luce_loss,
     ranking_pairs_loss,
@@ -92,7 +92,7 @@ def test_mixed_batches_line_each_loss_up_with_its_judgment() -> None:
     )
     pairs, targets = np.array([[0, 1], [3, 2], [4, 0]]), np.array([1.0, 0.5, 0.0])
     rankings = [[2, 0, 1], [4, 3], [1, 2, 3, 4], [0, 4, 2]]
-    judgments = _Judgments(5, pairs, targets, rankings)
+    judgments = Judgments(5, pairs, targets, rankings)
     ids = np.array([5, 0, 4, 6, 2, 3, 1])
     losses, order = judgments.losses(ids, lambda positions: returns[:, positions], 0.1)
     assert sorted(order.tolist()) == sorted(ids.tolist())
@@ -108,7 +108,7 @@ def test_mixed_batches_line_each_loss_up_with_its_judgment() -> None:
 
 
 def test_positions_lists_the_compared_segments() -> None:
-    judgments = _Judgments(6, np.array([[0, 1], [3, 2]]), np.array([1.0, 0.5]), [[5, 0, 4], [2, 1]])
+    judgments = Judgments(6, np.array([[0, 1], [3, 2]]), np.array([1.0, 0.5]), [[5, 0, 4], [2, 1]])
     assert judgments.positions(np.array([1, 2])).tolist() == [3, 2, 5, 0, 4]
     assert judgments.positions(np.array([3, 0])).tolist() == [0, 1, 2, 1]
     assert judgments.positions(np.array([], dtype=np.int64)).tolist() == []
@@ -141,11 +141,11 @@ def test_ranking_pairs_loss_for_two_is_bradley_terry_and_batches() -> None:
 
 
 def test_judgments_train_rankings_as_pairs_when_asked() -> None:
-    judgments = _Judgments(
+    judgments = Judgments(
         4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [[0, 1, 2, 3]], "pairs"
     )
     returns = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
     losses, _ = judgments.losses(np.array([0]), lambda positions: returns[:, positions], 0.0)
     torch.testing.assert_close(losses[0, 0], ranking_pairs_loss(returns[0], 0.0))
     with pytest.raises(ValueError, match="ranking_loss"):
-        _Judgments(4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [], "listwise")  # type: ignore[arg-type]
+        Judgments(4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [], "listwise")  # type: ignore[arg-type]
