@@ -54,8 +54,7 @@ import numpy as np
 
 import prefgym
 from prefgym.agents.sb3 import TrueRewardVecEnv
-from prefgym.cli import TrainConfig
-from prefgym.runs import format_table
+from prefgym.runs import TrainConfig, format_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -212,7 +211,7 @@ def run_ours(
     env_id: str, oracle: str, labels: int, steps: int, seed: int, runs: Path, rollout_envs: int
 ) -> tuple[float, float, Timing]:
     """prefgym's preference loop: (true return mean, std, time of ``train``)."""
-    from prefgym.cli import evaluate, train
+    from prefgym.runs import evaluate, train
 
     out = runs / f"{short_name(env_id)}-{oracle}-{labels}-{steps}-s{seed}"
     if out.exists():
@@ -671,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(merged, args.out)
         print(f"\nwrote {args.out / 'results.csv'}, summary.csv, label_efficiency.png")
         return 0
-    from prefgym.cli import set_threads
+    from prefgym.runs import set_threads
 
     set_threads(1)
     prefgym.register_envs()

@@ -125,7 +125,7 @@ def train_preferences(
 
     from prefgym.agents.sb3 import SB3Agent
     from prefgym.judges import SyntheticOracle, parse_oracle
-    from prefgym.loop import LoopConfig, PreferenceLoop
+    from prefgym.loop import LoopConfig, control_loop
     from prefgym.reward import Learner, RewardEnsemble
     from prefgym.runs import agent_preset, learner_preset, reward_model_preset
     from prefgym.store import PreferenceStore
@@ -145,7 +145,7 @@ def train_preferences(
         labels=labels, steps=steps, segment_length=segment_length, round_steps=round_steps
     )
     store = PreferenceStore(out / "store.sqlite")
-    loop = PreferenceLoop(
+    loop = control_loop(
         env_id=env_id,
         agent=agent,
         ensemble=ensemble,

@@ -820,7 +820,7 @@ def _progress(row: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
-    from prefgym.cli import set_threads
+    from prefgym.runs import set_threads
 
     set_threads(1)
     quiet_transformers()

@@ -19,12 +19,15 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Iterator, Mapping  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from prefgym.segments import Segment  # noqa: E402
+
+if TYPE_CHECKING:
+    from prefgym.runs import RunDir
 from prefgym.store import PreferenceStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,3 +136,13 @@ def spawn() -> Spawn:
         )
 
     return spawn
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+    """A short CartPole run, shared by the tests that read one (it trains for seconds)."""
+    from prefgym.runs import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "cartpole"
+    config = TrainConfig(labels=50, steps=20_000, round_steps=2_500, seed=1)
+    return train(config, out, show_progress=False)

@@ -53,6 +53,7 @@ def add_text_parser(commands: Any) -> None:
     """Add ``prefgym text`` and its subcommands to the main parser's ``commands``."""
     text = commands.add_parser("text", help="the text game: language models and RLHF")
     sub = text.add_subparsers(dest="text_command", required=True, metavar="TEXT_COMMAND")
+    text.set_defaults(handler=run_text)
     pretrain = sub.add_parser("pretrain", help="build (or show) the cached base language model")
     pretrain.add_argument("--refresh", action="store_true", help="rebuild even if cached")
     sft = sub.add_parser("sft", help="build (or show) the cached SFT model of a task")

@@ -11,6 +11,10 @@ loaded then (``Prefetch``) and a judgment shows the next pair at once. Time
 comes in as ``Tick(seconds)``, so playback is deterministic under test. Named
 keys come in as names (``pygame.key.name``) and characters as the text typed, so
 this module never imports pygame.
+
+One module, longer than most: the transition ``apply`` and the key maps it reads are one
+table of behaviour, which tests drive without a display; splitting it would scatter the
+cases of one ``match``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ store the moment it is made.
 
 The window never calls ``sys.exit``: :func:`run_window` returns a summary when
 the person quits (``q``, Esc, the close button, Ctrl-C in the terminal).
+
+One module, longer than most: the event loop, its layout and its drawing calls belong to
+one window and change together; the state it drives lives in ``_state`` and the painting
+of clips in ``_painter``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ members with a single forward pass over the minibatch's distinct segments.
 A held-out split (the same for all members) stops training early and tunes the
 L2 coefficient between calls: it doubles when the validation loss exceeds 1.5
 times the training loss and halves when it falls below 1.1 times.
+
+One module, longer than most: the split, the bootstrap, the minibatch loop, early stopping
+and the L2 tuning are one fitting procedure whose parts share its state; the losses live
+in ``_losses``.
 """
 
 from __future__ import annotations

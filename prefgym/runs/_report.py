@@ -106,8 +106,8 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
 def text_report(run_path: str | Path) -> str:
     """A text run's table (true score, reward-model score, KL, fluency) and its plots."""
     from prefgym.runs._metrics import read_metrics
-    from prefgym.runs._run_dir import RunDir
     from prefgym.runs._plots import plot_text_metrics
+    from prefgym.runs._run_dir import RunDir
 
     run = RunDir.open(run_path)
     config = run.read_config()["text"]

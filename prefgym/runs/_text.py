@@ -3,9 +3,13 @@
 See :mod:`prefgym.runs.config` for the stages. The run directory holds
 the store (every response judged and every judgment), the reward model, the
 trainer's checkpoint (policy, value model, optimizer, KL coefficient, random
-state), ``metrics.csv`` and ``samples.jsonl``; the store's meta records the
-iteration and labelling round reached, so :meth:`TextRun.run` after a crash
-carries on from the last checkpoint without asking any judgment twice.
+state), ``metrics.csv`` and ``samples.jsonl``. The store's meta records the
+iteration of the last checkpoint and the learner's state, and the store itself
+the queries asked, so :meth:`TextRun.run` after a crash carries on from the
+last checkpoint, refits, and asks no judgment twice.
+
+One module, longer than most: what is specific to a text run (models, evaluation, samples,
+win rate, checkpoints and the metrics row); the loop it runs is ``prefgym.loop``.
 """
 
 from __future__ import annotations

@@ -201,7 +201,6 @@ HUMAN = "human"
 """The ``--oracle`` value that leaves the judging to a person in the labeling window."""
 
 
-
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run; written to the run's ``config.json``."""

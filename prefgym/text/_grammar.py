@@ -23,6 +23,9 @@ weights are normalised per nonterminal. An empty expansion ``()`` is allowed
 Aycock and Horspool (2002), exact for any context-free grammar, left
 recursion and ambiguity included. A grammar is checked to be consistent (its
 expected derivation is finite), so :meth:`Grammar.sample` always ends.
+
+One module, longer than most: the grammar, its consistency check, sampling and the Earley
+recognizer are one data structure and the algorithms over it.
 """
 
 from __future__ import annotations

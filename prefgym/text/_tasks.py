@@ -22,6 +22,9 @@ Tasks (:data:`TASKS`):
   sentences of +1 (on topic), -1 (rude) or 0 (off topic, or not parsing).
 
 Each task's :meth:`TextTask.rubric` says the same in words, for an AI judge.
+
+One module, longer than most: each task is a short class, and they share the scoring of
+sentences; a module per task would repeat that.
 """
 
 from __future__ import annotations

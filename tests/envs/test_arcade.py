@@ -9,7 +9,6 @@ from gymnasium.utils.env_checker import check_env
 
 import prefgym  # noqa: F401  (registers the ids)
 from prefgym.envs.arcade import ArcadeEnv
-from prefgym.envs.pixels import FrameStack
 from prefgym.envs.registration import ARCADE_HORIZON, ENVS
 
 ARCADE = [pytest.param(info.id, id=info.id) for info in ENVS if info.family == "arcade"]
@@ -28,26 +27,6 @@ def _play(env: gym.Env, steps: int, seed: int) -> tuple[list[np.ndarray], list[f
         observations.append(observation)
         true_rewards.append(info["true_reward"])
     return observations, true_rewards
-
-
-def _return(game: str, policy: str, steps: int = 1500, seed: int = 0) -> float:
-    env = ArcadeEnv(game)
-    env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    total = 0.0
-    for _ in range(steps):
-        if policy == "expert":
-            action = env.game.expert()
-        else:
-            action = int(rng.integers(env.action_space.n))
-        total += env.step(action)[4]["true_reward"]
-    return total
-
-
-def test_three_games_are_registered() -> None:
-    ids = [p.values[0] for p in ARCADE]
-    expected = ["prefgym/ArcadePong-v0", "prefgym/ArcadeBreakout-v0", "prefgym/ArcadeEnduro-v0"]
-    assert ids == expected
 
 
 @pytest.mark.parametrize("env_id", ARCADE)
@@ -106,11 +85,6 @@ def test_any_stack_depth_gives_the_same_newest_frame(depth: int) -> None:
         np.testing.assert_array_equal(a[..., -depth:], b)
 
 
-def test_frame_stack_rejects_an_empty_stack() -> None:
-    with pytest.raises(ValueError, match="depth must be >= 1, got 0"):
-        FrameStack(84, 84, 0)
-
-
 @pytest.mark.parametrize("env_id", ARCADE)
 def test_renders_colour_frames_of_the_newest_observation(env_id: str) -> None:
     env = gym.make(env_id, render_mode="rgb_array")
@@ -136,11 +110,6 @@ def test_renders_to_a_human_window(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("game", GAMES)
-def test_the_expert_outscores_random_play(game: str) -> None:
-    assert _return(game, "expert") > _return(game, "random") + 5
-
-
-@pytest.mark.parametrize("game", GAMES)
 def test_steps_fast_enough(game: str) -> None:
     env = ArcadeEnv(game)
     env.reset(seed=0)
@@ -162,38 +131,3 @@ def test_an_unknown_game_gets_a_suggestion() -> None:
 def test_rejects_an_unknown_render_mode() -> None:
     with pytest.raises(ValueError, match="render_mode must be one of"):
         ArcadeEnv("pong", render_mode="ansi")
-
-
-def test_pong_scores_both_ways() -> None:
-    env = ArcadeEnv("pong")
-    env.reset(seed=0)
-    game = env.game
-    game.x, game.y, game.vx, game.vy = 83.0, 40.0, 3.5, 0.0
-    game.agent_y = 3.0  # far from the ball
-    assert env.step(0)[4]["true_reward"] == -1.0
-    game.x, game.y, game.vx, game.vy = 0.0, 40.0, -3.5, 0.0
-    game.opponent_y, game.aim = 70.0, 0.0
-    assert env.step(0)[4]["true_reward"] == 1.0
-
-
-def test_breakout_pays_more_for_higher_bricks_and_rebuilds_the_wall() -> None:
-    env = ArcadeEnv("breakout")
-    env.reset(seed=0)
-    game = env.game
-    game.bricks[:] = False
-    game.bricks[0, 4] = True
-    game.x, game.y, game.vx, game.vy, game.wait = 2 + 4 * 8 + 2, 16.0, 0.0, -2.0, 0
-    assert env.step(0)[4]["true_reward"] == 7.0
-    assert game.bricks.all()  # the last brick went: a new wall
-
-
-def test_enduro_counts_overtakes_both_ways() -> None:
-    env = ArcadeEnv("enduro")
-    env.reset(seed=0)
-    game = env.game
-    game.speed, game.car_x = 2.0, 14.0
-    game.cars = [[60.0, 69.5, 1.0]]  # ahead in another lane, slower
-    assert env.step(1)[4]["true_reward"] == 1.0
-    game.speed = 0.0
-    game.cars = [[60.0, 71.0, 2.0]]  # behind in another lane, faster
-    assert env.step(0)[4]["true_reward"] == -1.0

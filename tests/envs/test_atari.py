@@ -17,7 +17,6 @@ pytest.importorskip("cv2", reason="the Atari tasks need the 'atari' extra")
 from prefgym.envs.atari import SCORE_ROWS, AtariPreferenceEnv  # noqa: E402
 
 ATARI = [pytest.param(info, id=info.id) for info in ENVS if info.family == "atari"]
-CHRISTIANO_SEVEN = ["Pong", "Breakout", "Enduro", "BeamRider", "Qbert", "Seaquest", "SpaceInvaders"]
 
 
 def _play(env: gym.Env, steps: int, seed: int) -> tuple[list[np.ndarray], list[float]]:
@@ -37,13 +36,6 @@ def _blanked_obs_rows(rows: tuple[int, int]) -> slice:
     """Rows of the 84x84 observation that lie wholly inside the blanked screen rows."""
     start, stop = rows
     return slice(math.ceil(start * 84 / 210), math.floor(stop * 84 / 210))
-
-
-def test_registers_christianos_seven_games() -> None:
-    assert [info.id for info in ENVS if info.family == "atari"] == [
-        f"prefgym/{name}-v5" for name in CHRISTIANO_SEVEN
-    ]
-    assert all(info.extra == "atari" and info.horizon == ATARI_HORIZON for info in ENVS[-7:])
 
 
 @pytest.mark.parametrize("info", ATARI)

@@ -385,8 +385,7 @@ def random_true_return() -> float:
 
 
 def train_with_a_scripted_person(out: Path, seed: int) -> tuple[float, list[dict[str, float]]]:
-    from prefgym.cli import TrainConfig, evaluate, train
-    from prefgym.runs import read_metrics
+    from prefgym.runs import TrainConfig, evaluate, read_metrics, train
 
     out.mkdir(parents=True)
     stop = out / "stop"

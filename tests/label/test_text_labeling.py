@@ -17,20 +17,19 @@ import pytest
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 pygame = pytest.importorskip("pygame")
 
-from prefgym.cli import label  # noqa: E402
 from prefgym.envs.text_env import TextEnv  # noqa: E402
-from prefgym.label import (  # noqa: E402  # noqa: E402  # noqa: E402
+from prefgym.label import (  # noqa: E402
     BACKGROUND,
     LEGEND,
     PANEL,
     TEXT_LEGEND,
-    LabelingSession,  # noqa: E402
+    LabelingSession,
     LabelWindow,
     Mode,
     describe_summary,
     run_window,
 )
-from prefgym.runs import RunDir  # noqa: E402
+from prefgym.runs import RunDir, label  # noqa: E402
 from prefgym.segments import Segment  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
 from prefgym.text import text_segment  # noqa: E402
@@ -239,7 +238,7 @@ def test_cli_label_opens_a_text_run(
 
         return run_window(store, labeler, **kwargs, size=SIZE, on_frame=on_frame)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("prefgym.label._window.run_window", scripted)
+    monkeypatch.setattr("prefgym.label.run_window", scripted)
     summary = label(run.path)
     assert (opened["labeler"], opened["budget"], opened["rejudge"]) == ("person", None, True)
     assert summary.judged == 2

@@ -19,17 +19,17 @@ import pytest
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 pygame = pytest.importorskip("pygame")
 
-from prefgym.cli import TrainConfig, main  # noqa: E402
+from prefgym.cli import main  # noqa: E402
 from prefgym.judgments import Preference  # noqa: E402
-from prefgym.label import (  # noqa: E402  # noqa: E402
-    LabelingSession,  # noqa: E402
+from prefgym.label import (  # noqa: E402
+    LabelingSession,
     LabelWindow,
     Mode,
     Tick,
     WindowSummary,
     run_window,
 )
-from prefgym.runs import RunDir  # noqa: E402
+from prefgym.runs import RunDir, TrainConfig  # noqa: E402
 from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -13,79 +12,21 @@ import pytest
 
 import prefgym  # noqa: F401
 from prefgym.judges import PRESETS, SyntheticOracle
-from prefgym.loop import LabelSchedule, LoopConfig, PreferenceLoop, RoundResult, control_loop
-from prefgym.reward import Learner, LearnerConfig, RewardEnsemble, RewardModelConfig
-from prefgym.segments import Policy, Segment, make_vector_env, rollout_segments
-from prefgym.store import PreferenceStore
-
-ENV_ID = "prefgym/CartPole-v1"
-
-
-class RandomAgent:
-    """An agent that never learns: its 'training' is random play, cut into segments."""
-
-    def __init__(self, segment_length: int, steps: int = 0) -> None:
-        self.steps = steps
-        self.segment_length = segment_length
-        self.env = make_vector_env(ENV_ID, 2)
-        self.rewards_set: list[RewardEnsemble | None] = []
-        self._segments: list[Segment] = []
-
-    def policy(self) -> Policy:
-        space = self.env.single_action_space
-        return lambda observations: np.array([space.sample() for _ in observations])
-
-    def set_reward(self, model: RewardEnsemble | None) -> None:
-        self.rewards_set.append(model)
-
-    def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
-        n = steps // self.segment_length
-        self._segments += rollout_segments(
-            self.env, self.policy(), n, self.segment_length, seed=self.steps
-        )
-        self.steps += steps
-        if progress is not None:
-            progress(steps)
-
-    def pop_segments(self) -> list[Segment]:
-        segments, self._segments = self._segments, []
-        return segments
-
-    def recent_metrics(self) -> dict[str, float]:
-        return {"true_return": math.nan, "learned_return": math.nan}
-
-
-def _loop(
-    store: PreferenceStore,
-    agent: RandomAgent,
-    config: LoopConfig,
-    *,
-    oracle: SyntheticOracle | None,
-    on_round: Callable[[RoundResult], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    seed: int = 0,
-) -> PreferenceLoop:
-    space = gym.make(ENV_ID)
-    ensemble = RewardEnsemble(
-        space.observation_space,
-        space.action_space,
-        RewardModelConfig(n_members=2, hidden_sizes=(16,)),
-    )
-    return control_loop(
-        env_id=ENV_ID,
-        agent=agent,
-        ensemble=ensemble,
-        learner=Learner(LearnerConfig(max_epochs=5, normalise=False)),
-        store=store,
-        oracle=oracle,
-        config=config,
-        rng=np.random.default_rng(seed),
-        on_round=on_round,
-        sleep=sleep,
-    )
-
-
-CONFIG = LoopConfig(labels=40, steps=2_000, segment_length=10, round_steps=400, pool_size=200)
+from prefgym.loop import (
+    LEARNER_STATE,
+    LabelRounds,
+    LabelSchedule,
+    LoopConfig,
+    PreferenceLoop,
+    RewardFitting,
+    RoundResult,
+    SegmentCache,
+    control_loop,
+)
+from prefgym.reward import Learner, RewardEnsemble, RewardModelConfig
+from prefgym.segments import Segment
+from prefgym.store import PreferenceStore, TrainingData
+from tests.loop.fakes import CONFIG, ENV_ID, RandomAgent, small_loop
 
 
 def _asked_pairs(store: PreferenceStore) -> list[frozenset[int]]:
@@ -101,7 +42,7 @@ def test_spends_the_budget_on_schedule_and_never_asks_twice(
     rounds: list[RoundResult] = []
     with PreferenceStore(tmp_path / "store.sqlite") as store:
         agent = RandomAgent(config.segment_length)
-        _loop(store, agent, config, oracle=oracle, on_round=rounds.append).run()
+        small_loop(store, agent, config, oracle=oracle, on_round=rounds.append).run()
         assert store.n_queries() == config.labels
         assert store.n_judgments(judge="oracle") == config.labels
         pairs = _asked_pairs(store)
@@ -134,7 +75,7 @@ def test_uses_judgments_that_arrive_late(tmp_path: Path) -> None:
         thread = threading.Thread(target=person)
         thread.start()
         try:
-            _loop(store, RandomAgent(10), config, oracle=None, on_round=rounds.append).run()
+            small_loop(store, RandomAgent(10), config, oracle=None, on_round=rounds.append).run()
         finally:
             stop.set()
             thread.join()
@@ -156,7 +97,7 @@ def test_waits_for_a_persons_first_judgment(tmp_path: Path) -> None:
         config = LoopConfig(
             labels=8, steps=400, segment_length=10, round_steps=400, poll_seconds=0.25
         )
-        _loop(store, RandomAgent(10), config, oracle=None, sleep=sleep).run()
+        small_loop(store, RandomAgent(10), config, oracle=None, sleep=sleep).run()
     assert waits == [0.25, 0.25, 0.25]
 
 
@@ -176,7 +117,7 @@ def test_resumes_after_a_crash_without_losing_or_reasking(
     agent = RandomAgent(CONFIG.segment_length)
     with PreferenceStore(path) as store:
         with pytest.raises(Crash):
-            _loop(
+            small_loop(
                 store,
                 agent,
                 CONFIG,
@@ -188,86 +129,12 @@ def test_resumes_after_a_crash_without_losing_or_reasking(
     with PreferenceStore(path) as store:
         resumed = RandomAgent(CONFIG.segment_length, steps=steps_at_crash)
         oracle = SyntheticOracle(PRESETS["oracle"], "oracle", np.random.default_rng(1))
-        _loop(store, resumed, CONFIG, oracle=oracle, seed=1).run()
+        small_loop(store, resumed, CONFIG, oracle=oracle, seed=1).run()
         judged_after = {j.query_id: j.preference for j in store.judgments()}
         assert store.n_queries() == CONFIG.labels == len(judged_after)
         pairs = _asked_pairs(store)
         assert len(set(pairs)) == len(pairs)
     assert all(judged_after[q] == p for q, p in judged_before.items())
-
-
-def test_rejects_bad_settings() -> None:
-    with pytest.raises(ValueError, match="selection must be"):
-        LoopConfig(selection="random")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="segment_length must be positive"):
-        LoopConfig(segment_length=0)
-    for t0 in (0.0, -1.0, math.nan, math.inf):
-        with pytest.raises(ValueError, match=f"label_t0 must be a finite number .*, got {t0}"):
-            LoopConfig(label_t0=t0)
-    with pytest.raises(ValueError, match="initial_fraction must be in"):
-        LoopConfig(initial_fraction=1.5)
-    with pytest.raises(ValueError, match="rollout_envs must be positive, got 0"):
-        LoopConfig(rollout_envs=0)
-
-
-@pytest.mark.parametrize("rollout_envs", [3, 16])
-def test_the_initial_segments_come_from_rollout_envs_envs_at_once(
-    tmp_path: Path, rng: np.random.Generator, rollout_envs: int
-) -> None:
-    batches: list[int] = []
-
-    class CountingAgent(RandomAgent):
-        """Counts the batches the loop asks its policy for, outside its own training."""
-
-        def policy(self) -> Policy:
-            act = super().policy()
-
-            def counted(observations: np.ndarray) -> np.ndarray:
-                batches.append(len(observations))
-                return act(observations)
-
-            return counted
-
-        def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
-            n = steps // self.segment_length
-            policy = super().policy()
-            self._segments += rollout_segments(self.env, policy, n, self.segment_length, seed=0)
-            self.steps += steps
-
-    config = replace(CONFIG, steps=400, rollout_envs=rollout_envs)
-    oracle = SyntheticOracle(PRESETS["oracle"], "oracle", rng)
-    with PreferenceStore(tmp_path / "store.sqlite") as store:
-        _loop(store, CountingAgent(config.segment_length), config, oracle=oracle).run()
-        initial = store.n_segments() - config.steps // config.segment_length
-    assert batches and set(batches) == {rollout_envs}
-    assert initial == max(20, int(config.schedule().initial * config.initial_segments_per_label))
-
-
-def test_label_t0_shapes_the_schedule() -> None:
-    assert CONFIG.schedule().t0 is None  # the schedule's own steps / 5
-    config = replace(CONFIG, label_t0=50.0)
-    assert config.schedule().t0 == 50.0
-    first_round = CONFIG.round_steps
-    assert config.schedule().due(first_round) > CONFIG.schedule().due(first_round)
-
-
-def test_a_person_gets_clips_with_frames(tmp_path: Path) -> None:
-    config = LoopConfig(
-        labels=12, steps=800, segment_length=10, round_steps=400, keep_frames=True, frame_stride=4
-    )
-    with PreferenceStore(tmp_path / "store.sqlite") as store:
-
-        def sleep(seconds: float) -> None:  # a person answers everything pending
-            for query in store.pending_queries():
-                store.add_judgment(query.id, "left", "person")
-
-        _loop(store, RandomAgent(10), config, oracle=None, sleep=sleep).run()
-        asked = {i for q in store.queries() for i in q.segment_ids}
-        segments = store.get_segments(sorted(asked), frames=True)
-    assert len(asked) >= 2
-    for segment in segments:
-        assert segment.frames is not None
-        assert segment.frames.shape == (10, 100, 150, 3)  # CartPole's 400x600 at stride 4
 
 
 def test_pays_nothing_while_every_judgment_is_a_tie(tmp_path: Path) -> None:
@@ -285,9 +152,123 @@ def test_pays_nothing_while_every_judgment_is_a_tie(tmp_path: Path) -> None:
         agent = RandomAgent(10)
         config = replace(CONFIG, labels=10, steps=800)
         with PreferenceStore(tmp_path / f"{informative}.sqlite") as store:
-            _loop(store, agent, config, oracle=oracle).run()
+            small_loop(store, agent, config, oracle=oracle).run()
         model = agent.rewards_set[-1]
         assert (model is not None) == informative
         if model is not None:
             paid = model.step_rewards(observations, actions)
             assert paid.shape == (50,) and np.ptp(paid) > 0
+
+
+class PairsOfNew:
+    """A query source that asks about pairs of fresh random segments (as the text game asks
+    about fresh responses), each labelled with the round it was asked in."""
+
+    def __init__(self, store: PreferenceStore, rng: np.random.Generator) -> None:
+        self.store, self.rng = store, rng
+        self.asked_at: list[int] = []
+
+    def start(self, segments: SegmentCache) -> None:
+        pass
+
+    def collect(self, segments: SegmentCache) -> None:
+        pass
+
+    def ask(self, n: int, progress: int, segments: SegmentCache) -> None:
+        self.asked_at.append(progress)
+        fresh = [
+            Segment(
+                observations=self.rng.normal(size=(3, 4)).astype(np.float32),
+                actions=np.zeros((3,), dtype=np.int64),
+                true_rewards=self.rng.normal(size=3),
+                env_id=ENV_ID,
+            )
+            for _ in range(2 * n)
+        ]
+        ids = segments.add(fresh, round=len(self.asked_at) - 1)
+        self.store.add_queries([(ids[i], ids[i + 1]) for i in range(0, len(ids), 2)])
+
+    def reference(self) -> list[int]:
+        return self.store.segment_ids(round=0)
+
+
+class OfflineTrainer:
+    """Trains on the judgments themselves (as DPO does): records what it was handed."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.handed: list[tuple[int, int]] = []
+
+    def set_judgments(self, data: TrainingData, segments: object) -> None:
+        self.handed.append((self.steps, len(data.pairs)))
+
+    def learn(self, steps: int, progress: Callable[[int], None] | None = None) -> None:
+        self.steps += steps
+
+    def recent_metrics(self) -> dict[str, float]:
+        return {}
+
+
+def test_an_offline_trainer_gets_every_judgment_at_each_labelling_round(tmp_path: Path) -> None:
+    oracle = SyntheticOracle(PRESETS["oracle"], "oracle", np.random.default_rng(0))
+    trainer = OfflineTrainer()
+    plan = LabelRounds(counts=(6, 3, 3), starts=(0, 4, 8), total=10)
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        source = PairsOfNew(store, np.random.default_rng(1))
+        loop = PreferenceLoop(
+            source=source,
+            plan=plan,
+            agent=trainer,
+            fitting=None,
+            store=store,
+            oracle=oracle,
+            rng=np.random.default_rng(2),
+            final_refit=False,
+        )
+        rounds = loop.run()
+        assert store.n_queries() == store.n_judgments() == 12
+    assert source.asked_at == [0, 4, 8]
+    assert trainer.handed == [(0, 6), (4, 9), (8, 12)]  # none after the last round
+    assert [r.step for r in rounds] == [4, 8, 10]
+
+
+def test_an_offline_trainer_with_a_reward_model_is_refused(tmp_path: Path) -> None:
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        with pytest.raises(ValueError, match="an offline trainer learns from the judgments"):
+            PreferenceLoop(
+                source=PairsOfNew(store, np.random.default_rng(1)),
+                plan=LabelRounds((1,), (0,), 1),
+                agent=OfflineTrainer(),
+                fitting=RewardFitting(Learner(), build=lambda: None),  # type: ignore[arg-type,return-value]
+                store=store,
+                oracle=None,
+                rng=np.random.default_rng(0),
+            )
+
+
+def test_the_learner_state_is_restored_from_the_store(tmp_path: Path) -> None:
+    """From the loop's own key, and from the two keys runs of earlier releases wrote."""
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        for meta, expected in (
+            ({"weight_decay": 0.25, "learner_steps": 40}, (0.25, 40)),
+            ({LEARNER_STATE: {"weight_decay": 0.5, "steps": 7}}, (0.5, 7)),
+        ):
+            for key, value in meta.items():
+                store.set_meta(key, value)
+            learner = Learner()
+            small = LoopConfig(labels=4, steps=100, segment_length=10, round_steps=100)
+            control_loop(
+                env_id=ENV_ID,
+                agent=RandomAgent(10),
+                ensemble=RewardEnsemble(
+                    gym.make(ENV_ID).observation_space,
+                    gym.make(ENV_ID).action_space,
+                    RewardModelConfig(n_members=1, hidden_sizes=(4,)),
+                ),
+                learner=learner,
+                store=store,
+                oracle=None,
+                config=small,
+                rng=np.random.default_rng(0),
+            )
+            assert (learner.weight_decay, learner.steps) == expected

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import gymnasium as gym
@@ -331,18 +330,6 @@ def test_errors_name_the_bad_input(rng: np.random.Generator) -> None:
         fit(ensemble, segments, np.zeros((0, 2), dtype=int), np.zeros(0), rng=rng)
 
 
-def test_config_rejects_bad_values() -> None:
-    with pytest.raises(ValueError, match="label_noise must be in"):
-        LearnerConfig(label_noise=1.0)
-    with pytest.raises(ValueError, match=r"ratio_band .* got \(1.5, 1.1\)"):
-        LearnerConfig(ratio_band=(1.5, 1.1))
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
-        LearnerConfig(batch_size=0)
-    with pytest.raises(ValueError, match="min_steps must be >= 0, got -1"):
-        LearnerConfig(min_steps=-1)
-    assert dataclasses.replace(LearnerConfig(), weight_decay=0.5).weight_decay == 0.5
-
-
 def test_standardised_inputs_learn_a_reward_over_parts_of_very_different_scales() -> None:
     """Every part counts the same in the true reward, but parts differ 1000-fold in scale."""
     scale, offset = np.array([0.05, 1.0, 20.0, 50.0]), np.array([3.0, 0.0, -40.0, 0.0])
@@ -364,3 +351,36 @@ def test_standardised_inputs_learn_a_reward_over_parts_of_very_different_scales(
         correlation[standardise] = np.corrcoef(predicted, [s.true_return for s in fresh])[0, 1]
     assert correlation[True] > 0.95
     assert correlation[False] < 0.85  # without it the small-scale part is all but ignored
+
+
+def test_the_learners_state_survives_a_json_round_trip(rng: np.random.Generator) -> None:
+    """What a resumed run restores: the tuned L2 and the step count, through the store's JSON."""
+    import json
+
+    segments = _linear_segments(rng, 20)
+    pairs = np.array([[i, i + 1] for i in range(0, 18, 2)])
+    targets = np.array([float(segments[a].true_return > segments[b].true_return) for a, b in pairs])
+    learner = Learner(LearnerConfig(max_epochs=5, val_fraction=0.3))
+    learner.fit(_ensemble(), segments, pairs, targets, rng=rng)
+    state = json.loads(json.dumps(learner.state()))
+    resumed = Learner(LearnerConfig(max_epochs=5, val_fraction=0.3))
+    resumed.load_state(state)
+    assert (resumed.weight_decay, resumed.steps) == (learner.weight_decay, learner.steps)
+    assert resumed.steps > 0
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"weight_decay": "big", "steps": 3}, "weight_decay must be a finite number, got 'big'"),
+        ({"weight_decay": float("nan"), "steps": 3}, "weight_decay must be a finite number"),
+        ({"weight_decay": -1.0, "steps": 3}, "weight_decay must be >= 0, got -1.0"),
+        ({"weight_decay": 0.1, "steps": 2.5}, "steps must be an integer >= 0, got 2.5"),
+        ({"weight_decay": 0.1}, "steps must be an integer >= 0, got None"),
+    ],
+)
+def test_a_bad_saved_state_is_refused_by_name(state: dict[str, object], message: str) -> None:
+    learner = Learner()
+    with pytest.raises(ValueError, match=message):
+        learner.load_state(state)
+    assert (learner.weight_decay, learner.steps) == (LearnerConfig().weight_decay, 0)

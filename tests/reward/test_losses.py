@@ -141,9 +141,7 @@ def test_ranking_pairs_loss_for_two_is_bradley_terry_and_batches() -> None:
 
 
 def test_judgments_train_rankings_as_pairs_when_asked() -> None:
-    judgments = Judgments(
-        4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [[0, 1, 2, 3]], "pairs"
-    )
+    judgments = Judgments(4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [[0, 1, 2, 3]], "pairs")
     returns = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
     losses, _ = judgments.losses(np.array([0]), lambda positions: returns[:, positions], 0.0)
     torch.testing.assert_close(losses[0, 0], ranking_pairs_loss(returns[0], 0.0))

@@ -43,32 +43,6 @@ def _evaluations(run: Path) -> list[dict[str, float]]:
     return [r for r in read_metrics(run / "metrics.csv") if r["true_score"] == r["true_score"]]
 
 
-def test_config_checks_name_the_value() -> None:
-    with pytest.raises(ValueError, match="myopia does not apply"):
-        TextTrainConfig(oracle="myopic")
-    with pytest.raises(ValueError, match="responses_per_prompt"):
-        TextTrainConfig(responses_per_prompt=12)
-    with pytest.raises(ValueError, match="dpo trains on pairs"):
-        TextTrainConfig(algo="dpo", responses_per_prompt=4)
-    with pytest.raises(ValueError, match="algo"):
-        TextTrainConfig(algo="a2c")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="single-step text env"):
-        text_task_name("prefgym/CartPole-v1")
-    assert text_task_name("prefgym/TextArithmetic-v0") == "arithmetic"
-
-
-def test_rankings_count_their_pairs_and_rounds_split_the_budget() -> None:
-    one_round = TextTrainConfig(labels=600, responses_per_prompt=4, label_rounds=1)
-    assert queries_per_round(one_round) == [100]
-    counts = queries_per_round(TextTrainConfig(labels=1000, label_rounds=4, iterations=40))
-    assert sum(counts) == 1000 and len(counts) == 4 and counts[0] == max(counts) == 500
-    assert queries_per_round(TextTrainConfig(algo="grpo", grpo_reward="oracle")) == [0]
-    assert (
-        TextTrainConfig().to_json()
-        == TextTrainConfig.from_json(TextTrainConfig().to_json()).to_json()
-    )
-
-
 def test_ppo_raises_the_true_score_from_preferences(tmp_path: Path) -> None:
     ppo = replace(PPO, batch_size=64, kl_coef=0.05)
     config = _small(iterations=20, eval_every=10, labels=600, ppo=ppo)

@@ -7,6 +7,18 @@ its tokens. The policy then follows PPO's clipped surrogate, optionally with a
 per-token KL penalty to a frozen reference through the k3 estimator
 ``exp(ref - logp) - (ref - logp) - 1`` (unbiased and always >= 0).
 
+One :meth:`GRPOTrainer.step` is one GRPO iteration:
+
+1. sample ``G`` responses to each prompt;
+2. score every response with ``reward_fn``;
+3. group-relative advantages, one per response, shared by all its tokens;
+4. without grad, the old log-probs (only when the policy moves before the last
+   minibatch: several iterations or several minibatches) and the reference's
+   (only when ``kl_coef > 0``);
+5. ``num_iterations`` passes over the responses in minibatches (shuffled when
+   there are several): one forward each, the clipped surrogate plus the KL
+   penalty, gradient clipping, an AdamW step.
+
 Prompts are left-padded ``(B, P)`` token ids with a mask; responses are
 right-padded ``(B, R)`` with ``pad_id`` after their first ``eos_id``, which
 belongs to the response.
@@ -17,17 +29,15 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from prefgym.agents.text._checkpoints import CheckpointedTrainer
+from prefgym.agents.text._losses import ScoreFn
 from prefgym.agents.text.config import GRPOConfig
 from prefgym.lm import response_logprobs, response_mask, sample_responses
-
-RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""``reward_fn(prompt_ids (B, P), prompt_mask (B, P), response_ids (B, R)) -> scores (B,)``."""
 
 
 def group_advantages(scores: Tensor, *, scale: bool = True, eps: float = 1e-4) -> Tensor:
@@ -53,6 +63,61 @@ def group_advantages(scores: Tensor, *, scale: bool = True, eps: float = 1e-4) -
     if not scale:
         return centred
     return centred / (scores.std(dim=1, keepdim=True) + eps)
+
+
+class _Batch(NamedTuple):
+    """What the update reads of ``n = prompts x G`` responses."""
+
+    prompts: Tensor  # (n, P) long, left-padded, each prompt repeated G times
+    masks: Tensor  # (n, P), 1 on prompt tokens
+    responses: Tensor  # (n, R) long, right-padded
+    mask: Tensor  # (n, R), 1 on real response tokens
+    advantages: Tensor  # (n, 1), one per response
+    old: Tensor | None  # (n, R) old log-probs; None when they are the current ones, detached
+    ref: Tensor | None  # (n, R) the reference's log-probs; None without a KL penalty
+
+    def rows(self, index: Tensor) -> _Batch:
+        """The responses ``index`` ``(b,)``."""
+        return _Batch(
+            self.prompts[index],
+            self.masks[index],
+            self.responses[index],
+            self.mask[index],
+            self.advantages[index],
+            None if self.old is None else self.old[index],
+            None if self.ref is None else self.ref[index],
+        )
+
+
+def _statistics(
+    scores: Tensor,
+    group_size: int,
+    updates: dict[str, float],
+    mask: Tensor,
+    clock: tuple[float, float, float, float],
+) -> dict[str, float]:
+    """The statistics of one :meth:`GRPOTrainer.step` (its docstring lists them).
+
+    Args:
+        scores: ``(n,)`` the scores of the responses, group by group.
+        group_size: the responses to each prompt, ``G``.
+        updates: the mean over the minibatch steps of each of their scalars.
+        mask: ``(n, R)`` 1 on real response tokens.
+        clock: ``time.perf_counter()`` at the start, after sampling, scoring and optimising.
+    """
+    start, sampled, scored, done = clock
+    grouped = scores.view(-1, group_size)  # (prompts, G)
+    return {
+        "score_mean": float(scores.mean()),
+        "score_std": float(scores.std()),
+        "zero_std_fraction": float((grouped.max(1).values == grouped.min(1).values).float().mean()),
+        **updates,
+        "response_length": float(mask.sum(1).mean()),
+        "tokens_generated": float(mask.sum()),
+        "seconds_sampling": sampled - start,
+        "seconds_scoring": scored - sampled,
+        "seconds_optimising": done - scored,
+    }
 
 
 class GRPOTrainer(CheckpointedTrainer):
@@ -81,7 +146,7 @@ class GRPOTrainer(CheckpointedTrainer):
         policy: nn.Module,
         config: GRPOConfig,
         *,
-        reward_fn: RewardFn,
+        reward_fn: ScoreFn,
         eos_id: int,
         pad_id: int,
         generator: torch.Generator,
@@ -110,6 +175,7 @@ class GRPOTrainer(CheckpointedTrainer):
     def _logprobs(
         self, model: nn.Module, prompts: Tensor, masks: Tensor, responses: Tensor
     ) -> Tensor:
+        """``(n, R)`` log-probs of the response tokens under ``model`` (logits / temperature)."""
         return response_logprobs(
             model,
             prompts,
@@ -144,18 +210,52 @@ class GRPOTrainer(CheckpointedTrainer):
         masks = prompt_mask.to(self.device).repeat_interleave(cfg.group_size, dim=0)
         n = prompts.shape[0]
 
+        # 1. Sample G responses to each prompt.
         start = time.perf_counter()
-        responses = sample_responses(
+        responses = self._sample(prompts, masks)
+        sampled = time.perf_counter()
+
+        # 2. Score every response.
+        scores = self._score(prompts, masks, responses)
+        scored = time.perf_counter()
+
+        # 3. Group-relative advantages, one per response.
+        advantages = group_advantages(
+            scores.view(n_prompts, cfg.group_size),
+            scale=cfg.scale_advantages,
+            eps=cfg.advantage_eps,
+        ).view(n, 1)
+        mask = response_mask(responses, self.eos_id)  # (n, R) real response tokens
+
+        # 4. Old and reference log-probs, without grad.
+        minibatch = min(cfg.minibatch_size or n, n)
+        old, ref = self._old_and_ref_logprobs(prompts, masks, responses, minibatch)
+
+        # 5. num_iterations passes over the responses in minibatches.
+        batch = _Batch(prompts, masks, responses, mask, advantages, old, ref)
+        updates = self._optimise(batch, minibatch)
+        self.steps += 1
+        done = time.perf_counter()
+
+        clock = (start, sampled, scored, done)
+        return _statistics(scores, cfg.group_size, updates, mask, clock)
+
+    def _sample(self, prompts: Tensor, masks: Tensor) -> Tensor:
+        """Stage 1: one ``(n, R)`` response to each of the ``(n, P)`` (repeated) prompts."""
+        return sample_responses(
             self.policy,
             prompts,
             masks,
-            max_new_tokens=cfg.max_new_tokens,
+            max_new_tokens=self.config.max_new_tokens,
             eos_id=self.eos_id,
             pad_id=self.pad_id,
-            temperature=cfg.temperature,
+            temperature=self.config.temperature,
             generator=self.generator,
         )
-        sampled = time.perf_counter()
+
+    def _score(self, prompts: Tensor, masks: Tensor, responses: Tensor) -> Tensor:
+        """Stage 2: ``reward_fn``'s ``(n,)`` scores, as float on the policy's device."""
+        n = prompts.shape[0]
         with torch.no_grad():
             scores = self.reward_fn(prompts, masks, responses)
         if scores.shape != (n,):
@@ -163,77 +263,55 @@ class GRPOTrainer(CheckpointedTrainer):
                 f"reward_fn must return one score per response, shape ({n},), "
                 f"got {tuple(scores.shape)}"
             )
-        scores = scores.detach().float().to(self.device)
-        scored = time.perf_counter()
+        return scores.detach().float().to(self.device)
 
-        advantages = group_advantages(
-            scores.view(n_prompts, cfg.group_size),
-            scale=cfg.scale_advantages,
-            eps=cfg.advantage_eps,
-        ).view(n, 1)
-        mask = response_mask(responses, self.eos_id)
-        minibatch = min(cfg.minibatch_size or n, n)
-        with torch.no_grad():
-            # With one pass over one minibatch the policy has not moved since sampling,
-            # so the old log-probs are the current ones, detached.
-            old = None
-            if cfg.num_iterations > 1 or minibatch < n:
-                old = self._logprobs(self.policy, prompts, masks, responses)
-            ref = None
-            if cfg.kl_coef > 0:
-                assert self.ref_policy is not None
-                ref = self._logprobs(self.ref_policy, prompts, masks, responses)
+    @torch.no_grad()
+    def _old_and_ref_logprobs(
+        self, prompts: Tensor, masks: Tensor, responses: Tensor, minibatch: int
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Stage 4: the ``(n, R)`` old log-probs and the reference's, when they are needed.
 
+        With one pass over one minibatch the policy has not moved since sampling, so the old
+        log-probs are the current ones, detached (None here). Without a KL penalty there is
+        no reference (None).
+        """
+        cfg = self.config
+        old = None
+        if cfg.num_iterations > 1 or minibatch < prompts.shape[0]:
+            old = self._logprobs(self.policy, prompts, masks, responses)
+        ref = None
+        if cfg.kl_coef > 0:
+            assert self.ref_policy is not None
+            ref = self._logprobs(self.ref_policy, prompts, masks, responses)
+        return old, ref
+
+    def _optimise(self, batch: _Batch, minibatch: int) -> dict[str, float]:
+        """Stage 5: ``num_iterations`` passes over ``batch`` in minibatches of ``minibatch``.
+
+        The minibatches are shuffled (from ``generator``) only when there are several.
+
+        Returns:
+            The mean over the minibatch steps of ``loss``, ``grad_norm``, ``kl`` (NaN without
+            a reference) and ``clip_fraction``.
+        """
+        n = batch.prompts.shape[0]
         totals = {"loss": 0.0, "grad_norm": 0.0, "kl": 0.0, "clip_fraction": 0.0}
         updates = 0
-        for _ in range(cfg.num_iterations):
+        for _ in range(self.config.num_iterations):
             order = torch.arange(n, device=self.device)
             if minibatch < n:
                 order = torch.randperm(n, generator=self.generator, device=self.generator.device)
             for index in order.to(self.device).split(minibatch):
-                stats = self._update(
-                    prompts[index],
-                    masks[index],
-                    responses[index],
-                    mask[index],
-                    advantages[index],
-                    None if old is None else old[index],
-                    None if ref is None else ref[index],
-                )
-                for key, value in stats.items():
+                for key, value in self._update(batch.rows(index)).items():
                     totals[key] += value
                 updates += 1
-        self.steps += 1
-        done = time.perf_counter()
+        means = {k: v / updates for k, v in totals.items()}
+        return means | ({"kl": math.nan} if batch.ref is None else {})
 
-        groups = scores.view(n_prompts, cfg.group_size)
-        return {
-            "score_mean": float(scores.mean()),
-            "score_std": float(scores.std()),
-            "zero_std_fraction": float(
-                (groups.max(1).values == groups.min(1).values).float().mean()
-            ),
-            **{k: v / updates for k, v in totals.items()},
-            **({"kl": math.nan} if ref is None else {}),
-            "response_length": float(mask.sum(1).mean()),
-            "tokens_generated": float(mask.sum()),
-            "seconds_sampling": sampled - start,
-            "seconds_scoring": scored - sampled,
-            "seconds_optimising": done - scored,
-        }
-
-    def _update(
-        self,
-        prompts: Tensor,
-        masks: Tensor,
-        responses: Tensor,
-        mask: Tensor,
-        advantages: Tensor,
-        old: Tensor | None,
-        ref: Tensor | None,
-    ) -> dict[str, float]:
+    def _update(self, batch: _Batch) -> dict[str, float]:
         """One gradient step on a minibatch of ``b`` responses (``advantages`` is ``(b, 1)``)."""
         cfg = self.config
+        prompts, masks, responses, mask, advantages, old, ref = batch
         logp = self._logprobs(self.policy, prompts, masks, responses)  # (b, R)
         ratio = torch.exp(logp - (logp.detach() if old is None else old))
         clipped = ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range)

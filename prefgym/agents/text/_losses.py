@@ -7,12 +7,24 @@ clipped policy and value losses, and the adaptive KL controller.
 
 Every per-token tensor is ``(B, R)`` (batch, response length) with a ``(B, R)`` float mask
 that is 1 on real response tokens (up to and including the eos) and 0 on padding after it.
+
+:data:`ScoreFn` is the type of the function that the text trainers (PPO, GRPO) score their
+sampled responses with.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
+
+ScoreFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``(prompt_ids (B, P), prompt_mask (B, P), response_ids (B, R)) -> scores (B,)``.
+
+Scores whole text responses (a learned reward model or a true score) and is called without
+grad; the control loop's per-step reward function (in :mod:`prefgym.segments`) is another.
+"""
 
 
 def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:

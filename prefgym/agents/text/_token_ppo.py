@@ -18,6 +18,9 @@ Details from "The N Implementation Details of RLHF with PPO": dropout off everyw
 (every model in eval mode), the value head zero-initialised, logits divided by the sampling
 temperature in every forward, rewards optionally whitened (keeping their mean), an optional
 penalty for responses that never ended, Adam's epsilon 1e-5.
+
+One module, longer than most: the algorithm reads top to bottom in ``step``, each numbered
+stage a method beside it; the records passed between stages are ``_ppo_batch``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,6 +38,7 @@ from prefgym.agents.text._checkpoints import CheckpointedTrainer
 from prefgym.agents.text._losses import (
     AdaptiveKLController,
     FixedKLController,
+    ScoreFn,
     gae,
     kl_penalised_rewards,
     masked_mean,
@@ -43,6 +46,7 @@ from prefgym.agents.text._losses import (
     value_loss,
     whiten,
 )
+from prefgym.agents.text._ppo_batch import PPOBatch, Rollout, Scoring, ppo_statistics
 from prefgym.agents.text.config import TokenPPOConfig
 from prefgym.lm import (
     fuse_gelu,
@@ -56,9 +60,6 @@ from prefgym.lm import (
     token_logprobs,
     trim_left_padding,
 )
-
-RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""``(prompt_ids (B, P), prompt_mask (B, P), response_ids (B, R)) -> scores (B,)``."""
 
 _KL_FILE = "kl_controller.json"
 
@@ -91,7 +92,7 @@ class TokenPPO(CheckpointedTrainer):
         policy: PreTrainedModel,
         config: TokenPPOConfig,
         *,
-        reward_fn: RewardFn,
+        reward_fn: ScoreFn,
         eos_id: int,
         pad_id: int,
         generator: torch.Generator,
@@ -191,6 +192,40 @@ class TokenPPO(CheckpointedTrainer):
             ``optimizer_steps``, ``seconds_sampling``, ``seconds_scoring``,
             ``seconds_optimisation``.
         """
+        self._check_step_inputs(prompt_ids, ptx_batch)
+        self.policy.eval()
+        self.value_model.eval()
+        started = time.perf_counter()
+
+        # 1. Rollout: sample, keeping the sampler's log-probs as the old log-probs.
+        rollout = self._rollout(prompt_ids, prompt_mask)
+        sampled = time.perf_counter()
+
+        # 2. Score, reference log-probs, values.
+        scoring = self._score(prompt_ids, prompt_mask, rollout)
+
+        # 3. Per-token rewards with the KL penalty, and 4. whitened GAE advantages.
+        kl_coef = self.kl_controller.value
+        rewards, kl = self._rewards(rollout, scoring, kl_coef)
+        advantages, returns = self._advantages(rewards, scoring.values, rollout.real)
+        scored = time.perf_counter()
+
+        # 5. PPO epochs over shuffled minibatches.
+        ptx_parts = self._ptx_parts(ptx_batch, ptx_mask)
+        batch = PPOBatch.of(rollout, scoring.values, advantages, returns)
+        updates = self._ppo_epochs(batch, ptx_parts)
+        optimised = time.perf_counter()
+
+        # 6. The KL controller sees this batch's KL per response.
+        kl_per_response = kl.sum(-1)
+        self.kl_controller.update(float(kl_per_response.mean()), self.config.batch_size)
+        self.steps += 1
+
+        clock = (started, sampled, scored, optimised)
+        return ppo_statistics(rollout, scoring, kl_per_response, kl_coef, updates, clock)
+
+    def _check_step_inputs(self, prompt_ids: Tensor, ptx_batch: Tensor | None) -> None:
+        """Refuse a batch of the wrong size, or a PPO-ptx batch that ``ptx_coef`` disagrees with."""
         cfg = self.config
         if prompt_ids.shape[0] != cfg.batch_size:
             raise ValueError(
@@ -201,29 +236,40 @@ class TokenPPO(CheckpointedTrainer):
                 f"pass ptx_batch exactly when ptx_coef > 0; got ptx_coef={cfg.ptx_coef} and "
                 f"ptx_batch={'None' if ptx_batch is None else tuple(ptx_batch.shape)}"
             )
-        self.policy.eval()
-        self.value_model.eval()
-        started = time.perf_counter()
 
-        # 1. Rollout: sample, keeping the sampler's log-probs as the old log-probs.
+    def _rollout(self, prompt_ids: Tensor, prompt_mask: Tensor) -> Rollout:
+        """Stage 1: one response per ``(B, P)`` prompt, sampled with the KV cache.
+
+        The sampler's log-probs serve as the old log-probs, so the policy needs no second
+        forward pass before the update.
+        """
         ids, mask = trim_left_padding(prompt_ids, prompt_mask)
         samples = sample_with_logprobs(
             self.policy,
             ids,
             mask,
-            max_new_tokens=cfg.max_new_tokens,
+            max_new_tokens=self.config.max_new_tokens,
             eos_id=self.eos_id,
             pad_id=self.pad_id,
-            temperature=cfg.temperature,
+            temperature=self.config.temperature,
             generator=self.generator,
         )
         responses = samples.response_ids
         real = response_mask(responses, self.eos_id)  # (B, R)
         targets = responses.masked_fill(real == 0, 0)  # pad ids may lie outside the vocab
         old_logprobs = samples.logprobs * real
-        sampled = time.perf_counter()
+        return Rollout(ids, mask, responses, targets, real, old_logprobs, samples.entropy)
 
-        # 2. Score, reference log-probs, values.
+    def _score(self, prompt_ids: Tensor, prompt_mask: Tensor, rollout: Rollout) -> Scoring:
+        """Stage 2: ``reward_fn``'s scores, the reference's log-probs and the values.
+
+        Args:
+            prompt_ids: ``(B, P)`` the prompts as given to :meth:`step` (``reward_fn`` sees
+                them untrimmed).
+            prompt_mask: ``(B, P)`` their mask.
+            rollout: the responses sampled for them.
+        """
+        cfg, real, responses = self.config, rollout.real, rollout.responses
         with torch.no_grad():
             scores = self.reward_fn(prompt_ids, prompt_mask, responses)
         scores = scores.to(device=real.device, dtype=torch.float32).reshape(-1)
@@ -231,6 +277,7 @@ class TokenPPO(CheckpointedTrainer):
             raise ValueError(
                 f"reward_fn must return ({cfg.batch_size},) scores, got {tuple(scores.shape)}"
             )
+        ids, mask = rollout.prompt_ids, rollout.prompt_mask
         with torch.inference_mode():  # constants of the update, computed once per rollout
             ref_logprobs = response_logprobs(
                 self.ref_policy,
@@ -245,103 +292,113 @@ class TokenPPO(CheckpointedTrainer):
         penalised = scores
         if cfg.missing_eos_penalty is not None:
             penalised = scores - cfg.missing_eos_penalty * (~ended).float()
+        return Scoring(scores, penalised, ended, ref_logprobs, values)
 
-        # 3. Per-token rewards with the KL penalty, and 4. whitened GAE advantages.
-        kl_coef = self.kl_controller.value
-        rewards, kl = kl_penalised_rewards(old_logprobs, ref_logprobs, penalised, real, kl_coef)
-        if cfg.whiten_rewards:
-            rewards = whiten(rewards, real, shift_mean=False) * real
-        advantages, returns = gae(rewards, values, real, cfg.gamma, cfg.lam)
-        advantages = whiten(advantages, real) * real
-        scored = time.perf_counter()
+    def _rewards(self, rollout: Rollout, scoring: Scoring, kl_coef: float) -> tuple[Tensor, Tensor]:
+        """Stage 3: ``(B, R)`` per-token rewards and the ``(B, R)`` KL they were penalised by.
 
-        # 5. PPO epochs over shuffled minibatches.
-        ptx_parts: list[tuple[Tensor, Tensor]] = []
-        if ptx_batch is not None:
-            ptx_mask = torch.ones_like(ptx_batch) if ptx_mask is None else ptx_mask
-            n_minibatches = cfg.batch_size // cfg.minibatch_size
-            ptx_parts = list(
-                zip(ptx_batch.chunk(n_minibatches), ptx_mask.chunk(n_minibatches), strict=True)
-            )
+        ``-kl_coef * (logp - logp_ref)`` on every token, the (penalised) score added at the
+        last real one; whitened over the batch, keeping their mean, when
+        ``config.whiten_rewards``.
+        """
+        rewards, kl = kl_penalised_rewards(
+            rollout.logprobs, scoring.ref_logprobs, scoring.penalised, rollout.real, kl_coef
+        )
+        if self.config.whiten_rewards:
+            rewards = whiten(rewards, rollout.real, shift_mean=False) * rollout.real
+        return rewards, kl
+
+    def _advantages(self, rewards: Tensor, values: Tensor, real: Tensor) -> tuple[Tensor, Tensor]:
+        """Stage 4: GAE advantages whitened over the batch, and the returns; all ``(B, R)``."""
+        advantages, returns = gae(rewards, values, real, self.config.gamma, self.config.lam)
+        return whiten(advantages, real) * real, returns
+
+    def _ptx_parts(
+        self, ptx_batch: Tensor | None, ptx_mask: Tensor | None
+    ) -> list[tuple[Tensor, Tensor]]:
+        """The ``(N, L)`` PPO-ptx batch and mask cut into one part per minibatch; [] without."""
+        if ptx_batch is None:
+            return []
+        ptx_mask = torch.ones_like(ptx_batch) if ptx_mask is None else ptx_mask
+        n_minibatches = self.config.batch_size // self.config.minibatch_size
+        return list(zip(ptx_batch.chunk(n_minibatches), ptx_mask.chunk(n_minibatches), strict=True))
+
+    def _ppo_epochs(
+        self, batch: PPOBatch, ptx_parts: list[tuple[Tensor, Tensor]]
+    ) -> tuple[dict[str, list[Tensor]], int]:
+        """Stage 5: ``config.ppo_epochs`` passes over ``batch`` in shuffled minibatches.
+
+        Args:
+            batch: the rollout with its old values, advantages and returns.
+            ptx_parts: PPO-ptx ids and masks, used in turn by the minibatch steps; [] for none.
+
+        Returns:
+            Each minibatch step's scalars (see :meth:`_minibatch_step`), by name, and the
+            number of optimizer steps taken.
+        """
+        cfg = self.config
         logged: dict[str, list[Tensor]] = {}
         n_updates = 0
-        lengths = real.sum(-1).long()  # (B,) real response tokens
-        pads = (mask.cumsum(-1) == 0).sum(-1)  # (B,) leading pad columns of each prompt
+        lengths = batch.real.sum(-1).long()  # (B,) real response tokens
+        pads = (batch.prompt_mask.cumsum(-1) == 0).sum(-1)  # (B,) leading pad columns
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(
                 cfg.batch_size, generator=self.generator, device=self.generator.device
-            ).to(real.device)
+            ).to(batch.real.device)
             batches = order.view(-1, cfg.minibatch_size)
             # One host sync per epoch: drop the columns that are padding in every row of a
             # minibatch (response columns on the right, prompt columns on the left).
             widths = lengths[batches].amax(-1).tolist()
             starts = pads[batches].amin(-1).tolist()
             for index, width, start in zip(batches, widths, starts, strict=True):
-                m = real[index, :width]
-                mb_ids, mb_mask = ids[index, start:], mask[index, start:]
-                mb_responses = responses[index, :width]
-                logits, new_values = self._logits_and_values(mb_ids, mb_mask, mb_responses)
-                new_logprobs = token_logprobs(logits, targets[index, :width])
-                pg_loss, clip_fraction, approx_kl = policy_loss(
-                    new_logprobs,
-                    old_logprobs[index, :width],
-                    advantages[index, :width],
-                    m,
-                    cfg.clip_range,
-                )
-                vf_loss, vf_clip_fraction = value_loss(
-                    new_values,
-                    values[index, :width],
-                    returns[index, :width],
-                    m,
-                    cfg.clip_range_value,
-                )
-                loss = pg_loss + cfg.vf_coef * vf_loss
-                if ptx_parts:
-                    ptx_ids, ptx_m = ptx_parts[n_updates % len(ptx_parts)]
-                    ptx_loss = self._ptx_loss(ptx_ids, ptx_m)
-                    loss = loss + cfg.ptx_coef * ptx_loss
-                    logged.setdefault("ptx_loss", []).append(ptx_loss.detach())
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
-                self.optimizer.step()
-                n_updates += 1
-                for name, value in (
-                    ("policy_loss", pg_loss.detach()),
-                    ("value_loss", vf_loss.detach()),
-                    ("clip_fraction", clip_fraction),
-                    ("value_clip_fraction", vf_clip_fraction),
-                    ("approx_kl", approx_kl),
-                    ("grad_norm", grad_norm),
-                ):
+                ptx = ptx_parts[n_updates % len(ptx_parts)] if ptx_parts else None
+                for name, value in self._minibatch_step(batch.minibatch(index, width, start), ptx):
                     logged.setdefault(name, []).append(value)
-        optimised = time.perf_counter()
+                n_updates += 1
+        return logged, n_updates
 
-        # 6. The KL controller sees this batch's KL per response.
-        kl_per_response = kl.sum(-1)
-        self.kl_controller.update(float(kl_per_response.mean()), cfg.batch_size)
-        self.steps += 1
+    def _minibatch_step(
+        self, mb: PPOBatch, ptx: tuple[Tensor, Tensor] | None
+    ) -> list[tuple[str, Tensor]]:
+        """One forward, loss, gradient clip and Adam step on a minibatch.
 
-        tokens = float(real.sum())
-        stats = {name: float(torch.stack(series).mean()) for name, series in logged.items()}
-        stats.update(
-            score=float(scores.mean()),
-            reward=float((penalised - kl_coef * kl_per_response).mean()),
-            kl=float(kl_per_response.mean()),
-            kl_coef=kl_coef,
-            entropy=float(masked_mean(samples.entropy, real)),
-            value=float(masked_mean(values, real)),
-            response_length=float(real.sum(-1).mean()),
-            fraction_ended=float(ended.float().mean()),
-            tokens_generated=tokens,
-            tokens_per_second=tokens / max(sampled - started, 1e-9),
-            optimizer_steps=float(n_updates),
-            seconds_sampling=sampled - started,
-            seconds_scoring=scored - sampled,
-            seconds_optimisation=optimised - scored,
+        The loss is the clipped policy loss plus ``vf_coef`` times the clipped value loss,
+        plus ``ptx_coef`` times the language-model loss on the ``(n, L)`` ids and mask ``ptx``
+        when given.
+
+        Returns:
+            The step's detached scalars, in logging order: ``ptx_loss`` (with ``ptx``),
+            ``policy_loss``, ``value_loss``, ``clip_fraction``, ``value_clip_fraction``,
+            ``approx_kl``, ``grad_norm``.
+        """
+        cfg = self.config
+        logits, new_values = self._logits_and_values(mb.prompt_ids, mb.prompt_mask, mb.responses)
+        new_logprobs = token_logprobs(logits, mb.targets)
+        pg_loss, clip_fraction, approx_kl = policy_loss(
+            new_logprobs, mb.logprobs, mb.advantages, mb.real, cfg.clip_range
         )
-        return stats
+        vf_loss, vf_clip_fraction = value_loss(
+            new_values, mb.values, mb.returns, mb.real, cfg.clip_range_value
+        )
+        loss = pg_loss + cfg.vf_coef * vf_loss
+        logged: list[tuple[str, Tensor]] = []
+        if ptx is not None:
+            ptx_loss = self._ptx_loss(*ptx)
+            loss = loss + cfg.ptx_coef * ptx_loss
+            logged.append(("ptx_loss", ptx_loss.detach()))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
+        self.optimizer.step()
+        return [
+            *logged,
+            ("policy_loss", pg_loss.detach()),
+            ("value_loss", vf_loss.detach()),
+            ("clip_fraction", clip_fraction),
+            ("value_clip_fraction", vf_clip_fraction),
+            ("approx_kl", approx_kl),
+            ("grad_norm", grad_norm),
+        ]
 
     def _checkpointed(self) -> tuple[nn.Module, nn.Module | None]:
         # policy and value model train together, so the checkpoint keeps both

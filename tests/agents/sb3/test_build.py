@@ -70,30 +70,6 @@ def random_policy_true_return(env_id: str, seeds: range) -> float:
 # --- AgentConfig -------------------------------------------------------------------------
 
 
-def test_default_configs_are_valid() -> None:
-    assert AgentConfig().algo == "ppo"
-    assert AgentConfig(algo="sac").algo == "sac"
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"algo": "dqn"}, r"algo must be one of \('ppo', 'sac'\), got 'dqn'"),
-        ({"n_envs": 0}, "n_envs must be >= 1, got 0"),
-        ({"gamma": 1.5}, r"gamma must be in \[0, 1\], got 1.5"),
-        ({"learning_rate": 0.0}, "learning_rate must be > 0, got 0.0"),
-        ({"net_arch": ()}, r"net_arch must be non-empty positive widths, got \(\)"),
-        ({"tau": 0.0}, r"tau must be in \(0, 1\], got 0.0"),
-        ({"sac_ent_coef": "fixed"}, "sac_ent_coef must be 'auto' or >= 0, got 'fixed'"),
-        ({"n_steps": 100, "batch_size": 64}, "divide n_steps \\* n_envs = 400, got 64; .* 50"),
-        ({"sde_sample_freq": 0}, "sde_sample_freq must be -1 .* or >= 1, got 0"),
-    ],
-)
-def test_invalid_config_is_rejected(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        AgentConfig(**kwargs)
-
-
 def test_ppo_batch_size_is_not_checked_for_sac() -> None:
     assert AgentConfig(algo="sac", n_steps=100, batch_size=64).n_steps == 100
 
@@ -374,10 +350,17 @@ def test_pay_rollout_rewards_rejects_rewards_of_another_shape() -> None:
         pay_rollout_rewards(model, np.zeros((15, 2)), None, np.zeros(2))  # type: ignore[arg-type]
 
 
+class Fixed:
+    """A stand-in reward model: the agent pays what its ``step_rewards`` gives."""
+
+    def __init__(self, step_rewards: Any) -> None:
+        self.step_rewards = step_rewards
+
+
 def test_an_agent_pays_and_relabels_the_learned_reward_times_its_reward_scale() -> None:
     config = AgentConfig(algo="sac", n_envs=1, learning_starts=10_000, reward_scale=0.25)
     agent = SB3Agent.create(PENDULUM, config, seed=0, segment_length=5)
-    agent.set_reward(obs_plus_action)
+    agent.set_reward(Fixed(obs_plus_action))  # type: ignore[arg-type]
     agent.learn(12)
     model = agent.model
     assert isinstance(model, SAC) and model.replay_buffer is not None
@@ -387,11 +370,13 @@ def test_an_agent_pays_and_relabels_the_learned_reward_times_its_reward_scale() 
         0.25 * obs_plus_action(observations, actions),
         atol=1e-5,
     )
-    agent.set_reward(pendulum_reward)  # relabelled with the scale too
-    np.testing.assert_allclose(
+    agent.set_reward(Fixed(pendulum_reward))  # type: ignore[arg-type]
+    np.testing.assert_allclose(  # relabelled with the scale too
         model.replay_buffer.rewards[:12].reshape(-1),
         0.25 * pendulum_reward(observations, actions),
         rtol=1e-5,
     )
+    agent.set_reward(None)  # every judgment a tie: nothing is paid
+    assert not model.replay_buffer.rewards[:12].any()
     with pytest.raises(ValueError, match="reward_scale must be a finite number > 0, got -1"):
         AgentConfig(reward_scale=-1)

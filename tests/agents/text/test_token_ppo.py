@@ -129,7 +129,7 @@ def test_missing_eos_penalty_lowers_the_reward_of_unended_responses() -> None:
 
 
 def test_adaptive_kl_controller_moves_beta() -> None:
-    config = dataclasses.replace(SMALL, kl="adaptive", kl_target=100.0, kl_horizon=32)
+    config = dataclasses.replace(SMALL, kl="adaptive", kl_coef=0.05, kl_target=100.0, kl_horizon=32)
     ppo = make(config)
     ppo.step(*prompts(16, 0))
     # KL far below target: error -0.2, over 16 samples of a 32-sample horizon.
