@@ -4,7 +4,7 @@ Each game keeps its state in plain Python numbers, draws itself into an 84x84
 grayscale canvas with numpy, and never ends: a lost ball or a crash costs
 points and play goes on, so an episode is the fixed horizon of its
 registration and its length says nothing about the score. The score is the
-hidden true reward, reported as ``info["true_reward"]``; the agent is paid 0.
+hidden true reward, reported as ``info[TRUE_REWARD_KEY]``; the agent is paid 0.
 
 Observations are the last ``frame_stack`` frames (2 by default: enough to see
 which way things move), channel-last ``(84, 84, k)`` uint8, as ``CnnPolicy``
@@ -25,6 +25,7 @@ import numpy as np
 from prefgym.envs.arcade_game import SIZE, ArcadeGame, fill_rect
 from prefgym.envs.arcade_games import GAMES
 from prefgym.envs.pixels import FrameStack, PixelWindow, palette_lut
+from prefgym.segments import TRUE_REWARD_KEY
 
 __all__ = ["SIZE", "ArcadeEnv", "ArcadeGame", "fill_rect"]
 
@@ -72,13 +73,13 @@ class ArcadeEnv(gym.Env[np.ndarray, np.int64]):
         return self.stack.observation(), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        """Play one frame; the reward is 0 and the points scored are ``info["true_reward"]``."""
+        """Play one frame; the reward is 0 and the points scored are ``info[TRUE_REWARD_KEY]``."""
         true_reward = self.game.step(int(action))
         self.stack.advance()
         self.game.draw(self.stack.canvas)
         if self.render_mode == "human":
             self.render()
-        return self.stack.observation(), 0.0, False, False, {"true_reward": true_reward}
+        return self.stack.observation(), 0.0, False, False, {TRUE_REWARD_KEY: true_reward}
 
     def render(self) -> np.ndarray | None:
         """The newest frame in colour ``(84, 84, 3)`` uint8, or None after showing it."""

@@ -6,7 +6,7 @@ grayscale screens (Atari sprites flicker), blanks the score area, resizes to
 84x84 and stacks the last ``frame_stack`` results channel-last ``(84, 84, k)``.
 Resets start with up to ``noop_max`` random no-ops.
 
-The game's score is the hidden true reward (``info["true_reward"]``; the agent
+The game's score is the hidden true reward (``info[TRUE_REWARD_KEY]``; the agent
 is paid 0) and nothing signals a lost life: no episode end, no ``lives`` in
 ``info``. The score is blanked in the observations and in the rendered frames,
 so neither the reward model nor a person judging can read it. An episode is
@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from prefgym.envs.pixels import FrameStack, PixelWindow
+from prefgym.segments import TRUE_REWARD_KEY
 
 try:
     import cv2
@@ -174,7 +175,7 @@ class AtariPreferenceEnv(gym.Env[np.ndarray, np.int64]):
                 0.0,
                 False,
                 False,
-                {"true_reward": 0.0, "absorbed": True},
+                {TRUE_REWARD_KEY: 0.0, "absorbed": True},
             )
         ale_action = self._action_set[int(action)]
         if self.frame_skip == 1:  # pool with the previous step's screen
@@ -188,12 +189,12 @@ class AtariPreferenceEnv(gym.Env[np.ndarray, np.int64]):
                 break
             if frame >= self.frame_skip - 2:
                 self.ale.getScreenGrayscale(self._screens[frame - self.frame_skip + 2])
-        info: dict[str, Any] = {"true_reward": float(score)}
+        info: dict[str, Any] = {TRUE_REWARD_KEY: float(score)}
         terminated = False
         if self.ale.game_over():
             info["game_over"] = True
             if self.termination == "penalty":
-                info["true_reward"] += self.termination_penalty
+                info[TRUE_REWARD_KEY] += self.termination_penalty
                 self._new_game()
             elif self.termination == "absorb":
                 self._absorbed = True

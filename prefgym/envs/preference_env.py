@@ -1,6 +1,6 @@
 """A Gymnasium task with its reward hidden: the base of every preference environment.
 
-The wrapped task's reward is reported as ``info["true_reward"]`` and the
+The wrapped task's reward is reported as ``info[TRUE_REWARD_KEY]`` and the
 reward returned to the agent is 0 until a learned reward is plugged in.
 
 Early termination leaks the reward (an agent that must survive learns from
@@ -36,6 +36,8 @@ from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
+
+from prefgym.segments import TRUE_REWARD_KEY
 
 Termination = Literal["penalty", "absorb", "keep"]
 TERMINATIONS: tuple[Termination, ...] = ("penalty", "absorb", "keep")
@@ -133,19 +135,19 @@ class PreferenceEnv(gym.Env[Any, Any]):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Step the task; the reward is 0 and the true reward is in ``info``."""
         if self._absorbed_observation is not None:
-            info = {"true_reward": 0.0, "absorbed": True}
+            info = {TRUE_REWARD_KEY: 0.0, "absorbed": True}
             return copy.deepcopy(self._absorbed_observation), 0.0, False, False, info
         if self._failed:  # the step after a failure: pay the penalty, start again in place
             self._failed = False
             observation, _ = self.base.reset()
             self._last_potential = self._potential_of(observation)
-            info = {"true_reward": self.termination_penalty, "failure": True}
+            info = {TRUE_REWARD_KEY: self.termination_penalty, "failure": True}
             return observation, 0.0, False, False, info
         observation, true_reward, terminated, truncated, info = self.base.step(action)
         potential = self._potential_of(observation)
         true_reward = float(true_reward) + potential - self._last_potential
         self._last_potential = potential
-        info = dict(info, true_reward=true_reward)
+        info = {**info, TRUE_REWARD_KEY: true_reward}
         if terminated and self.termination == "penalty":
             self._failed = True
             terminated = False

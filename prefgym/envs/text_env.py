@@ -5,7 +5,7 @@ observation is the prompt's token ids, left-padded to ``prompt_length`` with a
 mask; the action is a whole response, ``response_length`` token ids read up to
 the first end-of-sequence token; the episode then terminates. As in every
 prefgym task the agent is paid 0 and the task's true score is reported as
-``info["true_reward"]`` (the task's score times ``reward_scale``; the score
+``info[TRUE_REWARD_KEY]`` (the task's score times ``reward_scale``; the score
 itself is ``info["true_score"]``), beside the prompt and response text and whether the
 response is fluent (parses under the task grammar) and ended (held an eos).
 
@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from prefgym.segments import TRUE_REWARD_KEY
 from prefgym.text import TASKS, TextCodec, TextTask, grammar_codec
 
 Observation = dict[str, np.ndarray]
@@ -141,7 +142,7 @@ class TextEnv(gym.Env[Observation, np.ndarray]):
         return {
             "prompt": prompt,
             "response": response,
-            "true_reward": score * self.reward_scale,
+            TRUE_REWARD_KEY: score * self.reward_scale,
             "true_score": score,
             "fluent": bool(ended and self.task.fluent(prompt, response)),
             "ended": ended,
@@ -180,7 +181,7 @@ class TokenTextEnv(gym.Env[Observation, np.int64]):
     The observation is the context so far (prompt and the response's tokens),
     left-padded to ``prompt_length + response_length`` with a mask. The
     episode terminates on eos and is truncated after ``response_length`` tokens;
-    the true score of the whole response is ``info["true_reward"]`` of that last
+    the true score of the whole response is ``info[TRUE_REWARD_KEY]`` of that last
     step (0 before it).
     """
 
@@ -234,7 +235,7 @@ class TokenTextEnv(gym.Env[Observation, np.int64]):
         terminated = token == self.game.codec.eos_id
         truncated = not terminated and len(self._response) >= self.game.response_length
         if not (terminated or truncated):
-            return self._observation(), 0.0, False, False, {"true_reward": 0.0}
+            return self._observation(), 0.0, False, False, {TRUE_REWARD_KEY: 0.0}
         info = self.game.judge_response(self._prompt, self._response)
         self.game._last, self._prompt = info, None
         return self._observation(), 0.0, terminated, truncated, info

@@ -233,7 +233,7 @@ class PreferenceLoop:
 
     def run(self) -> list[RoundResult]:
         """Run (or resume) the loop until the agent reaches the plan's end."""
-        results = []
+        results: list[RoundResult] = []
         self.source.start(self.segments)
         self._judge_pending()
         self._ask()
@@ -241,7 +241,8 @@ class PreferenceLoop:
             started = self.clock()
             self._wait_for_judgments()
             done = self.agent.steps >= self.plan.total
-            fit = self._refit() if not done or self.final_refit else None
+            # the final refit follows this call's training: a finished run resumed fits no more
+            fit = self._refit() if not done or (self.final_refit and results) else None
             if done:
                 break
             self.agent.learn(

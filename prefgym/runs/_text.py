@@ -269,7 +269,8 @@ class TextRun:
     def _loop(self, progress: Callable[[int], None]) -> PreferenceLoop:
         """The shared preference loop with the text game's source, plan and learner."""
         c = self.config
-        plan = LabelRounds.merged(queries_per_round(c), round_starts(c), c.total_iterations)
+        counts = queries_per_round(c)  # one count: a run that asks nothing has one round
+        plan = LabelRounds.merged(counts, round_starts(c)[: len(counts)], c.total_iterations)
         source = ResponseGroups(
             self.policy,
             self.env,

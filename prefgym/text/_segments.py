@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from prefgym.segments import Segment
+from prefgym.segments import TRUE_REWARD_KEY, Segment
 
 TEXT_INFO_KEYS = ("prompt", "response", "true_score", "fluent", "ended", "task", "response_tokens")
 """The keys of a judged response's info kept on its segment."""
@@ -40,14 +40,14 @@ def text_segment(
         env_id: The environment the response was made in.
         **extra: JSON-serialisable extras kept in ``info`` (the policy, the round, ...).
     """
-    missing = {"prompt", "response", "true_reward"} - set(judged)
+    missing = {"prompt", "response", TRUE_REWARD_KEY} - set(judged)
     if missing:
         raise ValueError(f"judged lacks {sorted(missing)}; pass TextEnv.judge_response's result")
     info = {k: judged[k] for k in TEXT_INFO_KEYS if k in judged}
     return Segment(
         observations=np.asarray(prompt_ids, dtype=np.int64)[None],
         actions=np.asarray(response_ids, dtype=np.int64)[None],
-        true_rewards=np.array([float(judged["true_reward"])]),
+        true_rewards=np.array([float(judged[TRUE_REWARD_KEY])]),
         env_id=env_id,
         info={**info, **extra},
     )

@@ -162,17 +162,6 @@ def test_a_text_pair_shows_its_prompt_once_and_the_responses_side_by_side(
         pygame.image.save(window.screen, str(ROOT / "docs" / "text_window.png"))
 
 
-def test_responses_wrap_to_the_panel_and_long_words_break(
-    open_window: Callable[..., LabelWindow],
-) -> None:
-    window = open_window(pairs=1)
-    painter, width = window.painter, window.areas["left"].width - 8
-    text = "the soup was good . " * 30 + "x" * 400
-    lines = painter.wrap(text, width)
-    assert len(lines) > 5 and all(painter.font.size(line)[0] <= width for line in lines)
-    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
-
-
 def test_ranking_queries_are_skipped_with_a_message(
     open_window: Callable[..., LabelWindow],
 ) -> None:

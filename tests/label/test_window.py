@@ -194,15 +194,6 @@ def test_draws_both_clips_and_redraws_only_on_change(
     assert window.draw()
 
 
-def test_without_frames_a_labelled_plot_is_drawn(open_window: Callable[..., LabelWindow]) -> None:
-    window = open_window(cartpole_segments(4, frames=False))
-    pair = window.session.pair
-    assert pair is not None and pair.left.kind == "observations"
-    assert window.draw()
-    for side in ("left", "right"):
-        assert len(np.unique(panel_pixels(window, side).reshape(-1, 3), axis=0)) > 20
-
-
 def test_text_pairs_are_wrapped_and_scroll(open_window: Callable[..., LabelWindow]) -> None:
     window = open_window(text_segments(2))
     assert window.draw()

@@ -50,37 +50,6 @@ def _env_segments(env_id: str, n: int = 8, length: int = 5) -> tuple[RewardEnsem
     return ensemble, segments
 
 
-@pytest.mark.parametrize(
-    "action_space",
-    [gym.spaces.Discrete(3), gym.spaces.Box(-1, 1, (2,)), gym.spaces.MultiBinary(3)],
-    ids=["discrete", "box", "multibinary"],
-)
-def test_mlp_reward_net_gives_one_reward_per_step(action_space: gym.Space) -> None:
-    net = MlpRewardNet(BOX4, action_space, RewardModelConfig(), generator=_generator())
-    observations = torch.randn(5, 7, 4)
-    actions = torch.as_tensor(
-        np.stack([[action_space.sample() for _ in range(7)] for _ in range(5)])
-    )
-    rewards = net(observations, actions)
-    assert rewards.shape == (5, 7)
-    assert rewards.dtype == torch.float32
-    # Per-step: a step's reward does not depend on the other steps of its segment.
-    shuffled = net(observations[:, [6, 5, 4, 3, 2, 1, 0]], actions[:, [6, 5, 4, 3, 2, 1, 0]])
-    torch.testing.assert_close(shuffled, rewards.flip(1))
-
-
-def test_actions_are_ignored_when_not_inputs() -> None:
-    config = RewardModelConfig(use_actions=False)
-    net = MlpRewardNet(BOX4, gym.spaces.Discrete(2), config, generator=_generator())
-    observations = torch.randn(3, 4, 4)
-    zeros, ones = torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long)
-    torch.testing.assert_close(net(observations, zeros), net(observations, ones))
-    with_actions = MlpRewardNet(
-        BOX4, gym.spaces.Discrete(2), RewardModelConfig(), generator=_generator()
-    )
-    assert not torch.allclose(with_actions(observations, zeros), with_actions(observations, ones))
-
-
 def test_pixel_observations_get_a_cnn_and_dicts_an_error() -> None:
     from prefgym.reward import CnnRewardNet
 

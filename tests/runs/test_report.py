@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from prefgym.judgments import Preference
-from prefgym.runs import format_table, labeler_table, plot_metrics
+from prefgym.runs import format_table, labeler_table
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore
 
@@ -32,21 +32,3 @@ def test_labeler_table_counts_and_agreement(tmp_path: Path) -> None:
     assert rows[0][:4] == ["ann", 2, 1, 1]
     assert rows[1][:5] == ["oracle", 2, 1, 0, 1]
     assert rows[2][:3] == ["ann ~ oracle", 2, "agree 50%"]
-
-
-def test_plots_are_written_as_png(tmp_path: Path) -> None:
-    rows = [
-        {
-            "step": s,
-            "true_return": s / 10,
-            "learned_return": 1.0,
-            "rm_val_accuracy": 0.9,
-            "rm_return_correlation": 0.8,
-            "labels_asked": s / 100,
-            "labels_judged": s / 100,
-        }
-        for s in (100.0, 200.0, 300.0)
-    ]
-    paths = plot_metrics(rows, tmp_path / "plots")
-    assert [p.name for p in paths] == ["returns.png", "reward_model.png", "labels.png"]
-    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
