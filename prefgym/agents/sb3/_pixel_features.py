@@ -33,8 +33,8 @@ class CompactCNN(BaseFeaturesExtractor):
         """
         super().__init__(observation_space, features_dim)
         depth, height, width = observation_space.shape
-        if min(height, width) < 16:
-            raise ValueError(f"CompactCNN needs frames of at least 16x16, got {height}x{width}")
+        if min(height, width) < 20:
+            raise ValueError(f"CompactCNN needs frames of at least 20x20, got {height}x{width}")
         self.cnn = nn.Sequential(
             nn.Conv2d(depth, 16, 8, stride=4),
             nn.ReLU(),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -14,8 +13,6 @@ from prefgym.agents.sb3 import (
     AgentConfig,
     Algo,
     LearnedRewardVecEnv,
-    PayAtRolloutEnd,
-    SB3Agent,
     evaluate_true_return,
     make_agent,
     make_vec_env,
@@ -319,64 +316,9 @@ def test_evaluate_true_return_needs_a_true_reward() -> None:
         evaluate_true_return(model, "CartPole-v1", episodes=1, seed=0)
 
 
-@pytest.mark.parametrize("env_id", [CARTPOLE, PENDULUM])
-def test_rewards_paid_at_the_rollouts_end_train_ppo_exactly_as_rewards_paid_each_step(
-    env_id: str,
-) -> None:
-    # 7-step episodes end inside the rollouts, so time-limit bootstrapping is exercised
-    config = AgentConfig(n_envs=2, n_steps=16, batch_size=8, n_epochs=2)
-    buffers = []
-    for deferred in (False, True):
-        venv = LearnedRewardVecEnv(
-            make_vec_env(env_id, 2, seed=0, env_kwargs={"max_episode_steps": 7}),
-            obs_plus_action,
-            deferred=deferred,
-        )
-        model = make_agent(config, venv, seed=0)
-        assert isinstance(model, PPO)
-        model.learn(32, callback=PayAtRolloutEnd(venv) if deferred else None)
-        buffer = model.rollout_buffer
-        buffers.append((buffer.rewards.copy(), buffer.returns.copy(), buffer.advantages.copy()))
-    for now, later in zip(*buffers, strict=True):
-        np.testing.assert_allclose(later, now, rtol=1e-5, atol=1e-6)
-    assert np.abs(buffers[0][0]).sum() > 0
-
-
 def test_pay_rollout_rewards_rejects_rewards_of_another_shape() -> None:
     venv = LearnedRewardVecEnv(make_vec_env(CARTPOLE, 2, seed=0), deferred=True)
     model = make_agent(AgentConfig(n_envs=2, n_steps=16, batch_size=8), venv, seed=0)
     assert isinstance(model, PPO)
     with pytest.raises(ValueError, match=r"rollout's shape \(n_steps, n_envs\) = \(16, 2\)"):
         pay_rollout_rewards(model, np.zeros((15, 2)), None, np.zeros(2))  # type: ignore[arg-type]
-
-
-class Fixed:
-    """A stand-in reward model: the agent pays what its ``step_rewards`` gives."""
-
-    def __init__(self, step_rewards: Any) -> None:
-        self.step_rewards = step_rewards
-
-
-def test_an_agent_pays_and_relabels_the_learned_reward_times_its_reward_scale() -> None:
-    config = AgentConfig(algo="sac", n_envs=1, learning_starts=10_000, reward_scale=0.25)
-    agent = SB3Agent.create(PENDULUM, config, seed=0, segment_length=5)
-    agent.set_reward(Fixed(obs_plus_action))  # type: ignore[arg-type]
-    agent.learn(12)
-    model = agent.model
-    assert isinstance(model, SAC) and model.replay_buffer is not None
-    observations, actions = stored(model, 12)
-    np.testing.assert_allclose(
-        model.replay_buffer.rewards[:12].reshape(-1),
-        0.25 * obs_plus_action(observations, actions),
-        atol=1e-5,
-    )
-    agent.set_reward(Fixed(pendulum_reward))  # type: ignore[arg-type]
-    np.testing.assert_allclose(  # relabelled with the scale too
-        model.replay_buffer.rewards[:12].reshape(-1),
-        0.25 * pendulum_reward(observations, actions),
-        rtol=1e-5,
-    )
-    agent.set_reward(None)  # every judgment a tie: nothing is paid
-    assert not model.replay_buffer.rewards[:12].any()
-    with pytest.raises(ValueError, match="reward_scale must be a finite number > 0, got -1"):
-        AgentConfig(reward_scale=-1)

@@ -1,0 +1,224 @@
+"""A control run: an SB3 agent trained from judgments in a run directory, evaluated, labelled.
+
+Wires the parts together: environments, the preference store, an oracle (or a
+person), the reward model and its learner, the preference loop and an SB3 agent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import prefgym
+from prefgym.runs._metrics import MetricsLog
+from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
+from prefgym.runs._run_dir import RunDir
+from prefgym.runs.config import HUMAN, THREADS_VARIABLE, TrainConfig
+
+if TYPE_CHECKING:
+    from prefgym.agents.sb3 import SB3Agent
+    from prefgym.reward import RewardEnsemble
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's thread count: ``threads``, else ``$PREFGYM_THREADS``, else 1."""
+    import torch
+
+    if threads is None:
+        threads = int(os.environ.get(THREADS_VARIABLE, "1"))
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    return threads
+
+
+def train(
+    config: TrainConfig, out: str | os.PathLike[str] | None = None, *, show_progress: bool = True
+) -> RunDir:
+    """Start a training run in ``out`` (default ``runs/<env>-<time>``) and run it to the end."""
+    if out is None:
+        name = config.env_id.split("/")[-1]
+        out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = RunDir.create(out, {"train": asdict(config), "prefgym": prefgym.__version__})
+    _run(run, config, show_progress)
+    return run
+
+
+def resume(run_path: str | os.PathLike[str], *, show_progress: bool = True) -> RunDir:
+    """Carry on a run from its store and checkpoints, after Ctrl-C or a crash."""
+    run = RunDir.open(run_path)
+    config = TrainConfig(**run.read_config()["train"])
+    _run(run, config, show_progress)
+    return run
+
+
+def _agent(run: RunDir, config: TrainConfig, *, seed: int) -> SB3Agent:
+    """The run's agent: restored from its checkpoint, else a fresh one of the task's preset."""
+    from prefgym.agents.sb3 import SB3Agent
+
+    agent_config = replace(agent_preset(config.env_id, config.algo), algo=config.algo)
+    kwargs: dict[str, Any] = {"seed": seed, "segment_length": config.segment_length}
+    if run.agent.exists():
+        return SB3Agent.load(run.agent, config.env_id, agent_config, **kwargs)
+    return SB3Agent.create(config.env_id, agent_config, **kwargs)
+
+
+def _reward_model(run: RunDir, config: TrainConfig, agent: SB3Agent) -> RewardEnsemble:
+    """The run's reward model: restored from its checkpoint, else a fresh one of the preset."""
+    import torch
+
+    from prefgym.reward import RewardEnsemble
+
+    if (run.reward_model / "reward_model.json").exists():
+        return RewardEnsemble.load(run.reward_model)
+    return RewardEnsemble(
+        agent.envs.observation_space,
+        agent.envs.action_space,
+        reward_model_preset(config.env_id, config.members),
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+
+def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
+    from tqdm import tqdm
+
+    from prefgym.judges import SyntheticOracle, parse_oracle
+    from prefgym.loop import RoundResult, control_loop, describe
+    from prefgym.reward import Learner
+    from prefgym.store import PreferenceStore
+
+    store = PreferenceStore(run.store)
+    round_index = int(store.get_meta("round", 0))
+    rng = np.random.default_rng([config.seed, round_index])  # a resumed run draws afresh
+    oracle = None
+    if config.oracle != HUMAN:
+        oracle = SyntheticOracle(parse_oracle(config.oracle), config.oracle, rng.spawn(1)[0])
+    agent = _agent(run, config, seed=config.seed + round_index)
+    ensemble = _reward_model(run, config, agent)
+    learner = Learner(learner_preset(config.env_id))
+    metrics = MetricsLog(run.metrics, run.tensorboard)
+    bar = tqdm(
+        total=config.steps,
+        initial=min(agent.steps, config.steps),
+        unit="step",
+        desc=config.env_id,
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
+
+    def on_round(result: RoundResult) -> None:
+        metrics.write(result.row(), result.step)
+        agent.save(run.agent)
+        ensemble.save(run.reward_model)
+        bar.set_postfix(describe(result), refresh=False)
+
+    def progress(steps: int) -> None:
+        bar.update(min(steps, config.steps - bar.n))
+
+    loop = control_loop(
+        env_id=config.env_id,
+        agent=agent,
+        ensemble=ensemble,
+        learner=learner,
+        store=store,
+        oracle=oracle,
+        config=config.loop_config(),
+        rng=rng,
+        on_round=on_round,
+        progress=progress,
+    )
+    try:
+        loop.run()
+        agent.save(run.agent)
+        ensemble.save(run.reward_model)
+    finally:
+        bar.close()
+        metrics.close()
+        store.close()
+
+
+def evaluate(
+    run_path: str | os.PathLike[str] | RunDir, *, episodes: int = 20, seed: int = 10_000
+) -> dict[str, float]:
+    """True return of the run's trained (deterministic) policy over fresh episodes."""
+    from stable_baselines3 import PPO, SAC
+
+    from prefgym.agents.sb3 import evaluate_true_return
+    from prefgym.runs._presets import agent_preset
+
+    run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
+    config = TrainConfig(**run.read_config()["train"])
+    if not run.agent.exists():
+        raise FileNotFoundError(f"{run.agent} does not exist: the run has not finished a round yet")
+    algorithm = PPO if config.algo == "ppo" else SAC
+    model = algorithm.load(str(run.agent), device=agent_preset(config.env_id, config.algo).device)
+    mean, std, _ = evaluate_true_return(model, config.env_id, episodes, seed)
+    return {"episodes": episodes, "true_return_mean": mean, "true_return_std": std}
+
+
+def label(
+    run_path: str | os.PathLike[str],
+    *,
+    labeler: str | None = None,
+    lease: float = 300.0,
+    fps: float | None = None,
+    speed: float = 1.0,
+    rejudge: bool = False,
+) -> Any:
+    """Open the labeling window on a run's store (``RUN/store.sqlite``) until the person quits.
+
+    A text run (``prefgym text train``) works too: its oracle judges every query
+    as it is asked, so the window shows the pairs that others judged (``rejudge``)
+    and the run's label budget is not shown.
+
+    Args:
+        run_path: A run directory, or a store file.
+        labeler: The person's id (default: the run's ``labeler`` setting, else ``person``).
+        lease: Seconds a pair on screen stays reserved for this window.
+        fps: Playback rate at speed 1 (default: the environment's ``render_fps``).
+        speed: Initial playback speed.
+        rejudge: Also show pairs that others judged (for agreement); always on for a text run.
+
+    Returns:
+        The window's ``prefgym.label._window.WindowSummary``.
+    """
+    from prefgym.label import run_window
+    from prefgym.store import PreferenceStore
+
+    path = Path(run_path)
+    budget = None
+    if path.is_dir():
+        run = RunDir.open(path)
+        config = run.read_config()
+        text = "text" in config and "train" not in config
+        settings = config.get("train", {})
+        budget = settings.get("labels")
+        labeler = labeler or settings.get("labeler")
+        rejudge = rejudge or text
+        path = run.store
+        if not path.exists():
+            start = "text train" if text else f"train --oracle {HUMAN}"
+            raise FileNotFoundError(
+                f"{path} does not exist yet: the run has asked nothing; start it with "
+                f"`prefgym {start} --out {run.path}`"
+            )
+    elif not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is neither a run directory nor a store file; give the --out of "
+            f"`prefgym train --oracle {HUMAN}`"
+        )
+    with PreferenceStore(path) as store:
+        return run_window(
+            store,
+            labeler or TrainConfig.labeler,
+            budget=budget,
+            lease_seconds=lease,
+            fps=fps,
+            speed=speed,
+            rejudge=rejudge,
+        )

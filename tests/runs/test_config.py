@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prefgym.loop import ATARI_T0
+from prefgym.runs.config import (
+    TextTrainConfig,
+    TrainConfig,
+    check_env_id,
+    default_label_t0,
+    queries_per_round,
+    round_starts,
+)
+from prefgym.runs import text_task_name
+
+
+def test_config_checks_name_the_value() -> None:
+    with pytest.raises(ValueError, match="myopia does not apply"):
+        TextTrainConfig(oracle="myopic")
+    with pytest.raises(ValueError, match="responses_per_prompt"):
+        TextTrainConfig(responses_per_prompt=12)
+    with pytest.raises(ValueError, match="dpo trains on pairs"):
+        TextTrainConfig(algo="dpo", responses_per_prompt=4)
+    with pytest.raises(ValueError, match="algo"):
+        TextTrainConfig(algo="a2c")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="single-step text env"):
+        text_task_name("prefgym/CartPole-v1")
+    assert text_task_name("prefgym/TextArithmetic-v0") == "arithmetic"
+
+
+def test_rankings_count_their_pairs_and_rounds_split_the_budget() -> None:
+    one_round = TextTrainConfig(labels=600, responses_per_prompt=4, label_rounds=1)
+    assert queries_per_round(one_round) == [100]
+    counts = queries_per_round(TextTrainConfig(labels=1000, label_rounds=4, iterations=40))
+    assert sum(counts) == 1000 and len(counts) == 4 and counts[0] == max(counts) == 500
+    assert queries_per_round(TextTrainConfig(algo="grpo", grpo_reward="oracle")) == [0]
+    assert (
+        TextTrainConfig().to_json()
+        == TextTrainConfig.from_json(TextTrainConfig().to_json()).to_json()
+    )
+
+
+def test_a_text_config_survives_its_json() -> None:
+    config = TextTrainConfig(algo="grpo", labels=300, iterations=8, responses_per_prompt=3)
+    assert TextTrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    assert round_starts(config.with_overrides(label_rounds=4)) == [0, 2, 4, 6]
+
+
+def test_train_config_checks_name_the_value() -> None:
+    with pytest.raises(ValueError, match="Did you mean 'prefgym/CartPole-v1'"):
+        TrainConfig(env_id="prefgym/CartPol-v1")
+    with pytest.raises(ValueError, match="text game; train it with `prefgym text train"):
+        check_env_id("prefgym/TextSentiment-v0")
+    with pytest.raises(ValueError, match="algo must be 'ppo' or 'sac'"):
+        TrainConfig(algo="a2c")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="members must be >= 1, got 0"):
+        TrainConfig(members=0)
+    with pytest.raises(ValueError, match="segment_length must be positive"):
+        TrainConfig(segment_length=0)
+
+
+def test_the_loop_gets_the_runs_settings_and_atari_gets_christianos_t0() -> None:
+    loop = TrainConfig(labels=60, steps=1_000, round_steps=250, selection="entropy").loop_config()
+    assert (loop.labels, loop.steps, loop.round_steps, loop.selection) == (60, 1_000, 250, "entropy")
+    assert not loop.keep_frames and TrainConfig(oracle="human").loop_config().keep_frames
+    assert default_label_t0("prefgym/CartPole-v1") is None
+    assert default_label_t0("prefgym/Pong-v5") == float(ATARI_T0)

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prefgym.loop import LEARNER_STATE
+from prefgym.runs import RunDir, TrainConfig, evaluate, read_metrics, report, resume, train
+from prefgym.segments import make_vector_env, random_policy, rollout_segments
+from prefgym.store import PreferenceStore
+
+
+def _random_true_return() -> float:
+    env = make_vector_env("prefgym/CartPole-v1", 4)
+    env.action_space.seed(0)
+    segments = rollout_segments(env, random_policy(env.action_space), 4, 500, seed=0)
+    return float(np.mean([s.true_return for s in segments]))
+
+
+def test_cartpole_improves_clearly_from_preferences_alone(short_run: RunDir) -> None:
+    trained = evaluate(short_run, episodes=10)["true_return_mean"]
+    random = _random_true_return()
+    assert trained >= 350, f"trained {trained:.0f} vs random {random:.0f}"
+    assert trained >= random + 80
+
+
+def test_a_run_leaves_its_artifacts_behind(short_run: RunDir) -> None:
+    for path in (short_run.config, short_run.store, short_run.agent, short_run.metrics):
+        assert path.exists(), path
+    assert (short_run.reward_model / "reward_model.safetensors").exists()
+    assert any(short_run.tensorboard.iterdir())
+    rows = read_metrics(short_run.metrics)
+    assert rows[-1]["step"] >= 20_000 and rows[-1]["labels_judged"] == 50
+    with PreferenceStore(short_run.store) as store:
+        assert store.n_judgments(judge="oracle") == 50
+
+
+def test_report_prints_tables_and_draws_plots(short_run: RunDir) -> None:
+    text = report(short_run)
+    assert "true return" in text and "oracle" in text
+    for name in ("returns.png", "reward_model.png", "labels.png"):
+        png = short_run.plots / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("oracle", "target"), [("oracle", 475), ("mistake", 450)])
+def test_cartpole_reaches_the_target(tmp_path: Path, oracle: str, target: float) -> None:
+    run = train(
+        TrainConfig(oracle=oracle, labels=100, steps=100_000),
+        tmp_path / oracle,
+        show_progress=False,
+    )
+    assert evaluate(run, episodes=20)["true_return_mean"] >= target
+
+
+def test_resumes_after_sigkill_without_losing_or_reasking(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "prefgym.cli",
+        "train",
+        "--steps",
+        "12000",
+        "--labels",
+        "40",
+        "--round-steps",
+        "2000",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(read_metrics(out / "metrics.csv")) < 2:  # killed in the middle of round 3
+        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    with PreferenceStore(out / "store.sqlite") as store:
+        before = {j.query_id: j.preference for j in store.judgments()}
+    assert 0 < len(before) < 40
+
+    run = resume(out, show_progress=False)
+    with PreferenceStore(run.store) as store:
+        after = {j.query_id: j.preference for j in store.judgments()}
+        pairs = [frozenset(q.segment_ids) for q in store.queries()]
+        assert store.n_queries() == 40 == len(after)
+    assert all(after[q] == p for q, p in before.items())
+    assert len(set(pairs)) == len(pairs)
+    assert read_metrics(run.metrics)[-1]["step"] >= 12_000
+
+
+def test_acrobots_first_fit_takes_min_steps_and_a_resume_keeps_the_count(tmp_path: Path) -> None:
+    config = TrainConfig(
+        env_id="prefgym/Acrobot-v1", labels=20, steps=8192, round_steps=4096, seed=0
+    )
+    run = train(config, tmp_path / "run", show_progress=False)
+    with PreferenceStore(run.store) as store:
+        steps = store.get_meta(LEARNER_STATE)["steps"]
+    assert steps >= 200  # the first fit's, then the second fit's own
+    rows = read_metrics(run.metrics)
+    assert rows[0]["rm_epochs"] >= 200  # a handful of judgments: one Adam step an epoch
+    resume(run.path, show_progress=False)  # done already: nothing to add
+    with PreferenceStore(run.store) as store:
+        assert store.get_meta(LEARNER_STATE)["steps"] == steps
