@@ -1,4 +1,76 @@
+"""The fast GPT-2 path: the fused tanh-GELU, the forward that skips unused work, the
+KV-cache decoder, and when the model's own forward runs instead."""
+
 from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers import GPT2LMHeadModel
+from transformers.activations import NewGELUActivation
+
+from prefgym.lm import (
+    TanhGELU,
+    _gpt2_fast,
+    fuse_gelu,
+    position_ids,
+    response_hidden,
+    response_logits,
+    response_logprobs,
+    response_mask,
+    sample_with_logprobs,
+)
+from prefgym.lm._gpt2_fast import fast_gpt2_lm, gpt2_decoder, gpt2_hidden
+from tests.tiny_models import tiny_gpt2
+
+EOS, PAD = 0, 1
+
+
+@pytest.fixture(scope="module")
+def model() -> GPT2LMHeadModel:
+    return tiny_gpt2(eos_id=EOS).eval()
+
+
+def prompts(seed: int = 0, batch: int = 4, length: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded prompts: row i has i leading pads."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, 64, (batch, length), generator=g)
+    mask = torch.ones_like(ids)
+    for i in range(batch):
+        mask[i, : min(i, length - 1)] = 0
+        ids[i, : min(i, length - 1)] = PAD
+    return ids, mask
+
+
+def sample(model: Any, ids: torch.Tensor, mask: torch.Tensor, seed: int, **kw: Any) -> Any:
+    kw.setdefault("max_new_tokens", 10)
+    return sample_with_logprobs(
+        model,
+        ids,
+        mask,
+        eos_id=EOS,
+        pad_id=PAD,
+        generator=torch.Generator().manual_seed(seed),
+        **kw,
+    )
+
+
+def full_forward(model: Any, ids: torch.Tensor, mask: torch.Tensor, response: torch.Tensor):
+    """The model's own forward over prompt + response: logits and hidden states that predict
+    each response token."""
+    full_mask = torch.cat([mask, response_mask(response, EOS).long()], 1)
+    full = torch.cat([ids, response], 1).masked_fill(full_mask == 0, 0)
+    out = model(
+        input_ids=full,
+        attention_mask=full_mask,
+        position_ids=position_ids(full_mask),
+        output_hidden_states=True,
+    )
+    width = response.shape[1]
+    return out.logits[:, -width - 1 : -1], out.hidden_states[-1][:, -width - 1 : -1]
 
 
 def test_position_ids_ignore_left_padding() -> None:
@@ -110,3 +182,87 @@ def test_hooks_on_the_model_still_fire(model: GPT2LMHeadModel) -> None:
         for handle in handles:
             handle.remove()
     assert calls == ["block", "model", "block"]
+
+
+def test_tanh_gelu_leaves_small_and_low_precision_tensors_to_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below 2**14 elements, or in half precision, PyTorch's own kernel runs (bit for bit);
+    large float tensors on a CPU take the fused form."""
+
+    def fused(x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the fused form ran")
+
+    monkeypatch.setattr(_gpt2_fast._TanhGELU, "apply", fused)
+    gelu = TanhGELU()
+    g = torch.Generator().manual_seed(0)
+    small = torch.randn(4, 1024, generator=g)  # 2**12 elements
+    half = torch.randn(8, 4096, generator=g).to(torch.bfloat16)
+    for x in (small, half):
+        assert torch.equal(gelu(x), torch.nn.functional.gelu(x, approximate="tanh"))
+    with pytest.raises(AssertionError, match="the fused form ran"):
+        gelu(torch.randn(8, 4096, generator=g))
+
+
+def test_fuse_gelu_swaps_only_gpt2s_gelu_new() -> None:
+    relu = tiny_gpt2(eos_id=EOS, activation_function="relu")
+    assert fuse_gelu(relu) == 0
+    assert not any(isinstance(m, TanhGELU) for m in relu.modules())
+    mixed = torch.nn.Sequential(torch.nn.Linear(3, 3), NewGELUActivation(), torch.nn.GELU())
+    assert fuse_gelu(mixed) == 1
+    assert [type(m) for m in mixed] == [torch.nn.Linear, TanhGELU, torch.nn.GELU]
+
+
+def test_only_plain_unhooked_gpt2_models_take_the_fast_path() -> None:
+    class Subclass(GPT2LMHeadModel):
+        pass
+
+    plain = tiny_gpt2(eos_id=EOS).eval()
+    assert fast_gpt2_lm(plain)
+    assert not fast_gpt2_lm(Subclass(plain.config))  # it may change the forward
+    assert not fast_gpt2_lm(tiny_gpt2(eos_id=EOS, add_cross_attention=True))
+
+    hooked = tiny_gpt2(eos_id=EOS)
+    handle = hooked.transformer.h[1].register_forward_pre_hook(lambda *_: None)
+    assert not fast_gpt2_lm(hooked)
+    handle.remove()
+    assert fast_gpt2_lm(hooked)
+
+    checkpointed = tiny_gpt2(eos_id=EOS)
+    checkpointed.activation_checkpointing_enable()
+    assert not fast_gpt2_lm(checkpointed.train())
+    assert fast_gpt2_lm(checkpointed.eval())  # no backward pass, nothing to checkpoint
+
+
+@pytest.mark.parametrize(("padded", "width"), [(True, 1), (True, 3), (False, 6)])
+def test_gpt2_hidden_is_the_trunks_last_width_positions(
+    model: GPT2LMHeadModel, padded: bool, width: int
+) -> None:
+    ids, mask = prompts(batch=4, length=6)  # at most 3 leading pads
+    if not padded:
+        mask = torch.ones_like(mask)
+    positions = position_ids(mask)
+    with torch.no_grad():
+        expected = model.transformer(
+            input_ids=ids, attention_mask=mask, position_ids=positions
+        ).last_hidden_state
+        hidden = gpt2_hidden(model.transformer, ids, mask, positions, width)
+    assert hidden.shape == (4, width, 32)
+    real = mask[:, -width:].bool()
+    torch.testing.assert_close(hidden[real], expected[:, -width:][real], atol=1e-5, rtol=1e-5)
+
+
+def test_gpt2_decoder_continues_as_the_full_forward_does(model: GPT2LMHeadModel) -> None:
+    """The first logits are the prompt's; each ``advance`` appends a token to the cache."""
+    ids, mask = prompts(batch=4, length=6)
+    tokens = torch.randint(2, 64, (4, 3), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits, advance = gpt2_decoder(model, ids, mask, max_new_tokens=4)
+        steps = [logits] + [advance(tokens[:, t], t) for t in range(3)]
+        for t, got in enumerate(steps):
+            full = torch.cat([ids, tokens[:, :t]], 1)
+            full_mask = torch.cat([mask, torch.ones_like(tokens[:, :t])], 1)
+            expected = model(
+                input_ids=full, attention_mask=full_mask, position_ids=position_ids(full_mask)
+            ).logits[:, -1]
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5, msg=f"step {t}")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from prefgym.loop import ATARI_T0
+from prefgym.runs import text_task_name
 from prefgym.runs.config import (
     TextTrainConfig,
     TrainConfig,
@@ -13,7 +14,6 @@ from prefgym.runs.config import (
     queries_per_round,
     round_starts,
 )
-from prefgym.runs import text_task_name
 
 
 def test_config_checks_name_the_value() -> None:
@@ -63,7 +63,12 @@ def test_train_config_checks_name_the_value() -> None:
 
 def test_the_loop_gets_the_runs_settings_and_atari_gets_christianos_t0() -> None:
     loop = TrainConfig(labels=60, steps=1_000, round_steps=250, selection="entropy").loop_config()
-    assert (loop.labels, loop.steps, loop.round_steps, loop.selection) == (60, 1_000, 250, "entropy")
+    assert (loop.labels, loop.steps, loop.round_steps, loop.selection) == (
+        60,
+        1_000,
+        250,
+        "entropy",
+    )
     assert not loop.keep_frames and TrainConfig(oracle="human").loop_config().keep_frames
     assert default_label_t0("prefgym/CartPole-v1") is None
     assert default_label_t0("prefgym/Pong-v5") == float(ATARI_T0)

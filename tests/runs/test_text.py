@@ -8,17 +8,15 @@ import pytest
 
 from prefgym.agents.text import DPOConfig, GRPOConfig, TokenPPOConfig
 from prefgym.cli import main
+from prefgym.loop import LEARNER_STATE
+from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.runs import (
     TextRun,
     TextTrainConfig,
-    queries_per_round,
     read_metrics,
     resume_text,
-    text_task_name,
     train_text,
 )
-from prefgym.loop import LEARNER_STATE
-from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.store import PreferenceStore
 
 PPO = TokenPPOConfig(batch_size=32, minibatch_size=16, ppo_epochs=2, lr=1e-4, kl_coef=0.02)
