@@ -227,16 +227,3 @@ def sample_pairs(n_segments: int, n_pairs: int, rng: np.random.Generator) -> np.
     left = rng.integers(0, n_segments, size=n_pairs)
     right = (left + rng.integers(1, n_segments, size=n_pairs)) % n_segments
     return np.stack([left, right], axis=1)
-
-
-def candidate_pairs(
-    n_segments: int, n_pairs: int, rng: np.random.Generator, *, oversample: int = 10
-) -> np.ndarray:
-    """A pool of ``oversample * n_pairs`` uniform pairs for active query selection.
-
-    Returns:
-        Indices ``(oversample * n_pairs, 2)``.
-    """
-    if oversample < 1:
-        raise ValueError(f"oversample must be >= 1, got {oversample}")
-    return sample_pairs(n_segments, oversample * n_pairs, rng)

@@ -11,7 +11,6 @@ import prefgym  # noqa: F401
 from prefgym.segments import (
     Segment,
     SegmentCutter,
-    candidate_pairs,
     make_vector_env,
     random_policy,
     rollout_segments,
@@ -111,8 +110,7 @@ def test_sampled_pairs_cover_all_ordered_pairs_uniformly(rng: np.random.Generato
     assert np.all(np.abs(off_diagonal - 1000) < 150)
 
 
-def test_candidate_pool_oversamples(rng: np.random.Generator) -> None:
-    assert candidate_pairs(10, 7, rng, oversample=10).shape == (70, 2)
+def test_pairs_need_two_segments(rng: np.random.Generator) -> None:
     with pytest.raises(ValueError, match="need at least 2 segments"):
         sample_pairs(1, 3, rng)
 

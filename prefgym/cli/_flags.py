@@ -120,7 +120,8 @@ def field_docs(config: type[Any]) -> dict[str, str]:
     for node, following in zip(body, body[1:], strict=False):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                docs[node.target.id] = " ".join(str(following.value.value).split())
+                text = str(following.value.value).replace("``", "")  # help is plain text
+                docs[node.target.id] = " ".join(text.split())
     return docs
 
 

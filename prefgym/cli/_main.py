@@ -7,6 +7,7 @@ Parsing only: what a command does lives in ``prefgym.runs``; the options of
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -50,11 +51,25 @@ def _add_train(commands: Any) -> None:
 
 
 def _add_eval(commands: Any) -> None:
+    from prefgym.runs import evaluate as run
+
     evaluate = commands.add_parser("eval", help="true return of a run's trained policy")
     evaluate.add_argument("run", metavar="RUN", help="a run directory")
-    evaluate.add_argument("--episodes", type=int, default=20, help="episodes (default: 20)")
-    evaluate.add_argument("--seed", type=int, default=10_000, help="seed of the first episode")
+    _keyword(evaluate, run, "episodes", int, "episodes")
+    _keyword(evaluate, run, "seed", int, "seed of the first episode")
     evaluate.set_defaults(handler=_eval)
+
+
+def _keyword(parser: Any, function: Any, name: str, kind: type, help_text: str) -> None:
+    """An option for ``function``'s keyword ``name``; its default is the function's own."""
+    default = inspect.signature(function).parameters[name].default
+    shown = "" if default is None else f" (default: {default})"
+    parser.add_argument(f"--{name}", type=kind, default=None, help=help_text + shown)
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options among ``names`` that were given (the others keep the function's default)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _add_report(commands: Any) -> None:
@@ -64,6 +79,8 @@ def _add_report(commands: Any) -> None:
 
 
 def _add_label(commands: Any) -> None:
+    from prefgym.runs import label as run
+
     label = commands.add_parser(
         "label", help="judge a run's pairs in a window (for --oracle human)"
     )
@@ -71,19 +88,9 @@ def _add_label(commands: Any) -> None:
     label.add_argument(
         "--labeler", metavar="NAME", help="your id, stored with each judgment (default: the run's)"
     )
-    label.add_argument(
-        "--lease",
-        metavar="SECONDS",
-        type=float,
-        default=300.0,
-        help="how long a pair on screen stays reserved for this window (default: 300)",
-    )
-    label.add_argument(
-        "--fps", type=float, default=None, help="playback rate (default: the env's render_fps)"
-    )
-    label.add_argument(
-        "--speed", type=float, default=1.0, help="initial playback speed (default: 1)"
-    )
+    _keyword(label, run, "lease", float, "seconds a pair on screen stays reserved for this window")
+    _keyword(label, run, "fps", float, "playback rate (default: the env's render_fps)")
+    _keyword(label, run, "speed", float, "initial playback speed")
     label.add_argument(
         "--rejudge", action="store_true", help="also show pairs others judged, to measure agreement"
     )
@@ -141,7 +148,7 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from prefgym.runs import evaluate, format_table
 
-    result = evaluate(args.run, episodes=args.episodes, seed=args.seed)
+    result = evaluate(args.run, **_given(args, "episodes", "seed"))
     row = [result["episodes"], result["true_return_mean"], result["true_return_std"]]
     print(format_table(["episodes", "true return mean", "std"], [row]))
     return 0
@@ -158,14 +165,8 @@ def _label(args: argparse.Namespace) -> int:
     from prefgym.label import describe_summary
     from prefgym.runs import label
 
-    summary = label(
-        args.run,
-        labeler=args.labeler,
-        lease=args.lease,
-        fps=args.fps,
-        speed=args.speed,
-        rejudge=args.rejudge,
-    )
+    options = _given(args, "labeler", "lease", "fps", "speed")
+    summary = label(args.run, rejudge=args.rejudge, **options)
     print(describe_summary(summary))
     return 0
 

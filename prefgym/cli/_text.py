@@ -31,6 +31,7 @@ TEXT_FLAGS = (
     FlagGroup(
         TokenPPOConfig,
         prefix="ppo-",
+        names={"ppo_epochs": "epochs"},
         aliases={
             "batch_size": ["--batch-size"],
             "kl": ["--kl"],
@@ -45,7 +46,7 @@ TEXT_FLAGS = (
 """The options of ``prefgym text train``: the run's fields, then each component's."""
 _SECTIONS = ("reward", "ppo", "dpo", "grpo")
 """The nested configs of :class:`TextTrainConfig`, in the order of ``TEXT_FLAGS[1:]``."""
-_SHORTCUTS = {"lr": float, "kl_coef": float}
+_SHORTCUTS = ("lr", "kl_coef")
 """Options that set a field of whichever trainer runs (``--lr`` is ``--ppo-lr`` for PPO)."""
 
 

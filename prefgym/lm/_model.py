@@ -1,7 +1,7 @@
 """Causal language models for the text game: a tiny GPT-2, any local HF model, SmolLM2.
 
 A :class:`LanguageModel` bundles a transformers causal LM with a
-:class:`~prefgym.text._tokenizer.TextCodec` (ids <-> text, pad and eos
+:class:`~prefgym.text.TextCodec` (ids <-> text, pad and eos
 ids). :func:`build_model` makes a freshly initialised tiny GPT-2 from a seeded
 generator (:mod:`prefgym.lm._pretraining` trains it,
 :mod:`prefgym.lm._zoo` caches the trained models and samples from
@@ -93,7 +93,7 @@ class LanguageModel:
 
 
 class HFCodec:
-    """A :class:`~prefgym.text._tokenizer.TextCodec` over a transformers tokenizer.
+    """A :class:`~prefgym.text.TextCodec` over a transformers tokenizer.
 
     Texts are encoded without special tokens; when the tokenizer has no pad token
     the eos token doubles as padding (the loss and the attention mask ignore it).

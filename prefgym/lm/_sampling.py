@@ -96,8 +96,8 @@ def _check_prompts(prompt_ids: Tensor, prompt_mask: Tensor) -> None:
 def _draw(probs: Tensor, generator: torch.Generator | None) -> Tensor:
     """One token per row by inverting the cumulative distribution.
 
-    Same distribution as ``torch.multinomial(probs, 1)``, an order of magnitude faster on
-    a CPU for a large vocabulary (one uniform number per row, no per-entry randomness).
+    Same distribution as ``torch.multinomial(probs, 1)``, cheaper on a CPU for a large
+    vocabulary: one uniform number per row, no per-entry randomness.
 
     Args:
         probs: ``(B, V)`` probabilities (rows need not be normalised exactly).

@@ -176,7 +176,7 @@ def sft_model(
     """The base model fine-tuned on ``task``'s demonstrations, from the cache or trained now.
 
     Args:
-        task: A name in :data:`~prefgym.text._tasks.TASKS`.
+        task: A name in :data:`~prefgym.text.TASKS`.
         config: Model shape of the base model.
         pretrain_config: Pretraining of the base model (built first if missing).
         sft_config: Demonstrations, optimisation and seed (default :class:`SftConfig`).
@@ -315,7 +315,7 @@ def evaluate_samples(
 
     Args:
         lm: The model to sample from.
-        task: A text task or its name in :data:`~prefgym.text._tasks.TASKS`.
+        task: A text task or its name in :data:`~prefgym.text.TASKS`.
         n: Prompts to draw.
         rng: Draws the prompts.
         generator: Draws the tokens.

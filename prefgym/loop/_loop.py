@@ -42,6 +42,8 @@ from prefgym.store import PreferenceStore, TrainingData, training_data
 
 LEARNER_STATE = "learner_state"
 """The store's meta key holding the learner's state."""
+_FITTED = "judgments"
+"""The learner state's record of the judgments the saved model was fitted on."""
 _LEGACY_LEARNER_KEYS = {"weight_decay": "weight_decay", "steps": "learner_steps"}
 """Where runs written before the learner state had one key saved each field."""
 
@@ -237,12 +239,17 @@ class PreferenceLoop:
         self.source.start(self.segments)
         self._judge_pending()
         self._ask()
+        resumed = True  # the first round of a call may find a saved model that saw everything
         while True:
             started = self.clock()
             self._wait_for_judgments()
             done = self.agent.steps >= self.plan.total
-            # the final refit follows this call's training: a finished run resumed fits no more
-            fit = self._refit() if not done or (self.final_refit and results) else None
+            fit = None
+            if not done:
+                fit = self._refit(always=not resumed)
+            elif self.final_refit:  # the final refit follows this call's training
+                fit = self._refit(always=bool(results))
+            resumed = False
             if done:
                 break
             self.agent.learn(
@@ -283,8 +290,15 @@ class PreferenceLoop:
         while self.store.n_judgments() < self.min_judgments:
             self.sleep(self.poll_seconds)
 
-    def _refit(self) -> FitReport | None:
-        """Fit the reward model on every trainable judgment and hand it to the agent."""
+    def _refit(self, *, always: bool) -> FitReport | None:
+        """Fit the reward model on every trainable judgment and hand it to the agent.
+
+        Args:
+            always: Fit even when the model has seen every judgment already. Within a run
+                every round refits; a resumed run hands its saved model over as it is
+                unless something was judged since it was fitted, so it goes on as the
+                uninterrupted run would have.
+        """
         data = training_data(self.store)
         if len(data.pairs) + len(data.rankings) == 0:
             return None
@@ -293,18 +307,35 @@ class PreferenceLoop:
             self.agent.set_judgments(data, segments)
             return None
         assert self.fitting is not None  # an online agent comes with one (checked in __init__)
+        report = None
+        if always or self.fitting.model is None or self._judged_since_fit():
+            report = self._fit(data, segments)
+        informative = bool(data.rankings) or bool(np.any(data.targets != 0.5))
+        # only ties: the model knows nothing, and normalising would blow up its noise
+        self.agent.set_reward(self.fitting.model if informative else None)
+        return report
+
+    def _fit(self, data: TrainingData, segments: Sequence[Segment]) -> FitReport:
+        """One fit, its normalisation, and the learner's state saved beside the judgments."""
+        assert self.fitting is not None
         if self.fitting.model is None:
             self.fitting.model = self.fitting.build()
         model, learner = self.fitting.model, self.fitting.learner
         report = learner.fit(model, segments, data.pairs, data.targets, data.rankings, rng=self.rng)
-        self.store.set_meta(LEARNER_STATE, learner.state())
         model.normalise(self.segments.load(self.source.reference()))
-        informative = bool(data.rankings) or bool(np.any(data.targets != 0.5))
-        # only ties: the model knows nothing, and normalising would blow up its noise
-        self.agent.set_reward(model if informative else None)
+        self.store.set_meta(LEARNER_STATE, {**learner.state(), _FITTED: self._judged()})
         if self.on_refit is not None:
             self.on_refit(report)
         return report
+
+    def _judged(self) -> list[int]:
+        """The store's judgments as ``[count, last id]``: ids grow, an undo lowers the count."""
+        judgments = self.store.judgments()
+        return [len(judgments), judgments[-1].id if judgments else 0]
+
+    def _judged_since_fit(self) -> bool:
+        state = self.store.get_meta(LEARNER_STATE)
+        return not isinstance(state, dict) or state.get(_FITTED) != self._judged()
 
     def _learner_state(self, learner: Learner) -> dict[str, Any]:
         """The learner's state saved in the store, else the legacy keys, else its own."""

@@ -60,10 +60,14 @@ class LabelRounds:
 
     @classmethod
     def merged(cls, counts: list[int], starts: list[int], total: int) -> LabelRounds:
-        """Rounds that start at the same point merged into one (a run shorter than its rounds)."""
+        """The rounds, those that start at the same point merged (a run shorter than its rounds).
+
+        A round that would start when the run ends is never asked.
+        """
         merged: dict[int, int] = {}
         for count, start in zip(counts, starts, strict=True):
-            merged[start] = merged.get(start, 0) + count
+            if start < total or start == 0:
+                merged[start] = merged.get(start, 0) + count
         return cls(tuple(merged.values()), tuple(merged), total)
 
     def round_of(self, progress: int) -> int:

@@ -30,7 +30,7 @@ class LoopConfig:
     """Share of the labels asked about the initial policy."""
     label_t0: float | None = None
     """Decay constant ``T0`` of the label rate ``∝ T0 / (T + T0)``, in agent steps; None means
-    ``steps / 5``. Christiano et al.'s Atari runs used ``prefgym.loop._schedule.ATARI_T0`` (5e6)."""
+    ``steps / 5``. Christiano et al.'s Atari runs used ``prefgym.loop.ATARI_T0`` (5e6)."""
     round_steps: int = 5_000
     """Agent steps between two refits of the reward model."""
     selection: Selection = "disagreement"

@@ -1,6 +1,7 @@
 """Reward models and the one learner that fits any of them to judgments.
 
-An ensemble of networks scores segments (per-step rewards summed: an MLP for
+Gymnasium spaces are read as flat features (``encode``) and described as JSON for
+checkpoints. An ensemble of networks scores segments (per-step rewards summed: an MLP for
 vectors, a CNN for pixels; the text game's transformer heads live in
 ``prefgym.lm``); ``Learner`` fits it with the Bradley-Terry loss (Plackett-Luce
 for rankings), held-out early stopping and a tuned L2. Settings are in the
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from prefgym.reward._learner import FitReport, Learner, fit
     from prefgym.reward._losses import bradley_terry_loss, plackett_luce_loss, ranking_pairs_loss
     from prefgym.reward._nets import MlpRewardNet, RewardNet
+    from prefgym.reward._spaces import (
+        encode,
+        encoded_size,
+        is_image_space,
+        space_from_json,
+        space_to_json,
+    )
     from prefgym.reward.config import (
         ACTIVATIONS,
         Activation,

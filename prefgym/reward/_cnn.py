@@ -28,8 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from prefgym.reward._nets import RewardNet, activation
+from prefgym.reward._spaces import encode, encoded_size, is_image_space
 from prefgym.reward.config import RewardModelConfig
-from prefgym.spaces import encode, encoded_size, is_image_space
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet
 from prefgym.reward._nets import MlpRewardNet, RewardNet
+from prefgym.reward._spaces import is_image_space, space_from_json, space_to_json
 from prefgym.reward.config import RewardModelConfig
 from prefgym.segments import Segment
-from prefgym.spaces import is_image_space, space_from_json, space_to_json
 
 WEIGHTS_FILE = "reward_model.safetensors"
 METADATA_FILE = "reward_model.json"

@@ -16,8 +16,8 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
+from prefgym.reward._spaces import encode, encoded_size
 from prefgym.reward.config import Activation, RewardModelConfig
-from prefgym.spaces import encode, encoded_size
 
 
 class RewardNet(nn.Module, abc.ABC):

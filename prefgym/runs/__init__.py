@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         text_report,
     )
     from prefgym.runs._run_dir import RunDir
-    from prefgym.runs._text import TextRun, resume_text, text_task_name, train_text
+    from prefgym.runs._text import TextRun, resume_text, train_text
     from prefgym.runs.config import (
         HUMAN,
         RLAIF,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         default_label_t0,
         queries_per_round,
         round_starts,
+        text_task_name,
     )
 
 __getattr__, __dir__, __all__ = lazy_face(__name__, __file__)

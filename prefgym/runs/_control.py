@@ -52,7 +52,7 @@ def train(
 def resume(run_path: str | os.PathLike[str], *, show_progress: bool = True) -> RunDir:
     """Carry on a run from its store and checkpoints, after Ctrl-C or a crash."""
     run = RunDir.open(run_path)
-    config = TrainConfig(**run.read_config()["train"])
+    config = TrainConfig(**run.settings("train"))
     _run(run, config, show_progress)
     return run
 
@@ -114,7 +114,6 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
     def on_round(result: RoundResult) -> None:
         metrics.write(result.row(), result.step)
         agent.save(run.agent)
-        ensemble.save(run.reward_model)
         bar.set_postfix(describe(result), refresh=False)
 
     def progress(steps: int) -> None:
@@ -129,6 +128,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
         oracle=oracle,
         config=config.loop_config(),
         rng=rng,
+        on_refit=lambda _: ensemble.save(run.reward_model),  # beside the learner's state
         on_round=on_round,
         progress=progress,
     )
@@ -152,7 +152,7 @@ def evaluate(
     from prefgym.runs._presets import agent_preset
 
     run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
-    config = TrainConfig(**run.read_config()["train"])
+    config = TrainConfig(**run.settings("train"))
     if not run.agent.exists():
         raise FileNotFoundError(f"{run.agent} does not exist: the run has not finished a round yet")
     algorithm = PPO if config.algo == "ppo" else SAC
@@ -185,7 +185,7 @@ def label(
         rejudge: Also show pairs that others judged (for agreement); always on for a text run.
 
     Returns:
-        The window's ``prefgym.label._window.WindowSummary``.
+        The window's ``prefgym.label.WindowSummary``.
     """
     from prefgym.label import run_window
     from prefgym.store import PreferenceStore

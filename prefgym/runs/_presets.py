@@ -126,9 +126,9 @@ def reward_model_preset(env_id: str, n_members: int = 3) -> RewardModelConfig:
     Pixel tasks score observations only, r(o) as in Christiano et al.'s Atari
     runs: with the action as an input, a model fitted to early, random play
     learns a bias for or against single actions, which PPO exploits at once.
-    The arcade games get the compact trunk, which fits several times faster on
-    a CPU; Atari gets Christiano et al.'s. Acrobot's members have two hidden layers
-    of 32 rather than 64: a fit takes about half as long, and the returns hold.
+    The arcade games get the compact trunk, which fits faster on a CPU; Atari gets
+    Christiano et al.'s. Acrobot's members have two hidden layers of 32 rather than
+    64: its fits are the part of its wall time the preference loop adds.
     """
     name = env_id.split("/")[-1]
     if name in _ARCADE:

@@ -70,7 +70,7 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
     from prefgym.store import PreferenceStore
 
     run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
-    config = run.read_config()["train"]
+    config = run.settings("train")
     rows = read_metrics(run.metrics)
     columns = [
         "step",
@@ -110,7 +110,7 @@ def text_report(run_path: str | Path) -> str:
     from prefgym.runs._run_dir import RunDir
 
     run = RunDir.open(run_path)
-    config = run.read_config()["text"]
+    config = run.settings("text")
     rows = [r for r in read_metrics(run.metrics) if not math.isnan(r.get("true_score", math.nan))]
     text = [
         f"run {run.path}: {config['env_id']}, {config['algo']}, oracle {config['oracle']!r}, "

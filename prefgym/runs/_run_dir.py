@@ -63,8 +63,8 @@ class RunDir:
         run = cls(Path(path))
         if run.config.exists():
             raise FileExistsError(
-                f"{run.path} already holds a run; continue it with `prefgym train --resume "
-                f"{run.path}` or choose another --out"
+                f"{run.path} already holds a run; continue it with `{run.resume_command()}` "
+                "or choose another --out"
             )
         run.path.mkdir(parents=True, exist_ok=True)
         tmp = run.config.with_suffix(".tmp")
@@ -91,3 +91,26 @@ class RunDir:
         """The resolved configuration the run was started with."""
         config: dict[str, Any] = json.loads(self.config.read_text())
         return config
+
+    def resume_command(self) -> str:
+        """The command that carries this run on."""
+        text = "text" in self.read_config() if self.config.exists() else False
+        return f"prefgym {'text ' if text else ''}train --resume {self.path}"
+
+    def settings(self, kind: str) -> dict[str, Any]:
+        """The run's settings of ``kind``: ``train`` (a control run) or ``text`` (a text run).
+
+        Raises:
+            ValueError: The run is of the other kind; the message names its command.
+        """
+        config = self.read_config()
+        if kind in config and isinstance(config[kind], dict):
+            return dict(config[kind])
+        other = "text" if kind == "train" else "train"
+        command = "prefgym text train" if other == "text" else "prefgym train"
+        if other in config:
+            raise ValueError(
+                f"{self.path} is a {'text' if other == 'text' else 'control'} run; "
+                f"use `{command} --resume {self.path}` and `prefgym report {self.path}`"
+            )
+        raise ValueError(f"{self.config} holds no run settings (no {kind!r} section)")

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from prefgym.agents.text import (
@@ -42,6 +41,7 @@ from prefgym.agents.text import (
 from prefgym.envs.text_env import TextEnv
 from prefgym.judges import Oracle, SyntheticOracle
 from prefgym.lm import (
+    HFCodec,
     LanguageModel,
     TextRewardEnsemble,
     load_language_model,
@@ -53,7 +53,13 @@ from prefgym.loop import LabelRounds, PreferenceLoop, RewardFitting
 from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.runs._metrics import MetricsLog, truncate_metrics
 from prefgym.runs._run_dir import RunDir
-from prefgym.runs.config import RLAIF, TextTrainConfig, queries_per_round, round_starts
+from prefgym.runs.config import (
+    RLAIF,
+    TextTrainConfig,
+    queries_per_round,
+    round_starts,
+    text_task_name,
+)
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore
 
@@ -120,7 +126,10 @@ def make_oracle(spec: str, task_rubric: str, rng: np.random.Generator) -> Oracle
         from prefgym.lm import load_smollm2
 
         judge = load_smollm2()
-        return AIFeedbackOracle(judge.model, judge.codec.tokenizer, task_rubric, name=RLAIF)  # type: ignore[attr-defined]
+        codec = judge.codec
+        if not isinstance(codec, HFCodec):  # SmolLM2 comes with its Hugging Face tokenizer
+            raise TypeError(f"the AI judge needs a Hugging Face tokenizer, got {type(codec)}")
+        return AIFeedbackOracle(judge.model, codec.tokenizer, task_rubric, name=RLAIF)
     return SyntheticOracle.from_spec(spec, rng)
 
 
@@ -166,29 +175,14 @@ class TextRun:
         return self.run_dir.path / POLICY_DIR
 
     def _trainer(self) -> TokenPPO | DPOTrainer | GRPOTrainer:
-        c, common = self.config, dict(eos_id=self.codec.eos_id, pad_id=self.codec.pad_id)
-        unset = _scored_by_the_agent
+        """The algorithm's trainer; PPO and GRPO are scored by the loop's agent."""
+        c, eos, pad = self.config, self.codec.eos_id, self.codec.pad_id
+        shared = dict(generator=self.generator, ref_policy=self.reference)
         if c.algo == "ppo":
-            return TokenPPO(
-                self.policy,
-                c.ppo,
-                reward_fn=unset,
-                generator=self.generator,
-                ref_policy=self.reference,
-                **common,
-            )
+            return TokenPPO(self.policy, c.ppo, eos_id=eos, pad_id=pad, **shared)
         if c.algo == "grpo":
-            return GRPOTrainer(
-                self.policy,
-                c.grpo,
-                reward_fn=unset,
-                generator=self.generator,
-                ref_policy=self.reference,
-                **common,
-            )
-        return DPOTrainer(
-            self.policy, c.dpo, generator=self.generator, ref_policy=self.reference, **common
-        )
+            return GRPOTrainer(self.policy, c.grpo, eos_id=eos, pad_id=pad, **shared)
+        return DPOTrainer(self.policy, c.dpo, eos_id=eos, pad_id=pad, **shared)
 
     def _restore(self) -> None:
         """Load the reward model and the trainer's checkpoint if the run has them."""
@@ -297,10 +291,9 @@ class TextRun:
                 oracle_reward=c.algo == "grpo" and c.grpo_reward == "oracle",
                 ptx_docs=_PTX_DOCS if c.algo == "ppo" and c.ppo.ptx_coef > 0 else 0,
             )
-            fitting = RewardFitting(self.learner, build=self._new_reward_model)
-            if self.reward_model is not None:
-                fitting.model = self.reward_model
-                agent.set_reward(self.reward_model)
+            fitting = RewardFitting(
+                self.learner, build=self._new_reward_model, model=self.reward_model
+            )
         return PreferenceLoop(
             source=source,
             plan=plan,
@@ -390,22 +383,6 @@ class TextRun:
         self.store.close()
 
 
-def _scored_by_the_agent(prompt_ids: Tensor, mask: Tensor, responses: Tensor) -> Tensor:
-    """A trainer's reward function until the loop's agent puts its own in place."""
-    raise RuntimeError("the text agent scores responses; train through the preference loop")
-
-
-def text_task_name(env_id: str) -> str:
-    """The task of a registered single-step text env id."""
-    from prefgym.envs.registration import TEXT_ENVS
-
-    for info in TEXT_ENVS:
-        if info.id == env_id and info.entry_point.endswith(":TextEnv"):
-            return str(info.kwargs["task"])
-    ids = [i.id for i in TEXT_ENVS if i.entry_point.endswith(":TextEnv")]
-    raise ValueError(f"text training needs a single-step text env, one of {ids}; got {env_id!r}")
-
-
 def train_text(
     config: TextTrainConfig, out: str | Path, *, progress: bool = True
 ) -> dict[str, float]:
@@ -421,7 +398,7 @@ def train_text(
 def resume_text(out: str | Path, *, progress: bool = True) -> dict[str, float]:
     """Carry on the text run in ``out`` from its last checkpoint."""
     run = RunDir.open(out)
-    config = TextTrainConfig.from_json(run.read_config()["text"])
+    config = TextTrainConfig.from_json(run.settings("text"))
     text_run = TextRun(run, config, progress=progress)
     try:
         return text_run.run()

@@ -25,12 +25,12 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from prefgym.agents.sb3.config import Algo as AgentAlgo
 from prefgym.agents.text.config import DPOConfig, GRPOConfig, TokenPPOConfig
-from prefgym.envs.registration import ALL_ENVS, ENVS
+from prefgym.envs.registration import ALL_ENVS, ENVS, TEXT_ENVS
 from prefgym.judges import parse_oracle
 from prefgym.lm.config import TextRewardConfig
 from prefgym.loop import ATARI_T0
@@ -38,7 +38,7 @@ from prefgym.loop.config import LoopConfig, Selection
 
 THREADS_VARIABLE = "PREFGYM_THREADS"
 """Environment variable with the number of torch threads (default 1: small networks
-run 10-100x slower with more threads on small machines)."""
+run slower with more threads on small machines; README has the figures)."""
 TextAlgo = Literal["ppo", "dpo", "grpo"]
 GrpoReward = Literal["model", "oracle"]
 DEFAULT_ITERATIONS = {"ppo": 100, "grpo": 100, "dpo": 4}
@@ -110,6 +110,7 @@ class TextTrainConfig:
         for name in ("label_rounds", "reward_epochs", "eval_prompts", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        text_task_name(self.env_id)  # a single-step text game, or an error naming them
         if self.grpo_reward not in ("model", "oracle"):
             raise ValueError(f"grpo_reward must be 'model' or 'oracle', got {self.grpo_reward!r}")
         if self.oracle != RLAIF:
@@ -140,7 +141,7 @@ class TextTrainConfig:
     @property
     def max_new_tokens(self) -> int:
         """Tokens of a response, as the algorithm samples them."""
-        return {"ppo": self.ppo, "grpo": self.grpo}.get(self.algo, self.ppo).max_new_tokens  # type: ignore[attr-defined]
+        return self.grpo.max_new_tokens if self.algo == "grpo" else self.ppo.max_new_tokens
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (nested configs as objects)."""
@@ -162,10 +163,6 @@ class TextTrainConfig:
                     **{k: tuple(v) if isinstance(v, list) else v for k, v in data[name].items()}
                 )
         return cls(**data)
-
-    def with_overrides(self, **overrides: Any) -> TextTrainConfig:
-        """A copy with fields replaced (``None`` values are ignored)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def queries_per_round(config: TextTrainConfig) -> list[int]:
@@ -284,3 +281,12 @@ def default_label_t0(env_id: str) -> float | None:
     """
     families = {e.id: e.family for e in ENVS}
     return float(ATARI_T0) if families.get(env_id) == "atari" else None
+
+
+def text_task_name(env_id: str) -> str:
+    """The task of a registered single-step text env id."""
+    for info in TEXT_ENVS:
+        if info.id == env_id and info.entry_point.endswith(":TextEnv"):
+            return str(info.kwargs["task"])
+    ids = [i.id for i in TEXT_ENVS if i.entry_point.endswith(":TextEnv")]
+    raise ValueError(f"text training needs a single-step text env, one of {ids}; got {env_id!r}")

@@ -149,7 +149,7 @@ class GrammarCodec:
             unknown = sorted({c for c in text if not c.isspace() and c not in alphabet})
             raise ValueError(
                 f"cannot encode {text!r}: characters {unknown} are not in the tokenizer's "
-                "alphabet; write text in the grammar's words (see prefgym.text._grammar.words)"
+                "alphabet; write text in the grammar's words (see prefgym.text.words)"
             )
         return ids
 

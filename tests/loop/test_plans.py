@@ -14,10 +14,10 @@ def test_label_rounds_ask_each_round_at_its_start_and_end_at_the_next() -> None:
 
 def test_rounds_that_start_together_are_merged() -> None:
     """A run shorter than its rounds (2 iterations, 4 rounds) asks the first rounds at once."""
-    plan = LabelRounds.merged([40, 20, 20, 20], [0, 0, 1, 2], total=2)
-    assert plan.counts == (60, 20, 20) and plan.starts == (0, 1, 2)
+    plan = LabelRounds.merged([40, 20, 20, 20], [0, 0, 1, 1], total=3)
+    assert plan.counts == (60, 40) and plan.starts == (0, 1)
     assert plan.round_of(0) == 0 and plan.due(0) == 60 and plan.round_end(0) == 1
-    assert plan.round_end(2) == 2  # the last round ends with the run
+    assert plan.round_end(1) == 3  # the last round ends with the run
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,9 @@ def test_step_rounds_follow_the_label_schedule_and_cut_rounds_at_round_steps() -
     ]
     assert plan.due(10_000) == 100
     assert [plan.round_end(s) for s in (0, 3_000, 9_000)] == [3_000, 6_000, 10_000]
+
+
+def test_a_round_that_would_start_at_the_end_is_never_asked() -> None:
+    plan = LabelRounds.merged([50, 20, 20, 10], [0, 1, 1, 2], total=2)  # 2 updates, 4 rounds
+    assert plan.counts == (50, 40) and plan.starts == (0, 1)
+    assert plan.due(2) == 90

@@ -117,15 +117,17 @@ def test_a_resumed_run_fits_with_the_tuned_l2(
 
     monkeypatch.setattr(Learner, "fit", recording)
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, 3)  # both labelling rounds (at updates 0 and 2) fitted
+        _interrupt_at(patch, 3)  # rounds at updates 0 and 1 fitted, the third is at 3
         with pytest.raises(KeyboardInterrupt):
-            train_text(_small(labels=100, label_rounds=2), run, progress=False)
+            train_text(_small(labels=100, label_rounds=3), run, progress=False)
     with PreferenceStore(run / "store.sqlite") as store:
         saved = store.get_meta(LEARNER_STATE)
     assert len(used) == 2 and used[0] == LearnerConfig().weight_decay
     assert saved["weight_decay"] != LearnerConfig().weight_decay  # tuning moved it
     resume_text(run, progress=False)
-    assert len(used) == 3  # the resumed run refits first, from the saved state
+    # nothing new was judged: the saved model goes on as it is; the third round fits from the
+    # saved state, as the uninterrupted run would have
+    assert len(used) == 3
     assert used[2] == saved["weight_decay"]
 
 

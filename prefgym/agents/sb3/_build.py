@@ -25,8 +25,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 import prefgym
 from prefgym.agents.sb3._pixel_features import policy_kwargs_for
 from prefgym.agents.sb3.config import AgentConfig
+from prefgym.reward import is_image_space
 from prefgym.segments import TRUE_REWARD_KEY, RewardFn
-from prefgym.spaces import is_image_space
 
 
 def make_vec_env(

@@ -132,7 +132,7 @@ class GRPOTrainer(CheckpointedTrainer):
         config: The trainer's settings.
         reward_fn: Scores responses: ``(prompt_ids (B, P), prompt_mask (B, P),
             response_ids (B, R)) -> (B,)``; a learned reward model or a true score.
-            Called without gradients.
+            Called without gradients; None until an agent (``TokenAgent``) scores for it.
         eos_id: End-of-sequence token.
         pad_id: Token written after a response's eos.
         generator: Source of randomness for sampling and shuffling, on the policy's device.
@@ -146,7 +146,7 @@ class GRPOTrainer(CheckpointedTrainer):
         policy: nn.Module,
         config: GRPOConfig,
         *,
-        reward_fn: ScoreFn,
+        reward_fn: ScoreFn | None = None,
         eos_id: int,
         pad_id: int,
         generator: torch.Generator,
@@ -155,6 +155,7 @@ class GRPOTrainer(CheckpointedTrainer):
         self.policy = policy.eval()
         self.config = config
         self.reward_fn = reward_fn
+        """Scores responses; None until an agent puts its own in place."""
         self.eos_id = eos_id
         self.pad_id = pad_id
         self.generator = generator
@@ -256,6 +257,11 @@ class GRPOTrainer(CheckpointedTrainer):
     def _score(self, prompts: Tensor, masks: Tensor, responses: Tensor) -> Tensor:
         """Stage 2: ``reward_fn``'s ``(n,)`` scores, as float on the policy's device."""
         n = prompts.shape[0]
+        if self.reward_fn is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has no reward_fn: pass one, or train it as the "
+                "preference loop's agent (prefgym.agents.text.TokenAgent), which scores for it"
+            )
         with torch.no_grad():
             scores = self.reward_fn(prompts, masks, responses)
         if scores.shape != (n,):

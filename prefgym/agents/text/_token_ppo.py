@@ -72,13 +72,13 @@ class TokenPPO(CheckpointedTrainer):
     (``policy.base_model``) with a zero-initialised scalar head, or only that head on the
     policy's trunk when ``config.value_model == "shared"``. With ``config.fused_gelu`` the
     models' ``gelu_new`` modules are swapped for a cheaper form of the same function
-    (:class:`~prefgym.lm._gpt2_fast.TanhGELU`).
+    (:class:`~prefgym.lm.TanhGELU`).
 
     Args:
         policy: the causal LM trained in place (e.g. ``GPT2LMHeadModel``).
         config: the trainer's settings.
         reward_fn: ``(prompt_ids (B, P), prompt_mask (B, P), response_ids (B, R)) -> (B,)``
-            scores, called without grad.
+            scores, called without grad; None until an agent (``TokenAgent``) scores for it.
         eos_id: the token that ends a response.
         pad_id: the token written after a response's eos.
         generator: the source of randomness (sampling and shuffling), on the policy's device.
@@ -92,7 +92,7 @@ class TokenPPO(CheckpointedTrainer):
         policy: PreTrainedModel,
         config: TokenPPOConfig,
         *,
-        reward_fn: ScoreFn,
+        reward_fn: ScoreFn | None = None,
         eos_id: int,
         pad_id: int,
         generator: torch.Generator,
@@ -105,6 +105,7 @@ class TokenPPO(CheckpointedTrainer):
         self.policy = policy.eval()
         self.config = config
         self.reward_fn = reward_fn
+        """Scores responses; None until an agent puts its own in place."""
         self.eos_id = eos_id
         self.pad_id = pad_id
         self.generator = generator
@@ -270,6 +271,11 @@ class TokenPPO(CheckpointedTrainer):
             rollout: the responses sampled for them.
         """
         cfg, real, responses = self.config, rollout.real, rollout.responses
+        if self.reward_fn is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has no reward_fn: pass one, or train it as the "
+                "preference loop's agent (prefgym.agents.text.TokenAgent), which scores for it"
+            )
         with torch.no_grad():
             scores = self.reward_fn(prompt_ids, prompt_mask, responses)
         scores = scores.to(device=real.device, dtype=torch.float32).reshape(-1)

@@ -66,7 +66,7 @@ class TokenPPOConfig:
     """Subtracted from the score of a response that never produced the eos; None: no penalty."""
     fused_gelu: bool = True
     """Swap GPT-2's ``gelu_new`` modules in the policy, reference and value model for
-    :class:`~prefgym.lm._gpt2_fast.TanhGELU` (:func:`~prefgym.lm._gpt2_fast.fuse_gelu`):
+    :class:`~prefgym.lm.TanhGELU` (:func:`~prefgym.lm.fuse_gelu`):
     the same function to float rounding, several times cheaper."""
     ptx_coef: float = 0.0
     """PPO-ptx (InstructGPT): weight of a language-model loss on ``ptx_batch``; 0 turns it off."""

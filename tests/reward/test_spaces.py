@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from prefgym.spaces import encode, encoded_size, is_image_space, space_from_json, space_to_json
+from prefgym.reward import encode, encoded_size, is_image_space, space_from_json, space_to_json
 
 
 def test_encode_one_hot_discrete_with_start_and_flat_box() -> None:
