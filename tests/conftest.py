@@ -27,6 +27,7 @@ import pytest  # noqa: E402
 from prefgym.segments import Segment  # noqa: E402
 
 if TYPE_CHECKING:
+    from prefgym.lm import LanguageModel
     from prefgym.runs import RunDir
 from prefgym.store import PreferenceStore  # noqa: E402
 
@@ -146,3 +147,11 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     out = tmp_path_factory.mktemp("runs") / "cartpole"
     config = TrainConfig(labels=50, steps=20_000, round_steps=2_500, seed=1)
     return train(config, out, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def sft() -> LanguageModel:
+    """The cached SFT model of the sentiment task (built on first use), one per test module."""
+    from prefgym.lm import load_language_model
+
+    return load_language_model("sft", task="sentiment", progress=False)

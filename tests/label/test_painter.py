@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 pygame = pytest.importorskip("pygame")
 
-from prefgym.label import LabelingSession, LabelWindow  # noqa: E402
+from prefgym.label import LabelWindow  # noqa: E402
 from prefgym.label._clips import Clip  # noqa: E402
 from prefgym.label._painter import (  # noqa: E402
     ACCENT,
@@ -25,10 +22,8 @@ from prefgym.label._painter import (  # noqa: E402
     WARN,
     ClipPainter,
 )
-from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments  # noqa: E402
-from prefgym.store import PreferenceStore  # noqa: E402
+from tests.label.windows import cartpole_segments, panel_pixels  # noqa: E402
 
-SIZE = (900, 600)
 LINE_COLOUR = (110, 180, 255)
 """The colour of the first observation's line in a plot."""
 
@@ -80,46 +75,6 @@ def pixels(screen: Any, area: Any) -> np.ndarray:
 
 def is_colour(region: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     return (region == np.array(colour)).all(axis=-1)
-
-
-def cartpole_segments(n: int, frames: bool, length: int = 20) -> list[Segment]:
-    env = make_vector_env("prefgym/CartPole-v1", 2, frames=frames)
-    env.action_space.seed(0)
-    segments = rollout_segments(
-        env, random_policy(env.action_space), n, length, seed=0, frames=frames
-    )
-    env.close()
-    return segments
-
-
-def fill(store: PreferenceStore, segments: list[Segment]) -> list[int]:
-    ids = store.add_segments(segments)
-    return store.add_queries([(ids[i], ids[i + 1]) for i in range(0, len(ids) - 1, 2)])
-
-
-@pytest.fixture
-def open_window(tmp_path: Path) -> Iterator[Callable[..., LabelWindow]]:
-    opened: list[tuple[PreferenceStore, LabelingSession, LabelWindow]] = []
-
-    def make(segments: list[Segment], **kwargs: object) -> LabelWindow:
-        store = PreferenceStore(tmp_path / f"store{len(opened)}.sqlite")
-        fill(store, segments)
-        session = LabelingSession(store, "alice", **kwargs)  # type: ignore[arg-type]
-        window = LabelWindow(session, size=SIZE)
-        opened.append((store, session, window))
-        return window
-
-    yield make
-    for store, session, window in opened:
-        session.close()
-        window.close()
-        store.close()
-
-
-def panel_pixels(window: LabelWindow, side: str) -> np.ndarray:
-    pixels = pygame.surfarray.array3d(window.screen)  # (width, height, 3)
-    rect = window.panels[side]
-    return pixels[rect.left : rect.right, rect.top : rect.bottom]
 
 
 # ------------------------------------------------------------------ moved here

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 pygame = pytest.importorskip("pygame")
 
 from prefgym.envs.text_env import TextEnv  # noqa: E402
@@ -23,7 +22,6 @@ from prefgym.label import (  # noqa: E402
     LEGEND,
     PANEL,
     TEXT_LEGEND,
-    LabelingSession,
     LabelWindow,
     Mode,
     describe_summary,
@@ -33,6 +31,7 @@ from prefgym.runs import RunDir, label  # noqa: E402
 from prefgym.segments import Segment  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
 from prefgym.text import text_segment  # noqa: E402
+from tests.label.windows import Windows, key, typed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (1200, 760)
@@ -78,29 +77,14 @@ def fill(store: PreferenceStore, env: TextEnv, *, pairs: int, rankings: int = 0)
 
 @pytest.fixture
 def open_window(tmp_path: Path, env: TextEnv) -> Iterator[Callable[..., LabelWindow]]:
-    opened: list[tuple[PreferenceStore, LabelingSession, LabelWindow]] = []
+    """``open_window(pairs, rankings=0)``: a window on a new store that :func:`fill` filled."""
+    windows = Windows(tmp_path, SIZE)
 
     def make(pairs: int, rankings: int = 0) -> LabelWindow:
-        store = PreferenceStore(tmp_path / f"store{len(opened)}.sqlite")
-        fill(store, env, pairs=pairs, rankings=rankings)
-        session = LabelingSession(store, "alice")
-        window = LabelWindow(session, size=SIZE)
-        opened.append((store, session, window))
-        return window
+        return windows.open(lambda store: fill(store, env, pairs=pairs, rankings=rankings))
 
     yield make
-    for store, session, window in opened:
-        session.close()
-        window.close()
-        store.close()
-
-
-def key(code: int) -> object:
-    return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, unicode="")
-
-
-def typed(text: str) -> object:
-    return pygame.event.Event(pygame.TEXTINPUT, text=text)
+    windows.close()
 
 
 def judged(store: PreferenceStore, judge: str = "alice") -> list[tuple[int, str]]:

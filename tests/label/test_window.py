@@ -9,20 +9,18 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 pygame = pytest.importorskip("pygame")
 
 from prefgym.cli import main  # noqa: E402
 from prefgym.judgments import Preference  # noqa: E402
 from prefgym.label import (  # noqa: E402
-    LabelingSession,
     LabelWindow,
     Mode,
     Tick,
@@ -30,21 +28,11 @@ from prefgym.label import (  # noqa: E402
     run_window,
 )
 from prefgym.runs import RunDir, TrainConfig  # noqa: E402
-from prefgym.segments import Segment, make_vector_env, random_policy, rollout_segments  # noqa: E402
+from prefgym.segments import Segment  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
+from tests.label.windows import SIZE, cartpole_segments, fill, key, panel_pixels, typed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SIZE = (900, 600)
-
-
-def cartpole_segments(n: int, frames: bool, length: int = 20) -> list[Segment]:
-    env = make_vector_env("prefgym/CartPole-v1", 2, frames=frames)
-    env.action_space.seed(0)
-    segments = rollout_segments(
-        env, random_policy(env.action_space), n, length, seed=0, frames=frames
-    )
-    env.close()
-    return segments
 
 
 @pytest.fixture(scope="module")
@@ -64,30 +52,6 @@ def text_segments(n: int) -> list[Segment]:
     ]
 
 
-def fill(store: PreferenceStore, segments: list[Segment]) -> list[int]:
-    ids = store.add_segments(segments)
-    return store.add_queries([(ids[i], ids[i + 1]) for i in range(0, len(ids) - 1, 2)])
-
-
-@pytest.fixture
-def open_window(tmp_path: Path) -> Iterator[Callable[..., LabelWindow]]:
-    opened: list[tuple[PreferenceStore, LabelingSession, LabelWindow]] = []
-
-    def make(segments: list[Segment], **kwargs: object) -> LabelWindow:
-        store = PreferenceStore(tmp_path / f"store{len(opened)}.sqlite")
-        fill(store, segments)
-        session = LabelingSession(store, "alice", **kwargs)  # type: ignore[arg-type]
-        window = LabelWindow(session, size=SIZE)
-        opened.append((store, session, window))
-        return window
-
-    yield make
-    for store, session, window in opened:
-        session.close()
-        window.close()
-        store.close()
-
-
 def click(position: tuple[int, int], button: int = 1) -> object:
     return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=position, button=button)
 
@@ -97,14 +61,6 @@ def preferences(window: LabelWindow) -> list[str]:
 
 
 # ------------------------------------------------------------- headless
-
-
-def key(code: int) -> object:
-    return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, unicode="")
-
-
-def typed(text: str) -> object:
-    return pygame.event.Event(pygame.TEXTINPUT, text=text)
 
 
 @pytest.mark.parametrize(
@@ -174,12 +130,6 @@ def test_closing_the_window_or_escape_quits(
     window = open_window(framed[:4])
     window.handle_event(event)
     assert window.session.state.mode is Mode.CLOSED
-
-
-def panel_pixels(window: LabelWindow, side: str) -> np.ndarray:
-    pixels = pygame.surfarray.array3d(window.screen)  # (width, height, 3)
-    rect = window.panels[side]
-    return pixels[rect.left : rect.right, rect.top : rect.bottom]
 
 
 def test_draws_both_clips_and_redraws_only_on_change(

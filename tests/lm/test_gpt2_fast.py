@@ -21,41 +21,10 @@ from prefgym.lm import (
     response_logits,
     response_logprobs,
     response_mask,
-    sample_with_logprobs,
 )
 from prefgym.lm._gpt2_fast import fast_gpt2_lm, gpt2_decoder, gpt2_hidden
+from tests.lm.helpers import EOS, PAD, prompts, sample
 from tests.tiny_models import tiny_gpt2
-
-EOS, PAD = 0, 1
-
-
-@pytest.fixture(scope="module")
-def model() -> GPT2LMHeadModel:
-    return tiny_gpt2(eos_id=EOS).eval()
-
-
-def prompts(seed: int = 0, batch: int = 4, length: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded prompts: row i has i leading pads."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(2, 64, (batch, length), generator=g)
-    mask = torch.ones_like(ids)
-    for i in range(batch):
-        mask[i, : min(i, length - 1)] = 0
-        ids[i, : min(i, length - 1)] = PAD
-    return ids, mask
-
-
-def sample(model: Any, ids: torch.Tensor, mask: torch.Tensor, seed: int, **kw: Any) -> Any:
-    kw.setdefault("max_new_tokens", 10)
-    return sample_with_logprobs(
-        model,
-        ids,
-        mask,
-        eos_id=EOS,
-        pad_id=PAD,
-        generator=torch.Generator().manual_seed(seed),
-        **kw,
-    )
 
 
 def full_forward(model: Any, ids: torch.Tensor, mask: torch.Tensor, response: torch.Tensor):

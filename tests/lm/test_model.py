@@ -3,9 +3,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -20,34 +18,8 @@ from prefgym.lm import (
     save_language_model,
 )
 from prefgym.lm import _model as language_model
-from prefgym.text import GrammarCodec, corpus, train_tokenizer
-
-TINY = LanguageModelConfig(n_layer=1, n_head=2, n_embd=16, n_positions=48)
-
-
-@pytest.fixture(scope="module")
-def documents() -> list[str]:
-    return corpus(np.random.default_rng(0), 300)
-
-
-@pytest.fixture(scope="module")
-def codec(documents: list[str]) -> GrammarCodec:
-    return GrammarCodec(train_tokenizer(documents, vocab_size=400))
-
-
-def tiny_model(codec: GrammarCodec, seed: int = 0) -> GPT2LMHeadModel:
-    return build_model(TINY, codec, generator=torch.Generator().manual_seed(seed))
-
-
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def logits(model: Any, ids: list[int]) -> torch.Tensor:
-    with torch.no_grad():
-        return model(input_ids=torch.tensor([ids])).logits
-
+from prefgym.text import GrammarCodec
+from tests.lm.helpers import TINY, logits, same_weights, tiny_model
 
 # --- configs -------------------------------------------------------------------------
 

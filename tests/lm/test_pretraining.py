@@ -21,35 +21,9 @@ from prefgym.lm import (
     pretrain,
     sft,
 )
-from prefgym.text import GrammarCodec, corpus, train_tokenizer
+from prefgym.text import GrammarCodec
+from tests.lm.helpers import TINY, TINY_SFT, logits, same_weights, tiny_model
 from tests.tiny_models import tiny_gpt2
-
-TINY = LanguageModelConfig(n_layer=1, n_head=2, n_embd=16, n_positions=48)
-TINY_SFT = SftConfig(n_demonstrations=16, steps=3, batch_size=4, warmup=1)
-
-
-@pytest.fixture(scope="module")
-def documents() -> list[str]:
-    return corpus(np.random.default_rng(0), 300)
-
-
-@pytest.fixture(scope="module")
-def codec(documents: list[str]) -> GrammarCodec:
-    return GrammarCodec(train_tokenizer(documents, vocab_size=400))
-
-
-def tiny_model(codec: GrammarCodec, seed: int = 0) -> GPT2LMHeadModel:
-    return build_model(TINY, codec, generator=torch.Generator().manual_seed(seed))
-
-
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def logits(model: Any, ids: list[int]) -> torch.Tensor:
-    with torch.no_grad():
-        return model(input_ids=torch.tensor([ids])).logits
 
 
 def record_inputs(model: torch.nn.Module) -> list[dict[str, torch.Tensor]]:

@@ -15,7 +15,6 @@ from prefgym.lm import (
     LanguageModel,
     TextRewardConfig,
     TextRewardNet,
-    load_language_model,
     load_text_reward_model,
     save_text_reward_model,
     text_reward_model,
@@ -23,11 +22,6 @@ from prefgym.lm import (
 from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore, training_data
-
-
-@pytest.fixture(scope="module")
-def sft() -> LanguageModel:
-    return load_language_model("sft", task="sentiment", progress=False)
 
 
 def _judged(sft: LanguageModel, n_prompts: int) -> tuple[TextEnv, list[Segment]]:

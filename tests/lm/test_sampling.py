@@ -15,41 +15,9 @@ from prefgym.lm import (
     response_logprobs,
     response_mask,
     sample_responses,
-    sample_with_logprobs,
     trim_left_padding,
 )
-from tests.tiny_models import tiny_gpt2
-
-EOS, PAD = 0, 1
-
-
-@pytest.fixture(scope="module")
-def model() -> GPT2LMHeadModel:
-    return tiny_gpt2(eos_id=EOS).eval()
-
-
-def prompts(seed: int = 0, batch: int = 4, length: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded prompts: row i has i leading pads."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(2, 64, (batch, length), generator=g)
-    mask = torch.ones_like(ids)
-    for i in range(batch):
-        mask[i, : min(i, length - 1)] = 0
-        ids[i, : min(i, length - 1)] = PAD
-    return ids, mask
-
-
-def sample(model: Any, ids: torch.Tensor, mask: torch.Tensor, seed: int, **kw: Any) -> Any:
-    kw.setdefault("max_new_tokens", 10)
-    return sample_with_logprobs(
-        model,
-        ids,
-        mask,
-        eos_id=EOS,
-        pad_id=PAD,
-        generator=torch.Generator().manual_seed(seed),
-        **kw,
-    )
+from tests.lm.helpers import EOS, PAD, prompts, sample
 
 
 def stepwise_logprobs(model: Any, ids: torch.Tensor, mask: torch.Tensor, response: torch.Tensor):

@@ -8,16 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2LMHeadModel
 
 from prefgym.lm import (
     METADATA_FILE,
     LanguageModel,
-    LanguageModelConfig,
     PretrainConfig,
-    SftConfig,
     base_model,
-    build_model,
     evaluate_samples,
     generate_responses,
     load_language_model,
@@ -25,36 +21,16 @@ from prefgym.lm import (
     sft_model,
 )
 from prefgym.lm import _zoo as text_models
-from prefgym.text import TASKS, GrammarCodec, corpus, train_tokenizer
+from prefgym.text import TASKS, GrammarCodec
+from tests.lm.helpers import TINY, TINY_SFT, same_weights, tiny_model
 
-TINY = LanguageModelConfig(n_layer=1, n_head=2, n_embd=16, n_positions=48)
 TINY_PRETRAIN = PretrainConfig(n_documents=64, steps=4, batch_size=4, warmup=1)
-TINY_SFT = SftConfig(n_demonstrations=16, steps=3, batch_size=4, warmup=1)
-
-
-@pytest.fixture(scope="module")
-def documents() -> list[str]:
-    return corpus(np.random.default_rng(0), 300)
-
-
-@pytest.fixture(scope="module")
-def codec(documents: list[str]) -> GrammarCodec:
-    return GrammarCodec(train_tokenizer(documents, vocab_size=400))
 
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache directory for the tests that build through it, so the tokenizer trains once."""
     return tmp_path_factory.mktemp("prefgym-cache")
-
-
-def tiny_model(codec: GrammarCodec, seed: int = 0) -> GPT2LMHeadModel:
-    return build_model(TINY, codec, generator=torch.Generator().manual_seed(seed))
-
-
-def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 # --- specs ---------------------------------------------------------------------------------

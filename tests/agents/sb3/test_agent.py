@@ -20,9 +20,7 @@ from prefgym.agents.sb3 import (
     make_vec_env,
     no_reward,
 )
-
-CARTPOLE = "prefgym/CartPole-v1"
-PENDULUM = "prefgym/Pendulum-v1"
+from tests.agents.sb3.helpers import CARTPOLE, PENDULUM, obs_plus_action, pendulum_reward, stored
 
 # small PPO rollouts (2 envs x 32 steps), one cheap epoch: each learn() takes a fraction of a second
 SMALL_PPO = AgentConfig(n_envs=2, n_steps=32, batch_size=32, n_epochs=1)
@@ -37,25 +35,6 @@ class Fixed:
 
 def constant(value: float) -> Fixed:
     return Fixed(lambda observations, actions: np.full(len(observations), value))
-
-
-def obs_plus_action(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    return observations[:, 0] + actions.reshape(len(actions), -1).sum(axis=1)
-
-
-def pendulum_reward(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """Pendulum's own reward, computed from the observation before the step and the action."""
-    theta = np.arctan2(observations[:, 1], observations[:, 0])
-    torque = np.clip(actions[:, 0], -2.0, 2.0)
-    return -(theta**2 + 0.1 * observations[:, 2] ** 2 + 0.001 * torque**2)
-
-
-def stored(model: SAC, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    buffer = model.replay_buffer
-    assert buffer is not None
-    observations = buffer.observations[:rows].reshape(-1, 3)
-    actions = model.policy.unscale_action(buffer.actions[:rows].reshape(-1, 1))
-    return observations, actions
 
 
 @pytest.mark.parametrize("env_id", [CARTPOLE, PENDULUM])

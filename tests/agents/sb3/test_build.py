@@ -20,9 +20,7 @@ from prefgym.agents.sb3 import (
     policy_fn,
     relabel_replay_buffer,
 )
-
-CARTPOLE = "prefgym/CartPole-v1"
-PENDULUM = "prefgym/Pendulum-v1"
+from tests.agents.sb3.helpers import CARTPOLE, PENDULUM, obs_plus_action, pendulum_reward, stored
 
 # PPO settings that learn CartPole within ~20k steps (after RL Zoo's CartPole settings)
 FAST_CARTPOLE = AgentConfig(
@@ -36,17 +34,6 @@ def upright(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
     and the penalty in the fallen state that the env shows for one step after a failure."""
     angle = np.abs(observations[:, 2])
     return np.where(angle > 0.2095, -10.0, 1.0 - angle / 0.21)
-
-
-def obs_plus_action(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    return observations[:, 0] + actions.reshape(len(actions), -1).sum(axis=1)
-
-
-def pendulum_reward(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """Pendulum's own reward, computed from the observation before the step and the action."""
-    theta = np.arctan2(observations[:, 1], observations[:, 0])
-    torque = np.clip(actions[:, 0], -2.0, 2.0)
-    return -(theta**2 + 0.1 * observations[:, 2] ** 2 + 0.001 * torque**2)
 
 
 def random_policy_true_return(env_id: str, seeds: range) -> float:
@@ -216,14 +203,6 @@ def collect_sac(n_envs: int, buffer_size: int, steps: int) -> tuple[SAC, Learned
     assert isinstance(model, SAC)
     model.learn(steps)
     return model, venv
-
-
-def stored(model: SAC, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    buffer = model.replay_buffer
-    assert buffer is not None
-    observations = buffer.observations[:rows].reshape(-1, 3)
-    actions = model.policy.unscale_action(buffer.actions[:rows].reshape(-1, 1))
-    return observations, actions
 
 
 def test_relabel_rewrites_filled_slots_and_leaves_the_rest() -> None:

@@ -16,14 +16,9 @@ from prefgym.agents.text import (
 )
 from prefgym.agents.text.config import DPOConfig, TokenPPOConfig
 from prefgym.envs.text_env import TextEnv
-from prefgym.lm import LanguageModel, load_language_model
+from prefgym.lm import LanguageModel
 from prefgym.loop import SegmentCache
 from prefgym.store import PreferenceStore, training_data
-
-
-@pytest.fixture(scope="module")
-def sft() -> LanguageModel:
-    return load_language_model("sft", task="sentiment", progress=False)
 
 
 def _groups(sft: LanguageModel, store: PreferenceStore, k: int, seed: int = 0) -> ResponseGroups:

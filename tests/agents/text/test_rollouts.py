@@ -26,7 +26,7 @@ from prefgym.agents.text import (
 from prefgym.envs.text_env import TextEnv
 from prefgym.judges import SyntheticOracle
 from prefgym.judgments import Preference
-from prefgym.lm import LanguageModel, load_language_model, response_logprobs, response_mask
+from prefgym.lm import LanguageModel, response_logprobs, response_mask
 from prefgym.segments import TRUE_REWARD_KEY, Segment
 from prefgym.text import text_summary
 from tests.tiny_models import tiny_gpt2
@@ -35,11 +35,6 @@ from tests.tiny_models import tiny_gpt2
 @pytest.fixture(scope="module")
 def env() -> TextEnv:
     return TextEnv("sentiment")
-
-
-@pytest.fixture(scope="module")
-def sft() -> LanguageModel:
-    return load_language_model("sft", task="sentiment", progress=False)
 
 
 def tiny_policy(env: TextEnv, seed: int = 0) -> GPT2LMHeadModel:
