@@ -228,11 +228,6 @@ class PreferenceLoop:
         if fitting is not None:
             fitting.learner.load_state(self._learner_state(fitting.learner))
 
-    @property
-    def model(self) -> RewardEnsemble | None:
-        """The reward model (None before the first refit, and for an offline trainer)."""
-        return None if self.fitting is None else self.fitting.model
-
     def run(self) -> list[RoundResult]:
         """Run (or resume) the loop until the agent reaches the plan's end."""
         results: list[RoundResult] = []
