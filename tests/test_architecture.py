@@ -130,3 +130,16 @@ def test_the_cli_builds_its_parser_without_heavy_imports() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_every_module_has_its_test_file() -> None:
+    """``prefgym/<dir>/_<name>.py`` is tested in ``tests/<dir>/test_<name>.py``."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        relative = path.relative_to(PACKAGE)
+        test = ROOT / "tests" / relative.parent / f"test_{path.stem.removeprefix('_')}.py"
+        if not test.is_file():
+            missing.append(f"{relative} -> {test.relative_to(ROOT)}")
+    assert not missing, "modules without a test file:\n" + "\n".join(missing)
