@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from prefgym.agents.sb3.config import ALGOS
 from prefgym.agents.sb3.config import Algo as AgentAlgo
 from prefgym.agents.text.config import DPOConfig, GRPOConfig, TokenPPOConfig
 from prefgym.envs.registration import ALL_ENVS, ENVS, TEXT_ENVS
@@ -238,8 +239,8 @@ class TrainConfig:
         check_env_id(self.env_id)
         if self.oracle != HUMAN:
             parse_oracle(self.oracle)
-        if self.algo not in ("ppo", "sac"):
-            raise ValueError(f"algo must be 'ppo' or 'sac', got {self.algo!r}")
+        if self.algo not in ALGOS:  # the agent's own choices, spelled as before
+            raise ValueError(f"algo must be {' or '.join(map(repr, ALGOS))}, got {self.algo!r}")
         if self.members < 1:
             raise ValueError(f"members must be >= 1, got {self.members}")
         self.loop_config()  # checks labels, steps, segment length, selection, ...
