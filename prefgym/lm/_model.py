@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedModel
+
+from prefgym.files import atomic_directory, read_json, settle_directory, write_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -204,30 +205,29 @@ def save_language_model(
     """
     from prefgym.text import GrammarCodec
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with hf_progress_bars(progress):
-        lm.model.save_pretrained(directory)
-    if isinstance(lm.codec, GrammarCodec):
-        kind = "grammar"
-        lm.codec.save(directory / _CODEC_DIR)
-    elif isinstance(lm.codec, HFCodec):
-        kind = "hf"
-        lm.codec.tokenizer.save_pretrained(directory)
-    else:
+    if not isinstance(lm.codec, (GrammarCodec, HFCodec)):
         raise TypeError(
             f"can only save a GrammarCodec or an HFCodec, got {type(lm.codec).__name__}; "
             "wrap a transformers tokenizer in HFCodec"
         )
-    metadata = {
-        "format": _FORMAT,
-        "version": _FORMAT_VERSION,
-        "name": lm.name,
-        "codec": kind,
-        "info": lm.info,
-    }
-    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
-    return directory
+    with atomic_directory(directory) as new:  # weights, codec and metadata replaced together
+        with hf_progress_bars(progress):
+            lm.model.save_pretrained(new)
+        if isinstance(lm.codec, GrammarCodec):
+            kind = "grammar"
+            lm.codec.save(new / _CODEC_DIR)
+        else:
+            kind = "hf"
+            lm.codec.tokenizer.save_pretrained(new)
+        metadata = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "name": lm.name,
+            "codec": kind,
+            "info": lm.info,
+        }
+        write_json(new / METADATA_FILE, metadata)
+    return Path(directory)
 
 
 def load_directory(path: str | Path, *, progress: bool = True) -> LanguageModel:
@@ -240,11 +240,11 @@ def load_directory(path: str | Path, *, progress: bool = True) -> LanguageModel:
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
+    path = settle_directory(path)
     codec: TextCodec
     metadata_file = path / METADATA_FILE
     if metadata_file.exists():
-        metadata = json.loads(metadata_file.read_text())
+        metadata = read_json(metadata_file, "the language model's metadata")
         if metadata.get("format") != _FORMAT or metadata.get("version") != _FORMAT_VERSION:
             raise ValueError(
                 f"{metadata_file} has format {metadata.get('format')!r} version "

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -31,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from prefgym.files import atomic_directory, read_json, settle_directory, write_json
 from prefgym.lm._sampling import position_ids, response_mask
 from prefgym.lm.config import TextRewardConfig
 from prefgym.reward import (
@@ -244,10 +244,7 @@ def save_text_reward_model(
     ensemble: TextRewardEnsemble, policy: PreTrainedModel, directory: str | Path
 ) -> Path:
     """Write the ensemble's weights and what rebuilds it; ``policy`` gives the trunk's config."""
-    path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in ensemble.state_dict().items()}
-    save_file(state, str(path / _WEIGHTS))
     config = ensemble.text_config
     metadata = {
         "format": _FORMAT,
@@ -257,21 +254,23 @@ def save_text_reward_model(
         "observation_space": space_to_json(ensemble.observation_space),
         "action_space": space_to_json(ensemble.action_space),
     }
-    (path / _METADATA).write_text(json.dumps(metadata, indent=2))
-    return path
+    with atomic_directory(directory) as new:  # weights and metadata replaced together
+        save_file(state, str(new / _WEIGHTS))
+        write_json(new / _METADATA, metadata)
+    return Path(directory)
 
 
 def load_text_reward_model(directory: str | Path, codec: TextCodec) -> TextRewardEnsemble:
     """Load an ensemble written by :func:`save_text_reward_model`."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    path = Path(directory)
+    path = settle_directory(directory)
     if not (path / _METADATA).is_file() or not (path / _WEIGHTS).is_file():
         raise FileNotFoundError(
             f"{path} holds no text reward model: expected {_METADATA} and {_WEIGHTS} "
             "written by save_text_reward_model"
         )
-    metadata = json.loads((path / _METADATA).read_text())
+    metadata = read_json(path / _METADATA, "the text reward model's metadata")
     if metadata.get("format") != _FORMAT or metadata.get("version") != _FORMAT_VERSION:
         raise ValueError(
             f"{path / _METADATA} is format {metadata.get('format')!r} version "

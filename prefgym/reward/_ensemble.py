@@ -14,7 +14,6 @@ config and a description of the spaces, so a model loads without pickles.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from prefgym.files import atomic_directory, read_json, settle_directory, write_json
 from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet
 from prefgym.reward._nets import MlpRewardNet, RewardNet
 from prefgym.reward._spaces import is_image_space, space_from_json, space_to_json
@@ -265,10 +265,7 @@ class RewardEnsemble(nn.Module):
         Returns:
             The directory.
         """
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(path / WEIGHTS_FILE))
         metadata = {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
@@ -276,19 +273,21 @@ class RewardEnsemble(nn.Module):
             "observation_space": space_to_json(self.observation_space),
             "action_space": space_to_json(self.action_space),
         }
-        (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        return path
+        with atomic_directory(directory) as new:  # weights and metadata replaced together
+            save_file(state, str(new / WEIGHTS_FILE))
+            write_json(new / METADATA_FILE, metadata)
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> RewardEnsemble:
         """Load an ensemble written by :meth:`save`."""
-        path = Path(directory)
+        path = settle_directory(directory)
         if not (path / METADATA_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
             raise FileNotFoundError(
                 f"{path} holds no reward model: expected {METADATA_FILE} and {WEIGHTS_FILE} "
                 "written by RewardEnsemble.save"
             )
-        metadata = json.loads((path / METADATA_FILE).read_text())
+        metadata = read_json(path / METADATA_FILE, "the reward model's metadata")
         if metadata.get("format") != _FORMAT or metadata.get("version") != _FORMAT_VERSION:
             raise ValueError(
                 f"{path / METADATA_FILE} is format {metadata.get('format')!r} version "

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from prefgym.files import atomic_file
+
 
 class MetricsLog:
     """Appends rows of named numbers to a CSV file (and TensorBoard, if given a directory).
@@ -83,12 +85,10 @@ def truncate_metrics(path: str | os.PathLike[str], column: str, last: float) -> 
     kept = [row for row in rows if not row[index] or float(row[index]) <= last]
     if len(kept) == len(rows):
         return 0
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(kept)
-    tmp.replace(path)
     return len(rows) - len(kept)
 
 

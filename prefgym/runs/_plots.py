@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prefgym.files import atomic_file
+
 
 def _pyplot():  # type: ignore[no-untyped-def]
     import matplotlib
@@ -80,7 +82,8 @@ def plot_metrics(rows: Sequence[dict[str, float]], directory: str | os.PathLike[
 
 def _save(plt, fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 

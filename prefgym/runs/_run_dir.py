@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prefgym.files import read_json, write_json
 
 CONFIG_FILE = "config.json"
 
@@ -67,9 +68,7 @@ class RunDir:
                 "or choose another --out"
             )
         run.path.mkdir(parents=True, exist_ok=True)
-        tmp = run.config.with_suffix(".tmp")
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        tmp.replace(run.config)  # atomic: a crash never leaves half a config
+        write_json(run.config, config)  # atomic: a crash never leaves half a config
         return run
 
     @classmethod
@@ -89,7 +88,7 @@ class RunDir:
 
     def read_config(self) -> dict[str, Any]:
         """The resolved configuration the run was started with."""
-        config: dict[str, Any] = json.loads(self.config.read_text())
+        config: dict[str, Any] = read_json(self.config, "the run's config")
         return config
 
     def resume_command(self) -> str:

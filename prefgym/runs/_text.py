@@ -39,6 +39,7 @@ from prefgym.agents.text import (
     win_rate,
 )
 from prefgym.envs.text_env import TextEnv
+from prefgym.files import write_json
 from prefgym.judges import Oracle, SyntheticOracle
 from prefgym.lm import (
     HFCodec,
@@ -375,7 +376,7 @@ class TextRun:
         result["win_rate"] = win_rate(self.judge, policy, sft)
         if isinstance(self.oracle, SyntheticOracle) or self.config.oracle == RLAIF:
             result["oracle_win_rate"] = win_rate(self.oracle, policy, sft)
-        (self.run_dir.path / "final.json").write_text(json.dumps(result, indent=2))
+        write_json(self.run_dir.path / "final.json", result)
         return result
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 
+from prefgym.files import atomic_directory, read_json, settle_directory, write_json
+
 _FORMAT = "prefgym-lm-trainer"
 _FORMAT_VERSION = 1
 _META = "trainer.json"
@@ -51,11 +53,6 @@ def save_trainer_checkpoint(
     Returns:
         The directory.
     """
-    path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
-    save_model(policy, str(path / "policy.safetensors"))
-    if ref_policy is not None:
-        save_model(ref_policy, str(path / "reference.safetensors"))
     state = optimizer.state_dict()
     tensors = {"generator": generator.get_state()}
     scalars = {}
@@ -65,7 +62,6 @@ def save_trainer_checkpoint(
                 tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{index}.{name}"] = value
-    save_file(tensors, str(path / "trainer_state.safetensors"))
     meta = {
         "format": _FORMAT,
         "version": _FORMAT_VERSION,
@@ -76,8 +72,13 @@ def save_trainer_checkpoint(
         "param_groups": state["param_groups"],
         "optimizer_scalars": scalars,
     }
-    (path / _META).write_text(json.dumps(meta, indent=2))
-    return path
+    with atomic_directory(directory) as new:  # every file of the checkpoint replaced together
+        save_model(policy, str(new / "policy.safetensors"))
+        if ref_policy is not None:
+            save_model(ref_policy, str(new / "reference.safetensors"))
+        save_file(tensors, str(new / "trainer_state.safetensors"))
+        write_json(new / _META, meta)
+    return Path(directory)
 
 
 def load_trainer_checkpoint(
@@ -95,10 +96,10 @@ def load_trainer_checkpoint(
     Returns:
         The number of steps the saved trainer had taken.
     """
-    path = Path(directory)
+    path = settle_directory(directory)
     if not (path / _META).is_file():
         raise FileNotFoundError(f"{path} holds no trainer checkpoint: expected {_META}")
-    meta = json.loads((path / _META).read_text())
+    meta = read_json(path / _META, "the trainer checkpoint's metadata")
     if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
         raise ValueError(
             f"{path / _META} is format {meta.get('format')!r} version {meta.get('version')!r}; "

@@ -23,15 +23,6 @@ from tests.tiny_models import tiny_gpt2
 EOS = 0
 FILES = {"policy.safetensors", "trainer_state.safetensors", "trainer.json"}
 
-NOT_ATOMIC = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="save_trainer_checkpoint writes file by file into the directory itself: a save "
-    "over a checkpoint keeps its other files, and a crash leaves it half overwritten "
-    "(issue 17, trust nothing from disk)",
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class ToyConfig:
     lr: float = 0.01
@@ -221,7 +212,6 @@ def test_a_crash_during_a_first_save_leaves_nothing_loadable(
         ToyTrainer(1).load_into(tmp_path / "ckpt")
 
 
-@NOT_ATOMIC
 def test_saving_over_a_checkpoint_replaces_it_as_a_whole(tmp_path: Path) -> None:
     ToyTrainer(0).save_now(tmp_path / "ckpt")  # with its own reference
     (tmp_path / "ckpt" / "notes.txt").write_text("left by hand")
@@ -233,7 +223,6 @@ def test_saving_over_a_checkpoint_replaces_it_as_a_whole(tmp_path: Path) -> None
     assert ToyTrainer(2, own_reference=False).load_into(tmp_path / "ckpt") == 1
 
 
-@NOT_ATOMIC
 def test_a_crash_while_saving_over_a_checkpoint_leaves_the_previous_one_loadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
