@@ -147,3 +147,48 @@ def _fsync_file(path: Path) -> None:
 
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
+
+
+def load_tensors(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The tensors of the safetensors file ``path``, each checked to be finite.
+
+    Args:
+        path: The file.
+        what: What the file is, for the message (``"the reward model's weights"``).
+
+    Raises:
+        ValueError: The file is not a readable safetensors file (random bytes, cut off,
+            a forged header), or a floating-point tensor holds NaN or infinity.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        tensors: dict[str, torch.Tensor] = load_file(str(path))
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # safetensors raises its own error types, and OSError
+        raise ValueError(
+            f"{what} {path} is damaged and cannot be read ({_first_line(error)}); "
+            "restore it from a copy or start a new run"
+        ) from None
+    check_finite(tensors, f"{what} {path}")
+    return tensors
+
+
+def check_finite(tensors: dict[str, Any], where: str) -> None:
+    """Raise a ValueError naming the first floating-point tensor holding NaN or infinity."""
+    import torch
+
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"{where} holds non-finite values in {name!r} (NaN or infinity): the "
+                "checkpoint is damaged; restore it from a copy or start a new run"
+            )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -27,10 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from prefgym.files import atomic_directory, read_json, settle_directory, write_json
+from prefgym.files import (
+    atomic_directory,
+    load_tensors,
+    read_json,
+    settle_directory,
+    write_json,
+)
 from prefgym.lm._sampling import position_ids, response_mask
 from prefgym.lm.config import TextRewardConfig
 from prefgym.reward import (
@@ -40,6 +46,7 @@ from prefgym.reward import (
     space_from_json,
     space_to_json,
 )
+from prefgym.schema import from_json
 from prefgym.text import TextCodec
 
 if TYPE_CHECKING:
@@ -276,15 +283,22 @@ def load_text_reward_model(directory: str | Path, codec: TextCodec) -> TextRewar
             f"{path / _METADATA} is format {metadata.get('format')!r} version "
             f"{metadata.get('version')!r}; this prefgym reads {_FORMAT!r} version {_FORMAT_VERSION}"
         )
-    trunk_config = dict(metadata["trunk_config"])
-    model_type = trunk_config.pop("model_type")
-    policy = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **trunk_config))
-    ensemble = text_reward_model(
-        policy,
-        codec,
-        space_from_json(metadata["observation_space"]),
-        space_from_json(metadata["action_space"]),
-        TextRewardConfig(**metadata["config"]),
-    )
-    ensemble.load_state_dict(load_file(str(path / _WEIGHTS)))
+    where = path / _METADATA
+    config = from_json(TextRewardConfig, metadata.get("config"), f"{where}: config")
+    try:
+        trunk_config = dict(metadata["trunk_config"])
+        model_type = trunk_config.pop("model_type")
+        policy = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **trunk_config))
+        spaces = [space_from_json(metadata[k]) for k in ("observation_space", "action_space")]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{where} describes no text reward model ({error})") from None
+    ensemble = text_reward_model(policy, codec, spaces[0], spaces[1], config)
+    state = load_tensors(path / _WEIGHTS, "the text reward model's weights")
+    try:
+        ensemble.load_state_dict(state)
+    except RuntimeError as error:  # missing or unexpected keys, wrong shapes
+        raise ValueError(
+            f"{path / _WEIGHTS} does not fit the model {_METADATA} describes "
+            f"({str(error).splitlines()[0]}); restore both from a copy"
+        ) from None
     return ensemble

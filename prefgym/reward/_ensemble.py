@@ -21,14 +21,21 @@ from typing import Any, cast
 import gymnasium as gym
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from prefgym.files import atomic_directory, read_json, settle_directory, write_json
+from prefgym.files import (
+    atomic_directory,
+    load_tensors,
+    read_json,
+    settle_directory,
+    write_json,
+)
 from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet
 from prefgym.reward._nets import MlpRewardNet, RewardNet
 from prefgym.reward._spaces import is_image_space, space_from_json, space_to_json
 from prefgym.reward.config import RewardModelConfig
+from prefgym.schema import from_json
 from prefgym.segments import Segment
 
 WEIGHTS_FILE = "reward_model.safetensors"
@@ -294,16 +301,23 @@ class RewardEnsemble(nn.Module):
                 f"{metadata.get('version')!r}; this prefgym reads {_FORMAT!r} "
                 f"version {_FORMAT_VERSION}"
             )
-        config = RewardModelConfig(**metadata["config"])
-        ensemble = cls(
-            space_from_json(metadata["observation_space"]),
-            space_from_json(metadata["action_space"]),
-            config,
-        )
-        state = load_file(str(path / WEIGHTS_FILE))
+        where = path / METADATA_FILE
+        config = from_json(RewardModelConfig, metadata.get("config"), f"{where}: config")
+        try:
+            spaces = [space_from_json(metadata[k]) for k in ("observation_space", "action_space")]
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{where} describes no model's spaces ({error})") from None
+        ensemble = cls(spaces[0], spaces[1], config)
+        state = load_tensors(path / WEIGHTS_FILE, "the reward model's weights")
         expected = ensemble.state_dict()
         for key in expected.keys() - state.keys():  # written before inputs were standardised
             if key.endswith((".input_offset", ".input_scale")):
                 state[key] = expected[key]
-        ensemble.load_state_dict(state)
+        try:
+            ensemble.load_state_dict(state)
+        except RuntimeError as error:  # missing or unexpected keys, wrong shapes
+            raise ValueError(
+                f"{path / WEIGHTS_FILE} does not fit the model {METADATA_FILE} describes "
+                f"({str(error).splitlines()[0]}); restore both from a copy"
+            ) from None
         return ensemble.to(device)

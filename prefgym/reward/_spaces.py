@@ -80,10 +80,23 @@ def space_to_json(space: gym.Space[Any]) -> dict[str, Any]:
 
 
 def space_from_json(data: dict[str, Any]) -> gym.Space[Any]:
-    """Rebuild a space described by :func:`space_to_json`."""
+    """Rebuild a space described by :func:`space_to_json`.
+
+    Raises:
+        ValueError: ``data`` does not describe a space (a damaged or forged checkpoint).
+    """
+    try:
+        return _space(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"malformed space description {str(data)[:60]!r}: {error}") from None
+
+
+def _space(data: dict[str, Any]) -> gym.Space[Any]:
     kind = data.get("type")
     if kind == "Box":
         dtype = np.dtype(data["dtype"])
+        if dtype.kind not in "biuf":
+            raise ValueError(f"a Box of dtype {dtype} is not numeric")
         low = np.asarray(data["low"], dtype=dtype).reshape(data["shape"])
         high = np.asarray(data["high"], dtype=dtype).reshape(data["shape"])
         return gym.spaces.Box(low, high, dtype=dtype)  # type: ignore[arg-type]

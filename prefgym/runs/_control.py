@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import prefgym
 from prefgym.runs._metrics import MetricsLog
 from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
 from prefgym.runs._run_dir import RunDir
@@ -44,16 +43,25 @@ def train(
     if out is None:
         name = config.env_id.split("/")[-1]
         out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = RunDir.create(out, {"train": asdict(config), "prefgym": prefgym.__version__})
-    _run(run, config, show_progress)
+    run = RunDir.create(out, {"train": asdict(config)})
+    with run.trainer_lock():
+        _run(run, config, show_progress)
     return run
 
 
 def resume(run_path: str | os.PathLike[str], *, show_progress: bool = True) -> RunDir:
-    """Carry on a run from its store and checkpoints, after Ctrl-C or a crash."""
+    """Carry on a run from its store and checkpoints, after Ctrl-C or a crash.
+
+    A finished run is left as it is (see :meth:`RunDir.finished`).
+
+    Raises:
+        ValueError: The config is damaged, or another process trains the run.
+    """
     run = RunDir.open(run_path)
-    config = TrainConfig(**run.settings("train"))
-    _run(run, config, show_progress)
+    config = run.train_config()
+    with run.trainer_lock():
+        if run.finished() is None:
+            _run(run, config, show_progress)
     return run
 
 
@@ -136,6 +144,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
         loop.run()
         agent.save(run.agent)
         ensemble.save(run.reward_model)
+        run.mark_finished(store, steps=agent.steps, judgments=store.n_judgments())
     finally:
         bar.close()
         metrics.close()
@@ -152,7 +161,7 @@ def evaluate(
     from prefgym.runs._presets import agent_preset
 
     run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
-    config = TrainConfig(**run.settings("train"))
+    config = run.train_config()
     if not run.agent.exists():
         raise FileNotFoundError(f"{run.agent} does not exist: the run has not finished a round yet")
     algorithm = PPO if config.algo == "ppo" else SAC

@@ -7,6 +7,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from itertools import combinations
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
     from prefgym.store import PreferenceStore
 
     run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
-    config = run.settings("train")
+    config = asdict(run.train_config())
     rows = read_metrics(run.metrics)
     columns = [
         "step",
@@ -110,7 +111,7 @@ def text_report(run_path: str | Path) -> str:
     from prefgym.runs._run_dir import RunDir
 
     run = RunDir.open(run_path)
-    config = run.settings("text")
+    config = asdict(run.text_config())
     rows = [r for r in read_metrics(run.metrics) if not math.isnan(r.get("true_score", math.nan))]
     text = [
         f"run {run.path}: {config['env_id']}, {config['algo']}, oracle {config['oracle']!r}, "
@@ -148,5 +149,4 @@ def text_report(run_path: str | Path) -> str:
 
 def is_text_run(run_path: str | Path) -> bool:
     """Whether ``run_path`` holds a text run (its config has a ``text`` section)."""
-    config = Path(run_path) / "config.json"
-    return config.is_file() and "text" in json.loads(config.read_text())
+    return RunDir.open(run_path).is_text()

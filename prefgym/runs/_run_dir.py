@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from prefgym import __version__
 from prefgym.files import read_json, write_json
+from prefgym.runs.config import TextTrainConfig, TrainConfig
+from prefgym.schema import from_json
+
+if TYPE_CHECKING:
+    from prefgym.store import PreferenceStore
 
 CONFIG_FILE = "config.json"
+FINISHED_KEY = "finished"
+"""Store meta key of a finished run: what it reached and when."""
+VERSION_KEY = "config_version"
+CONFIG_VERSION = 1
+"""The version of ``config.json`` this prefgym writes. A change to a settings dataclass
+that old files cannot be read as (a new field without which an old run would change)
+bumps it and adds a step to :data:`CONFIG_MIGRATIONS`."""
+CONFIG_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+"""``{version: step}``: each step turns a config of ``version`` into one of ``version + 1``."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,11 @@ class RunDir:
         return self.path / "agent.zip"
 
     @property
+    def lock_file(self) -> Path:
+        """Held (``flock``) by the one process that trains the run; names its pid."""
+        return self.path / "trainer.lock"
+
+    @property
     def metrics(self) -> Path:
         """One row per round (CSV)."""
         return self.path / "metrics.csv"
@@ -58,6 +83,9 @@ class RunDir:
     def create(cls, path: str | os.PathLike[str], config: dict[str, Any]) -> RunDir:
         """Start a new run in ``path``, writing its resolved config.
 
+        ``config`` is ``{"train": {...}}`` or ``{"text": {...}}``; the prefgym and
+        config versions are added.
+
         Raises:
             FileExistsError: If ``path`` already holds a run.
         """
@@ -68,7 +96,8 @@ class RunDir:
                 "or choose another --out"
             )
         run.path.mkdir(parents=True, exist_ok=True)
-        write_json(run.config, config)  # atomic: a crash never leaves half a config
+        # atomic: a crash never leaves half a config
+        write_json(run.config, {**config, VERSION_KEY: CONFIG_VERSION, "prefgym": __version__})
         return run
 
     @classmethod
@@ -87,16 +116,105 @@ class RunDir:
         return run
 
     def read_config(self) -> dict[str, Any]:
-        """The resolved configuration the run was started with."""
-        config: dict[str, Any] = read_json(self.config, "the run's config")
+        """The run's ``config.json`` as written, brought to :data:`CONFIG_VERSION`.
+
+        Raises:
+            ValueError: The file is not a JSON object, or was written by a newer prefgym.
+        """
+        config = read_json(self.config, "the run's config")
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.config} must hold a JSON object; it is not a run's config")
+        version = config.get(VERSION_KEY, 1)  # runs before the version was written: version 1
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"{self.config}: {VERSION_KEY} must be a positive integer")
+        if version > CONFIG_VERSION:
+            raise ValueError(
+                f"{self.config} was written by a newer prefgym (config version {version}; "
+                f"this prefgym reads up to {CONFIG_VERSION}); upgrade prefgym to use this run"
+            )
+        for step in range(version, CONFIG_VERSION):
+            config = CONFIG_MIGRATIONS[step](config)
         return config
+
+    def train_config(self) -> TrainConfig:
+        """The settings of a control run, each field checked (see :mod:`prefgym.schema`).
+
+        Raises:
+            ValueError: The run is a text run, or a setting is missing, unknown or wrong.
+        """
+        return from_json(TrainConfig, self._section("train"), f"{self.config}: train")
+
+    def text_config(self) -> TextTrainConfig:
+        """The settings of a text run, each field checked (see :mod:`prefgym.schema`).
+
+        Raises:
+            ValueError: The run is a control run, or a setting is missing, unknown or wrong.
+        """
+        return from_json(TextTrainConfig, self._section("text"), f"{self.config}: text")
+
+    def is_text(self) -> bool:
+        """Whether the run is a text run (``prefgym text train``)."""
+        return "text" in self.read_config()
 
     def resume_command(self) -> str:
         """The command that carries this run on."""
-        text = "text" in self.read_config() if self.config.exists() else False
+        text = self.config.exists() and "text" in read_json(self.config, "the run's config")
         return f"prefgym {'text ' if text else ''}train --resume {self.path}"
 
-    def settings(self, kind: str) -> dict[str, Any]:
+    @contextmanager
+    def trainer_lock(self) -> Iterator[None]:
+        """Hold the run for this process while it trains; a second trainer is refused.
+
+        The lock is an advisory ``flock`` on :attr:`lock_file`: the kernel drops it
+        when the process ends however it ends, so the lock of a killed trainer is
+        taken over by the next one without any cleanup.
+
+        Raises:
+            ValueError: Another live process trains the run; the message names its pid.
+        """
+        handle = open(self.lock_file, "a+", encoding="utf-8")  # noqa: SIM115 (held to the end)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise ValueError(
+                    f"run {self.path} is being trained by {holder}; a second trainer would "
+                    "duplicate its work: wait for it, or stop it first"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()  # releases the lock
+
+    def finished(self) -> dict[str, Any] | None:
+        """What the run reached when it finished (``steps``, ``labels``, ``at``), or None."""
+        from prefgym.store import PreferenceStore
+
+        if not self.store.is_file():
+            return None
+        with PreferenceStore(self.store) as store:
+            note = store.get_meta(FINISHED_KEY)
+        return note if isinstance(note, dict) else None
+
+    def mark_finished(self, store: PreferenceStore, **reached: int) -> None:
+        """Record in ``store`` (the run's) that the run is done, with what it ``reached``."""
+        store.set_meta(FINISHED_KEY, {**reached, "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+    def finished_message(self, note: dict[str, Any]) -> str:
+        """What ``--resume`` of a finished run says."""
+        reached = ", ".join(f"{v} {k}" for k, v in note.items() if k != "at")
+        return (
+            f"run {self.path} finished at {note.get('at', '?')} ({reached}); nothing to do. "
+            f"`prefgym report {self.path}` shows it; to train longer, start a new run"
+        )
+
+    def _section(self, kind: str) -> dict[str, Any]:
         """The run's settings of ``kind``: ``train`` (a control run) or ``text`` (a text run).
 
         Raises:
@@ -112,4 +230,4 @@ class RunDir:
                 f"{self.path} is a {'text' if other == 'text' else 'control'} run; "
                 f"use `{command} --resume {self.path}` and `prefgym report {self.path}`"
             )
-        raise ValueError(f"{self.config} holds no run settings (no {kind!r} section)")
+        raise ValueError(f"{self.config} holds no run settings (no {kind!r} object)")

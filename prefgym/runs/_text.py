@@ -39,7 +39,7 @@ from prefgym.agents.text import (
     win_rate,
 )
 from prefgym.envs.text_env import TextEnv
-from prefgym.files import write_json
+from prefgym.files import read_json, write_json
 from prefgym.judges import Oracle, SyntheticOracle
 from prefgym.lm import (
     HFCodec,
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 SAMPLES_FILE = "samples.jsonl"
+FINAL_FILE = "final.json"
 POLICY_DIR = "policy"
 """The trainer's checkpoint inside the run directory."""
 SFT_JUDGE = "oracle"
@@ -376,7 +377,10 @@ class TextRun:
         result["win_rate"] = win_rate(self.judge, policy, sft)
         if isinstance(self.oracle, SyntheticOracle) or self.config.oracle == RLAIF:
             result["oracle_win_rate"] = win_rate(self.oracle, policy, sft)
-        write_json(self.run_dir.path / "final.json", result)
+        write_json(self.run_dir.path / FINAL_FILE, result)
+        self.run_dir.mark_finished(
+            self.store, iterations=self.iteration, judgments=self.store.n_judgments()
+        )
         return result
 
     def close(self) -> None:
@@ -389,19 +393,24 @@ def train_text(
 ) -> dict[str, float]:
     """Run ``config`` in a new run directory ``out``; returns the final evaluation."""
     run = RunDir.create(out, {"text": config.to_json()})
-    text_run = TextRun(run, config, progress=progress)
-    try:
-        return text_run.run()
-    finally:
-        text_run.close()
+    with run.trainer_lock():
+        text_run = TextRun(run, config, progress=progress)
+        try:
+            return text_run.run()
+        finally:
+            text_run.close()
 
 
 def resume_text(out: str | Path, *, progress: bool = True) -> dict[str, float]:
     """Carry on the text run in ``out`` from its last checkpoint."""
     run = RunDir.open(out)
-    config = TextTrainConfig.from_json(run.settings("text"))
-    text_run = TextRun(run, config, progress=progress)
-    try:
-        return text_run.run()
-    finally:
-        text_run.close()
+    config = run.text_config()
+    with run.trainer_lock():
+        if run.finished() is not None and (run.path / FINAL_FILE).is_file():
+            result: dict[str, float] = read_json(run.path / FINAL_FILE, "the run's final result")
+            return result
+        text_run = TextRun(run, config, progress=progress)
+        try:
+            return text_run.run()
+        finally:
+            text_run.close()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -145,25 +144,8 @@ class TextTrainConfig:
         return self.grpo.max_new_tokens if self.algo == "grpo" else self.ppo.max_new_tokens
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready form (nested configs as objects)."""
+        """JSON-ready form (nested configs as objects); ``RunDir.text_config`` reads it back."""
         return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TextTrainConfig:
-        """Inverse of :meth:`to_json`."""
-        data = dict(data)
-        nested: dict[str, Callable[..., Any]] = {
-            "reward": TextRewardConfig,
-            "ppo": TokenPPOConfig,
-            "dpo": DPOConfig,
-            "grpo": GRPOConfig,
-        }
-        for name, kind in nested.items():
-            if name in data and isinstance(data[name], dict):
-                data[name] = kind(
-                    **{k: tuple(v) if isinstance(v, list) else v for k, v in data[name].items()}
-                )
-        return cls(**data)
 
 
 def queries_per_round(config: TextTrainConfig) -> list[int]:

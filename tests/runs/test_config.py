@@ -7,6 +7,7 @@ import pytest
 
 from prefgym.loop import ATARI_T0
 from prefgym.runs import text_task_name
+from prefgym.schema import from_json
 from prefgym.runs.config import (
     TextTrainConfig,
     TrainConfig,
@@ -37,15 +38,13 @@ def test_rankings_count_their_pairs_and_rounds_split_the_budget() -> None:
     counts = queries_per_round(TextTrainConfig(labels=1000, label_rounds=4, iterations=40))
     assert sum(counts) == 1000 and len(counts) == 4 and counts[0] == max(counts) == 500
     assert queries_per_round(TextTrainConfig(algo="grpo", grpo_reward="oracle")) == [0]
-    assert (
-        TextTrainConfig().to_json()
-        == TextTrainConfig.from_json(TextTrainConfig().to_json()).to_json()
-    )
+    default = json.loads(json.dumps(TextTrainConfig().to_json()))
+    assert from_json(TextTrainConfig, default, "config.json: text") == TextTrainConfig()
 
 
 def test_a_text_config_survives_its_json() -> None:
     config = TextTrainConfig(algo="grpo", labels=300, iterations=8, responses_per_prompt=3)
-    assert TextTrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
+    assert from_json(TextTrainConfig, json.loads(json.dumps(config.to_json())), "text") == config
     assert round_starts(replace(config, label_rounds=4)) == [0, 2, 4, 6]
 
 

@@ -17,12 +17,15 @@ NAN = math.nan
 
 @pytest.fixture
 def drawn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Figure]:
-    """The figures the plots save, by file name (read back after they are closed)."""
+    """The figures the plots save, by file name (read back after they are closed).
+
+    A plot is saved to a temporary ``.NAME.PID.tmp`` beside NAME, then renamed.
+    """
     figures: dict[str, Figure] = {}
     save = Figure.savefig
 
     def savefig(self: Figure, path: Any, *args: Any, **kwargs: Any) -> None:
-        figures[Path(path).name] = self
+        figures[Path(path).name.removeprefix(".").rsplit(".", 2)[0]] = self
         save(self, path, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", savefig)

@@ -23,10 +23,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_model, save_file, save_model
 from torch import Tensor, nn
 
-from prefgym.files import atomic_directory, read_json, settle_directory, write_json
+from prefgym.files import (
+    atomic_directory,
+    load_tensors,
+    read_json,
+    settle_directory,
+    write_json,
+)
 
 _FORMAT = "prefgym-lm-trainer"
 _FORMAT_VERSION = 1
@@ -121,11 +127,10 @@ def load_trainer_checkpoint(
             f"{path} {'holds' if meta['has_reference'] else 'lacks'} a reference copy; resume "
             "with ref_policy=None exactly when the saved trainer made its own reference"
         )
-    device = str(next(policy.parameters()).device)
-    load_model(policy, str(path / "policy.safetensors"), device=device)
+    _load_module(policy, path / "policy.safetensors", "the policy's weights")
     if ref_policy is not None:
-        load_model(ref_policy, str(path / "reference.safetensors"), device=device)
-    tensors = load_file(str(path / "trainer_state.safetensors"))
+        _load_module(ref_policy, path / "reference.safetensors", "the reference's weights")
+    tensors = load_tensors(path / "trainer_state.safetensors", "the trainer's state")
     generator.set_state(tensors.pop("generator"))
     state: dict[int, dict[str, object]] = {}
     for key, value in tensors.items():
@@ -136,6 +141,19 @@ def load_trainer_checkpoint(
         state.setdefault(int(index), {})[name] = scalar
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     return int(meta["steps"])
+
+
+def _load_module(module: nn.Module, path: Path, what: str) -> None:
+    """Load the weights file ``path`` into ``module``; anything wrong is a ValueError."""
+    device = str(next(module.parameters()).device)
+    load_tensors(path, what)  # readable and finite, or a message naming the file
+    try:
+        load_model(module, str(path), device=device)
+    except RuntimeError as error:  # missing or unexpected keys, wrong shapes
+        raise ValueError(
+            f"{what} {path} do not fit the trainer's model ({str(error).splitlines()[0]}); "
+            "resume with the model the run was started with"
+        ) from None
 
 
 class CheckpointedTrainer:

@@ -23,6 +23,7 @@ from tests.tiny_models import tiny_gpt2
 EOS = 0
 FILES = {"policy.safetensors", "trainer_state.safetensors", "trainer.json"}
 
+
 @dataclasses.dataclass(frozen=True)
 class ToyConfig:
     lr: float = 0.01
