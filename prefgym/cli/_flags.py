@@ -12,6 +12,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import os
 import textwrap
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -133,3 +134,14 @@ def check_resume(args: argparse.Namespace, given: Sequence[str]) -> None:
             f"--resume takes its settings from {args.resume}/config.json; drop "
             + ", ".join(dropped)
         )
+
+
+def finished_before(run_path: str | os.PathLike[str]) -> bool:
+    """Whether the run ``--resume`` names has finished; if so, says so (and nothing changes)."""
+    from prefgym.runs import RunDir
+
+    run = RunDir.open(run_path)
+    note = run.finished()
+    if note is not None:
+        print(run.finished_message(note))
+    return note is not None

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import prefgym
-from prefgym.cli._flags import FlagGroup, check_resume
+from prefgym.cli._errors import DEBUG_VARIABLE, describe_failure
+from prefgym.cli._flags import FlagGroup, check_resume, finished_before
 from prefgym.cli._text import add_text_parser
 from prefgym.envs.registration import ALL_ENVS
 from prefgym.judges import describe_presets
@@ -33,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help=f"torch threads (default ${THREADS_VARIABLE} or 1; more is slower for small nets)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an error (also ${DEBUG_VARIABLE}=1)",
     )
     parser.add_argument("--version", action="version", version=f"prefgym {prefgym.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -107,16 +114,21 @@ def _add_lists(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``prefgym`` command; returns the exit status."""
+    """Run the ``prefgym`` command; returns the exit status.
+
+    0: done. 2: bad input (a value, a file, a run directory), with a one-line
+    ``prefgym: error: ...`` that names it and the way out. 1: anything else that
+    failed, also in one line. 130: Ctrl-C. ``--debug`` (or ``PREFGYM_DEBUG=1``)
+    shows the traceback instead.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     try:
         from prefgym.runs import set_threads
 
         set_threads(args.threads)
         return int(args.handler(args))
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
-        parser.exit(2, f"prefgym: error: {error}\n")
     except KeyboardInterrupt:
         print(
             "\ninterrupted: every judgment so far is stored; carry on with "
@@ -124,6 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except Exception as error:
+        if debug:
+            raise
+        status, message = describe_failure(error)
+        print(f"prefgym: error: {message}", file=sys.stderr)
+        return status
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -131,6 +149,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         check_resume(args, TRAIN_FLAGS.flags_given(args))
+        if finished_before(args.resume):
+            return 0
         run = resume(args.resume, show_progress=not args.quiet)
     else:
         config = TrainConfig(**TRAIN_FLAGS.given(args))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prefgym.agents.text.config import DPOConfig, GRPOConfig, TokenPPOConfig
-from prefgym.cli._flags import FlagGroup, check_resume
+from prefgym.cli._flags import FlagGroup, check_resume, finished_before
 from prefgym.lm.config import TextRewardConfig
 from prefgym.runs import format_table
 from prefgym.runs.config import TextTrainConfig
@@ -99,6 +99,8 @@ def run_text(args: argparse.Namespace) -> int:
         shortcuts = [f"--{k.replace('_', '-')}" for k in _SHORTCUTS if getattr(args, k) is not None]
         check_resume(args, [f for g in TEXT_FLAGS for f in g.flags_given(args)] + shortcuts)
         out = Path(args.resume)
+        if finished_before(out):
+            return 0
         result = resume_text(out, progress=not args.quiet)
     else:
         config = text_config(args)

@@ -11,10 +11,16 @@ from prefgym.runs import RunDir, TrainConfig
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
+    """The one-line error of a command that must end with status 2 (bad input)."""
+    try:
+        status = main(argv)
+    except SystemExit as exit_info:  # argparse's own errors
+        status = int(exit_info.code or 0)
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prefgym: error: ") or "error:" in err
+    assert err.count("\n") == 1 or "usage:" in err and "Traceback" not in err
+    return err
 
 
 def test_unknown_env_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:

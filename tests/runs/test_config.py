@@ -7,7 +7,6 @@ import pytest
 
 from prefgym.loop import ATARI_T0
 from prefgym.runs import text_task_name
-from prefgym.schema import from_json
 from prefgym.runs.config import (
     TextTrainConfig,
     TrainConfig,
@@ -16,6 +15,7 @@ from prefgym.runs.config import (
     queries_per_round,
     round_starts,
 )
+from prefgym.schema import from_json
 
 
 def test_config_checks_name_the_value() -> None:
