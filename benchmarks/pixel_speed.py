@@ -160,7 +160,7 @@ def train_preferences(
     loop.run()
     seconds = time.perf_counter() - start
     store.close()
-    agent.save(out / "agent.zip")
+    agent.save(out / "agent")
     ensemble.save(out / "reward_model")
     return agent.model, ensemble, seconds, rows
 

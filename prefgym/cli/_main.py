@@ -43,7 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"prefgym {prefgym.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_eval, _add_report, _add_label, _add_lists, add_text_parser):
+    for add in (
+        _add_train,
+        _add_eval,
+        _add_report,
+        _add_label,
+        _add_convert,
+        _add_lists,
+        add_text_parser,
+    ):
         add(commands)
     return parser
 
@@ -102,6 +110,19 @@ def _add_label(commands: Any) -> None:
         "--rejudge", action="store_true", help="also show pairs others judged, to measure agreement"
     )
     label.set_defaults(handler=_label)
+
+
+def _add_convert(commands: Any) -> None:
+    convert = commands.add_parser(
+        "convert", help="move a run of an earlier release off Stable-Baselines3's pickles"
+    )
+    convert.add_argument("run", metavar="RUN", help="a run directory holding agent.zip")
+    convert.add_argument(
+        "--trust",
+        action="store_true",
+        help="required: reading agent.zip unpickles it, which runs any code its maker put in",
+    )
+    convert.set_defaults(handler=_convert)
 
 
 def _add_lists(commands: Any) -> None:
@@ -188,6 +209,19 @@ def _label(args: argparse.Namespace) -> int:
     options = _given(args, "labeler", "lease", "fps", "speed")
     summary = label(args.run, rejudge=args.rejudge, **options)
     print(describe_summary(summary))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from prefgym.runs import convert_run
+
+    if not args.trust:
+        raise ValueError(
+            f"converting reads {args.run}/agent.zip with pickle, which runs any code its maker "
+            "put in; if you trust whoever made the run, add --trust"
+        )
+    run = convert_run(args.run)
+    print(f"converted {run.legacy_agent} to {run.agent}/; the zip is now agent.zip.converted")
     return 0
 
 

@@ -1,7 +1,8 @@
 """What a run is: control and text runs in run directories, their configs, metrics and reports.
 
 ``train``/``resume``/``evaluate``/``report``/``label`` carry out a control run
-(``TrainConfig``); ``train_text``/``resume_text`` a text run (``TextTrainConfig``).
+(``TrainConfig``); ``train_text``/``resume_text`` a text run (``TextTrainConfig``);
+``convert_run`` moves an earlier release's control run off pickles.
 A run directory (``RunDir``) holds the resolved config, the store, checkpoints,
 ``metrics.csv`` and plots. The configs are in the cheap ``prefgym.runs.config``.
 """
@@ -14,6 +15,7 @@ from prefgym.faces import lazy_face
 
 if TYPE_CHECKING:
     from prefgym.runs._control import (
+        convert_run,
         evaluate,
         label,
         resume,

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from prefgym.files import fsync_directory, settle_directory
 from prefgym.runs._metrics import MetricsLog
 from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
 from prefgym.runs._run_dir import RunDir
 from prefgym.runs.config import HUMAN, THREADS_VARIABLE, TrainConfig
 
 if TYPE_CHECKING:
-    from prefgym.agents.sb3 import SB3Agent
+    from prefgym.agents.sb3 import AgentConfig, SB3Agent
     from prefgym.reward import RewardEnsemble
 
 
@@ -69,11 +70,16 @@ def _agent(run: RunDir, config: TrainConfig, *, seed: int) -> SB3Agent:
     """The run's agent: restored from its checkpoint, else a fresh one of the task's preset."""
     from prefgym.agents.sb3 import SB3Agent
 
-    agent_config = replace(agent_preset(config.env_id, config.algo), algo=config.algo)
     kwargs: dict[str, Any] = {"seed": seed, "segment_length": config.segment_length}
-    if run.agent.exists():
-        return SB3Agent.load(run.agent, config.env_id, agent_config, **kwargs)
-    return SB3Agent.create(config.env_id, agent_config, **kwargs)
+    saved = run.saved_agent()
+    if saved is not None:
+        return SB3Agent.load(saved, config.env_id, _agent_config(config), **kwargs)
+    return SB3Agent.create(config.env_id, _agent_config(config), **kwargs)
+
+
+def _agent_config(config: TrainConfig) -> AgentConfig:
+    """The agent settings of a run: the task's preset for the run's algorithm."""
+    return replace(agent_preset(config.env_id, config.algo), algo=config.algo)
 
 
 def _reward_model(run: RunDir, config: TrainConfig, agent: SB3Agent) -> RewardEnsemble:
@@ -155,19 +161,55 @@ def evaluate(
     run_path: str | os.PathLike[str] | RunDir, *, episodes: int = 20, seed: int = 10_000
 ) -> dict[str, float]:
     """True return of the run's trained (deterministic) policy over fresh episodes."""
-    from stable_baselines3 import PPO, SAC
-
-    from prefgym.agents.sb3 import evaluate_true_return
-    from prefgym.runs._presets import agent_preset
+    from prefgym.agents.sb3 import SB3Agent, evaluate_true_return
 
     run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
     config = run.train_config()
-    if not run.agent.exists():
+    saved = run.saved_agent()
+    if saved is None:
         raise FileNotFoundError(f"{run.agent} does not exist: the run has not finished a round yet")
-    algorithm = PPO if config.algo == "ppo" else SAC
-    model = algorithm.load(str(run.agent), device=agent_preset(config.env_id, config.algo).device)
-    mean, std, _ = evaluate_true_return(model, config.env_id, episodes, seed)
+    agent = SB3Agent.load(
+        saved, config.env_id, _agent_config(config), seed=seed, segment_length=config.segment_length
+    )
+    mean, std, _ = evaluate_true_return(agent.model, config.env_id, episodes, seed)
     return {"episodes": episodes, "true_return_mean": mean, "true_return_std": std}
+
+
+def convert_run(run_path: str | os.PathLike[str]) -> RunDir:
+    """Convert a run's ``agent.zip`` (Stable-Baselines3's format) to prefgym's checkpoint.
+
+    Loading the zip UNPICKLES it, which runs whatever code its maker put in: call
+    this only on a run from someone you trust. The agent is saved as ``RUN/agent/``,
+    read back through the safe loader, and the zip renamed to ``agent.zip.converted``.
+
+    Raises:
+        FileNotFoundError: The run has no ``agent.zip``.
+        ValueError: The run already has an ``agent/`` checkpoint.
+    """
+    from prefgym.agents.sb3 import SB3Agent
+
+    run = RunDir.open(run_path)
+    config = run.train_config()
+    legacy = run.legacy_agent
+    if settle_directory(run.agent).exists():
+        raise ValueError(
+            f"{run.path} has its agent in {run.agent} already; nothing to convert"
+            + (
+                f" ({legacy} is not read: delete it if you do not need it)"
+                if legacy.exists()
+                else ""
+            )
+        )
+    if not legacy.is_file():
+        raise FileNotFoundError(f"{legacy} does not exist: {run.path} has no agent to convert")
+    kwargs: dict[str, Any] = {"seed": config.seed, "segment_length": config.segment_length}
+    with run.trainer_lock():  # no trainer may write the agent meanwhile
+        agent = SB3Agent.load_sb3_zip(legacy, config.env_id, _agent_config(config), **kwargs)
+        agent.save(run.agent)
+        SB3Agent.load(run.agent, config.env_id, _agent_config(config), **kwargs)  # it opens
+        os.replace(legacy, legacy.with_name(legacy.name + ".converted"))
+        fsync_directory(run.path)
+    return run
 
 
 def label(

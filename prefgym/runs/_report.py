@@ -101,6 +101,10 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
             header, table = labeler_table(store)
         if table:
             text += ["", format_table(header, table)]
+    try:
+        run.saved_agent()  # the report reads no agent; it only says when one cannot be read
+    except ValueError as error:
+        text += ["", f"note: {error}"]
     return "\n".join(text)
 
 

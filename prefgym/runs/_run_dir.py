@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefgym import __version__
-from prefgym.files import read_json, write_json
+from prefgym.files import read_json, settle_directory, write_json
 from prefgym.runs.config import TextTrainConfig, TrainConfig
 from prefgym.schema import from_json
 
@@ -56,8 +56,37 @@ class RunDir:
 
     @property
     def agent(self) -> Path:
-        """The agent checkpoint (Stable-Baselines3's zip)."""
+        """The agent checkpoint (a directory of safetensors and JSON)."""
+        return self.path / "agent"
+
+    @property
+    def legacy_agent(self) -> Path:
+        """Where earlier releases kept the agent: Stable-Baselines3's zip, which holds pickles."""
         return self.path / "agent.zip"
+
+    def saved_agent(self) -> Path | None:
+        """The agent checkpoint if the run has saved one, else None (a fresh run).
+
+        An interrupted save is settled first, so a kill mid-save never passes for
+        a run without an agent.
+
+        Raises:
+            ValueError: The run's agent is only in Stable-Baselines3's zip, which
+                prefgym no longer opens; the message names the convert command.
+        """
+        if settle_directory(self.agent).exists():
+            return self.agent
+        if self.legacy_agent.exists():
+            raise ValueError(self.legacy_message())
+        return None
+
+    def legacy_message(self) -> str:
+        """Why the run's ``agent.zip`` is not opened, and the command that converts it."""
+        return (
+            f"{self.legacy_agent} is Stable-Baselines3's pickle format, which prefgym no longer "
+            f"opens (it can run code); if you trust whoever made {self.path}, convert it with "
+            f"`prefgym convert {self.path} --trust`"
+        )
 
     @property
     def lock_file(self) -> Path:

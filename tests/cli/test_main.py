@@ -7,7 +7,10 @@ import pytest
 import prefgym.runs
 from prefgym.cli import main
 from prefgym.loop import ATARI_T0
-from prefgym.runs import RunDir, TrainConfig
+from prefgym.runs import RunDir, TrainConfig, format_table
+from tests.runs.legacy import legacy_run
+
+KEYS = ("episodes", "true_return_mean", "true_return_std")
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -149,3 +152,44 @@ def test_the_earlier_python_spelling_still_works() -> None:
         assert getattr(prefgym.cli, name) is getattr(prefgym.runs, name)
     with pytest.raises(AttributeError, match="has no attribute 'TextRun'"):
         prefgym.cli.TextRun  # noqa: B018
+
+
+@pytest.mark.parametrize("command", [["eval", "RUN"], ["train", "--resume", "RUN", "--quiet"]])
+def test_a_crafted_run_of_an_earlier_release_runs_no_code(
+    command: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    run, _ = legacy_run(tmp_path / "run", marker)
+    err = _error([str(run.path) if word == "RUN" else word for word in command], capsys)
+    assert not marker.exists()
+    assert err.count("\n") == 1 and err.startswith("prefgym: error: ")
+    assert f"{run.legacy_agent} is Stable-Baselines3's pickle format" in err
+    assert f"`prefgym convert {run.path} --trust`" in err
+
+
+def test_report_on_a_crafted_run_shows_the_tables_and_names_the_convert_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The report opens no agent: it still works, and says how to move the run on."""
+    marker = tmp_path / "marker"
+    run, _ = legacy_run(tmp_path / "run", marker)
+    assert main(["report", str(run.path)]) == 0
+    out = capsys.readouterr().out
+    assert not marker.exists()
+    assert f"`prefgym convert {run.path} --trust`" in out.splitlines()[-1]
+
+
+def test_convert_needs_trust_and_then_the_run_evaluates(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run, _ = legacy_run(tmp_path / "run")
+    err = _error(["convert", str(run.path)], capsys)
+    assert err.count("\n") == 1 and "pickle" in err and "--trust" in err
+    assert run.legacy_agent.is_file() and not run.agent.exists()
+    assert main(["convert", str(run.path), "--trust"]) == 0
+    assert str(run.agent) in capsys.readouterr().out
+    assert not run.legacy_agent.exists() and (run.agent / "agent.json").is_file()
+    assert main(["eval", str(run.path), "--episodes", "2", "--seed", "7"]) == 0
+    shown = capsys.readouterr().out.splitlines()[-1].split()
+    result = prefgym.runs.evaluate(run.path, episodes=2, seed=7)
+    assert shown == [format_table(["x"], [[result[k]]]).split()[-1] for k in KEYS]

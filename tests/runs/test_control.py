@@ -1,19 +1,33 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from prefgym.loop import LEARNER_STATE
-from prefgym.runs import RunDir, TrainConfig, evaluate, read_metrics, report, resume, train
+from prefgym.runs import (
+    RunDir,
+    TrainConfig,
+    agent_preset,
+    convert_run,
+    evaluate,
+    read_metrics,
+    report,
+    resume,
+    train,
+)
 from prefgym.segments import make_vector_env, random_policy, rollout_segments
 from prefgym.store import PreferenceStore
+from tests.runs.legacy import CONFIG, legacy_run
 
 
 def _random_true_return() -> float:
@@ -113,3 +127,59 @@ def test_acrobots_first_fit_takes_min_steps_and_a_resume_keeps_the_count(tmp_pat
     resume(run.path, show_progress=False)  # done already: nothing to add
     with PreferenceStore(run.store) as store:
         assert store.get_meta(LEARNER_STATE)["steps"] == steps
+
+
+def test_a_crafted_agent_zip_runs_code_when_sb3_opens_it(tmp_path: Path) -> None:
+    """What the tests below guard against: SB3's own load runs the planted code."""
+    from stable_baselines3 import PPO
+
+    marker = tmp_path / "marker"
+    run, _ = legacy_run(tmp_path / "run", marker)
+    assert not marker.exists()
+    PPO.load(run.legacy_agent)
+    assert marker.exists()
+
+
+def test_a_run_of_an_earlier_release_is_refused_unopened(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    run, _ = legacy_run(tmp_path / "run", marker)
+    command = f"`prefgym convert {run.path} --trust`"
+    for action in (evaluate, lambda path: resume(path, show_progress=False)):
+        with pytest.raises(ValueError, match=f"agent.zip is Stable-Baselines3's pickle.*{command}"):
+            action(run.path)
+    assert f"note: {run.legacy_agent} is Stable-Baselines3's" in report(run.path)
+    assert not marker.exists()
+    assert not run.agent.exists()
+
+
+def test_convert_run_keeps_the_agent_and_renames_the_zip(tmp_path: Path) -> None:
+    from prefgym.agents.sb3 import SB3Agent, evaluate_true_return
+
+    run, agent = legacy_run(tmp_path / "run")
+    assert agent.steps == 256
+    convert_run(run.path)
+    assert not run.legacy_agent.exists()
+    assert (run.path / "agent.zip.converted").is_file()
+    config = agent_preset(CONFIG.env_id)
+    loaded = SB3Agent.load(run.agent, CONFIG.env_id, config, seed=0, segment_length=25)
+    assert loaded.steps == 256 and loaded.model._n_updates == agent.model._n_updates > 0
+    for key, value in agent.model.policy.state_dict().items():
+        assert torch.equal(loaded.model.policy.state_dict()[key], value), key
+    expected = evaluate_true_return(agent.model, CONFIG.env_id, 3, 7)
+    result = evaluate(run.path, episodes=3, seed=7)
+    assert (result["true_return_mean"], result["true_return_std"]) == expected[:2]
+    with pytest.raises(ValueError, match="nothing to convert"):
+        convert_run(run.path)
+    empty = RunDir.create(tmp_path / "empty", {"train": asdict(CONFIG)})
+    with pytest.raises(FileNotFoundError, match="no agent to convert"):
+        convert_run(empty.path)
+
+
+def test_a_resumed_run_carries_on_from_the_saved_agent(tmp_path: Path) -> None:
+    run, _ = legacy_run(tmp_path / "run")
+    convert_run(run.path)  # an agent 256 steps in; the run is to train 512
+    resume(run.path, show_progress=False)
+    steps = [row["step"] for row in read_metrics(run.metrics)]
+    assert steps == [512]  # one round, from 256 on; a fresh agent would have needed two
+    meta = json.loads((run.agent / "agent.json").read_text())
+    assert meta["counters"]["num_timesteps"] == 512

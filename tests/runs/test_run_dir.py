@@ -144,3 +144,30 @@ def test_a_run_is_finished_once_marked_in_its_store(tmp_path: Path) -> None:
     note = run.finished()
     assert note is not None and note["steps"] == 5000 and note["judgments"] == 40
     assert "(5000 steps, 40 judgments); nothing to do" in run.finished_message(note)
+
+
+def test_saved_agent_is_none_then_the_checkpoint_then_settles_a_killed_save(
+    tmp_path: Path,
+) -> None:
+    run = RunDir.create(tmp_path / "run", {})
+    assert run.agent == run.path / "agent" and run.saved_agent() is None
+    (run.path / "agent.old").mkdir()  # killed between the swap's two renames
+    (run.path / "agent.new").mkdir()
+    (run.path / "agent.new" / "agent.json").write_text("{}")
+    assert run.saved_agent() == run.agent
+    assert sorted(p.name for p in run.path.iterdir()) == ["agent", "config.json"]
+    assert (run.agent / "agent.json").read_text() == "{}"
+
+
+def test_an_agent_zip_alone_is_refused_with_the_convert_command(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", {})
+    run.legacy_agent.write_bytes(b"PK")
+    with pytest.raises(ValueError) as error:
+        run.saved_agent()
+    assert str(error.value) == (
+        f"{run.path}/agent.zip is Stable-Baselines3's pickle format, which prefgym no longer "
+        f"opens (it can run code); if you trust whoever made {run.path}, convert it with "
+        f"`prefgym convert {run.path} --trust`"
+    )
+    run.agent.mkdir()  # converted: the zip is not looked at
+    assert run.saved_agent() == run.agent

@@ -1,4 +1,9 @@
-"""An SB3 agent behind the loop's ``Agent`` protocol: train, hand over segments, checkpoint."""
+"""An SB3 agent behind the loop's ``Agent`` protocol: train, hand over segments, checkpoint.
+
+Checkpoints are safetensors and JSON (:mod:`prefgym.agents.sb3._checkpoint`);
+SB3's own zip, which unpickles on load, is read only by :meth:`SB3Agent.load_sb3_zip`
+for a file whose maker the caller trusts.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from prefgym.agents.sb3._build import (
     pay_rollout_rewards,
     relabel_replay_buffer,
 )
+from prefgym.agents.sb3._checkpoint import read_agent_checkpoint, save_agent_checkpoint
 from prefgym.agents.sb3._reward_env import LearnedRewardVecEnv
 from prefgym.reward import RewardEnsemble
 from prefgym.segments import Policy, Segment
@@ -57,10 +63,13 @@ class PayAtRolloutEnd(BaseCallback):
 class SB3Agent:
     """PPO or SAC training against a learned reward through a ``LearnedRewardVecEnv``."""
 
-    def __init__(self, model: BaseAlgorithm, envs: LearnedRewardVecEnv) -> None:
-        """Wrap a model whose env is ``envs``; use :meth:`create` or :meth:`load`."""
+    def __init__(
+        self, model: BaseAlgorithm, envs: LearnedRewardVecEnv, config: AgentConfig
+    ) -> None:
+        """Wrap ``model``, built from ``config`` on ``envs``; use :meth:`create` or :meth:`load`."""
         self.model = model
         self.envs = envs
+        self.config = config
 
     @classmethod
     def create(
@@ -74,7 +83,7 @@ class SB3Agent:
     ) -> SB3Agent:
         """A fresh agent on ``config.n_envs`` copies of ``env_id``."""
         envs = cls._envs(env_id, config, seed, segment_length)
-        return cls(make_agent(config, envs, seed, tensorboard_log), envs)
+        return cls(make_agent(config, envs, seed, tensorboard_log), envs, config)
 
     @classmethod
     def load(
@@ -87,13 +96,46 @@ class SB3Agent:
         segment_length: int,
         tensorboard_log: str | None = None,
     ) -> SB3Agent:
-        """An agent restored from a checkpoint written by :meth:`save`."""
+        """An agent restored from the checkpoint directory :meth:`save` wrote.
+
+        The model is built afresh from ``config`` (seeded with ``seed``) and the saved
+        weights, optimizer state and counters are copied into it; nothing is unpickled.
+
+        Raises:
+            FileNotFoundError: ``path`` holds no agent checkpoint.
+            ValueError: The checkpoint is damaged or does not fit ``config``; the
+                message names the file.
+        """
+        checkpoint = read_agent_checkpoint(path, config)  # checked before anything is built
+        agent = cls.create(
+            env_id,
+            config,
+            seed=seed,
+            segment_length=segment_length,
+            tensorboard_log=tensorboard_log,
+        )
+        checkpoint.restore(agent.model)
+        return agent
+
+    @classmethod
+    def load_sb3_zip(
+        cls,
+        path: str | os.PathLike[str],
+        env_id: str,
+        config: AgentConfig,
+        *,
+        seed: int,
+        segment_length: int,
+    ) -> SB3Agent:
+        """An agent from Stable-Baselines3's own zip, which UNPICKLES: it can run any code.
+
+        Only for a file whose maker the caller trusts (``prefgym convert RUN --trust``);
+        save the agent with :meth:`save` to leave the pickles behind.
+        """
         envs = cls._envs(env_id, config, seed, segment_length)
         algorithm = PPO if config.algo == "ppo" else SAC
-        model = algorithm.load(
-            str(path), env=envs, device=config.device, tensorboard_log=tensorboard_log
-        )
-        return cls(model, envs)
+        model = algorithm.load(os.fspath(path), env=envs, device=config.device)
+        return cls(model, envs, config)
 
     @staticmethod
     def _envs(
@@ -156,11 +198,8 @@ class SB3Agent:
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Checkpoint the model (SB3's zip), written atomically."""
-        path = os.fspath(path)
-        tmp = path + ".tmp.zip"
-        self.model.save(tmp)
-        os.replace(tmp, path)
+        """Checkpoint the model into the directory ``path`` (safetensors and JSON), atomically."""
+        save_agent_checkpoint(self.model, self.config, path)
 
 
 def no_reward(observations: np.ndarray, actions: np.ndarray) -> np.ndarray:

@@ -195,9 +195,9 @@ def test_save_and_load_give_the_same_agent(
         for a, b in zip(_parameters(agent.model), _parameters(fresh.model), strict=True)
     ]
     assert any(changed)  # trained: a fresh agent of this seed would not pass for it
-    path = tmp_path / "agent.zip"
+    path = tmp_path / "agent"
     agent.save(path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent.zip"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agent"]  # no temporary left
     loaded = SB3Agent.load(path, env_id, config, seed=1, segment_length=5)
     assert type(loaded.model) is type(agent.model) and loaded.steps == agent.steps == 64
     assert loaded.envs.deferred == agent.envs.deferred
