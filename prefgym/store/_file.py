@@ -39,7 +39,17 @@ import numpy as np
 APPLICATION_ID = 0x50524647
 """``PRAGMA application_id`` of every prefgym store (the bytes ``PRFG``)."""
 SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` this module writes and reads."""
+"""``PRAGMA user_version`` this module writes and reads.
+
+The policy for changing the store: every change to the tables bumps this version
+and adds the step that brings a store of the previous version to it to
+:data:`MIGRATIONS`, so that a store written by any earlier prefgym opens in every
+later one (``tests/store/test_migrations.py`` migrates a committed store of each
+past version). A store of a newer version than this is refused, never changed.
+"""
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+"""``{version: step}``: ``step`` turns a store of ``version`` into one of ``version + 1``,
+inside the write transaction that also sets the new version."""
 
 CHUNK = 500
 """Ids per ``IN (...)`` clause, far below SQLite's variable limit."""
@@ -215,6 +225,12 @@ def open_store_file(path: Path, timeout: float) -> sqlite3.Connection:
         # No Python read of the header here: closing any handle on the file would drop the
         # POSIX locks of this process's other SQLite connections to it. SQLite itself
         # refuses a file that is not a database, before writing anything.
+        for what in (path, path.parent):  # the WAL and its index are written beside the file
+            if not os.access(what, os.W_OK):
+                raise StoreError(
+                    f"preference store {path} is read-only ({what} cannot be written); make "
+                    f"it writable (chmod u+w {what}) or copy the run directory somewhere you can"
+                )
     elif not path.parent.is_dir():
         raise StoreError(f"cannot create preference store {path}: {path.parent} is not a directory")
     try:
@@ -223,6 +239,8 @@ def open_store_file(path: Path, timeout: float) -> sqlite3.Connection:
         raise StoreError(f"cannot open preference store {path}: {error}") from error
     try:
         new = _identify(conn, path)  # before any write: a foreign file is never changed
+        if not new and _version(conn) < SCHEMA_VERSION:
+            _migrate(conn, path)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             raise StoreError(f"{path} cannot use write-ahead logging (journal mode {mode!r})")
@@ -273,6 +291,48 @@ def _identify(conn: sqlite3.Connection, path: Path) -> bool:
             f"{path} was written by a newer prefgym (store schema version {version}; "
             f"this prefgym reads up to version {SCHEMA_VERSION}); upgrade prefgym to open it"
         )
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in MIGRATIONS:
         raise StoreError(f"{path} has unknown store schema version {version}")
     return False
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def backup_path(path: Path, version: int) -> Path:
+    """Where the copy of a store of ``version`` is kept before it is migrated."""
+    return path.with_name(f"{path.name}.v{version}.bak")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the store in ``conn`` to :data:`SCHEMA_VERSION`, after a backup copy.
+
+    The copy (SQLite's online backup, consistent even while another process
+    writes) is made once per old version; the steps run in one write transaction,
+    so a failed or interrupted migration leaves the store as it was.
+    """
+    version = _version(conn)
+    backup = backup_path(path, version)
+    if not backup.exists():
+        partial = backup.with_name(backup.name + ".tmp")
+        target = sqlite3.connect(partial)
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        os.replace(partial, backup)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for step in range(_version(conn), SCHEMA_VERSION):  # another process may have begun
+            MIGRATIONS[step](conn)
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+        conn.execute("COMMIT")
+    except BaseException as error:
+        conn.execute("ROLLBACK")
+        if isinstance(error, Exception):
+            raise StoreError(
+                f"could not bring {path} from store schema version {version} to "
+                f"{SCHEMA_VERSION} ({error}); it is unchanged, and a copy is at {backup}"
+            ) from error
+        raise
