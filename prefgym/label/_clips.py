@@ -23,11 +23,15 @@ Nothing here imports pygame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from prefgym.label._state import ClipKind
 from prefgym.segments import Segment
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 DEFAULT_FPS = 30.0
 """Playback rate when the environment declares no ``render_fps``."""
@@ -120,10 +124,8 @@ def replay_frames(segment: Segment) -> np.ndarray | None:
     None when the environment cannot be made, cannot render, or the re-simulated
     observations differ from the stored ones.
     """
-    import gymnasium as gym
-
     try:
-        env = gym.make(segment.env_id, render_mode="rgb_array")
+        env = make_registered(segment.env_id, render_mode="rgb_array")
     except Exception:  # unknown id, missing extra: fall back to another picture
         return None
     try:
@@ -146,12 +148,30 @@ def replay_frames(segment: Segment) -> np.ndarray | None:
 
 def render_fps(env_id: str) -> float:
     """The env's ``metadata["render_fps"]`` (it is made once), else :data:`DEFAULT_FPS`."""
-    import gymnasium as gym
-
     try:
-        env = gym.make(env_id)
+        env = make_registered(env_id)
     except Exception:  # not a registered env (e.g. text): the default will do
         return DEFAULT_FPS
     fps = env.metadata.get("render_fps")
     env.close()
     return float(fps) if fps else DEFAULT_FPS
+
+
+def make_registered(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
+    """``gymnasium.make(env_id)`` for an id prefgym registered, and nothing else.
+
+    A store's ``env_id`` is data from disk: gymnasium reads ``module:Env`` as
+    "import ``module``", so an id from a crafted store could run code. Only ids
+    of the ``prefgym/`` namespace that are in gymnasium's registry are made.
+
+    Raises:
+        ValueError: ``env_id`` is not a registered ``prefgym/`` id.
+    """
+    import gymnasium as gym
+
+    if ":" in env_id or not env_id.startswith("prefgym/") or env_id not in gym.registry:
+        raise ValueError(
+            f"{env_id!r} is not a registered prefgym environment; a store naming it is "
+            "damaged or crafted, and its clips are shown without replaying them"
+        )
+    return gym.make(env_id, **kwargs)

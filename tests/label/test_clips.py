@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
@@ -10,6 +11,7 @@ import pytest
 
 import prefgym  # noqa: F401  (registers the environments)
 from prefgym.label import clip_for
+from prefgym.label._clips import DEFAULT_FPS, make_registered, render_fps, replay_frames
 from prefgym.segments import Segment
 
 if TYPE_CHECKING:  # fixtures hand these over at run time
@@ -132,3 +134,28 @@ def test_an_arcade_segment_without_frames_shows_what_the_agent_saw() -> None:
     clip = clip_for(segment)
     assert clip.kind == "frames" and clip.frames is not None
     np.testing.assert_array_equal(clip.frames[..., 0], stacks[..., -1])
+
+
+def test_a_crafted_env_id_is_never_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "payload_module.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    segment = Segment(
+        observations=np.zeros((2, 4), dtype=np.float32),
+        actions=np.zeros(2, dtype=np.int64),
+        true_rewards=np.zeros(2, dtype=np.float32),
+        env_id="payload_module:Payload-v0",
+        info={"seed": 0},
+    )
+    assert replay_frames(segment) is None
+    assert render_fps(segment.env_id) == DEFAULT_FPS
+    with pytest.raises(ValueError, match="not a registered prefgym environment"):
+        make_registered("payload_module:Payload-v0")
+    with pytest.raises(ValueError, match="not a registered prefgym environment"):
+        make_registered("CartPole-v1")  # gymnasium's own, not a preference task
+    assert not marker.exists()
+    assert make_registered("prefgym/CartPole-v1").spec is not None
