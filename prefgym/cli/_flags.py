@@ -141,6 +141,7 @@ def finished_before(run_path: str | os.PathLike[str]) -> bool:
     from prefgym.runs import RunDir
 
     run = RunDir.open(run_path)
+    _ = run.text_config() if run.is_text() else run.train_config()  # a damaged config is named
     note = run.finished()
     if note is not None:
         print(run.finished_message(note))

@@ -106,6 +106,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
     from prefgym.reward import Learner
     from prefgym.store import PreferenceStore
 
+    run.check_store()
     store = PreferenceStore(run.store)
     round_index = int(store.get_meta("round", 0))
     rng = np.random.default_rng([config.seed, round_index])  # a resumed run draws afresh
@@ -245,12 +246,14 @@ def label(
     budget = None
     if path.is_dir():
         run = RunDir.open(path)
-        config = run.read_config()
-        text = "text" in config and "train" not in config
-        settings = config.get("train", {})
-        budget = settings.get("labels")
-        labeler = labeler or settings.get("labeler")
+        text = run.is_text()
+        if text:
+            run.text_config()  # a damaged config is named before the window opens
+        else:
+            settings = run.train_config()
+            budget, labeler = settings.labels, labeler or settings.labeler
         rejudge = rejudge or text
+        run.check_store()
         path = run.store
         if not path.exists():
             start = "text train" if text else f"train --oracle {HUMAN}"

@@ -96,6 +96,7 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
         text += ["", "plots: " + ", ".join(str(p) for p in plots)]
     else:
         text.append("no round has finished yet")
+    run.check_store()
     if run.store.exists():
         with PreferenceStore(run.store) as store:
             header, table = labeler_table(store)

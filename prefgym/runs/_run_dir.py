@@ -221,10 +221,28 @@ class RunDir:
         finally:
             handle.close()  # releases the lock
 
+    def check_store(self) -> None:
+        """Refuse a run whose store is gone or empty while its checkpoints remain.
+
+        An empty or missing file would otherwise be taken for a new store, and the
+        run would start its judgments afresh beside an agent trained on others.
+
+        Raises:
+            ValueError: The store is missing or empty but the run has begun.
+        """
+        begun = self.metrics.is_file() or self.agent.exists() or self.reward_model.exists()
+        state = "missing" if not self.store.is_file() else "empty"
+        if begun and (state == "missing" or self.store.stat().st_size == 0):
+            raise ValueError(
+                f"{self.store} is {state} but {self.path} has checkpoints: the run's "
+                "judgments are gone; restore the store from a copy or start a new run"
+            )
+
     def finished(self) -> dict[str, Any] | None:
         """What the run reached when it finished (``steps``, ``labels``, ``at``), or None."""
         from prefgym.store import PreferenceStore
 
+        self.check_store()
         if not self.store.is_file():
             return None
         with PreferenceStore(self.store) as store:

@@ -151,6 +151,7 @@ class TextRun:
         self.env = TextEnv(task, codec=self.codec, response_length=config.max_new_tokens)
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
+        run.check_store()
         self.store = PreferenceStore(run.store)
         self.oracle = make_oracle(config.oracle, text_task(task).rubric(), self.rng)
         self.judge = SyntheticOracle.from_spec(SFT_JUDGE, np.random.default_rng(config.seed + 1))

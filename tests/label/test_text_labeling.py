@@ -27,7 +27,7 @@ from prefgym.label import (  # noqa: E402
     describe_summary,
     run_window,
 )
-from prefgym.runs import RunDir, label  # noqa: E402
+from prefgym.runs import RunDir, TextTrainConfig, label  # noqa: E402
 from prefgym.segments import Segment  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
 from prefgym.text import text_segment  # noqa: E402
@@ -194,7 +194,9 @@ def test_run_window_on_text_pairs(tmp_path: Path, env: TextEnv) -> None:
 def test_cli_label_opens_a_text_run(
     tmp_path: Path, env: TextEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = RunDir.create(tmp_path / "run", {"text": {"env_id": ENV_ID, "labels": 2}})
+    run = RunDir.create(
+        tmp_path / "run", {"text": TextTrainConfig(env_id=ENV_ID, labels=2).to_json()}
+    )
     with PreferenceStore(run.store) as store:
         queries = fill(store, env, pairs=2)
         store.add_judgments([(q, "left") for q in queries], "stoc")  # the run's oracle
@@ -221,6 +223,6 @@ def test_cli_label_opens_a_text_run(
 
 
 def test_cli_label_on_a_text_run_that_asked_nothing(tmp_path: Path) -> None:
-    run = RunDir.create(tmp_path / "run", {"text": {"env_id": ENV_ID}})
+    run = RunDir.create(tmp_path / "run", {"text": TextTrainConfig(env_id=ENV_ID).to_json()})
     with pytest.raises(FileNotFoundError, match="prefgym text train --out"):
         label(run.path)
