@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from prefgym.loop import LEARNER_STATE
-from prefgym.runs import RunDir, TrainConfig, evaluate, read_metrics, report, resume, train
+from prefgym.runs import (
+    RunDir,
+    TrainConfig,
+    evaluate,
+    read_metrics,
+    report,
+    resume,
+    set_threads,
+    train,
+)
 from prefgym.segments import make_vector_env, random_policy, rollout_segments
 from prefgym.store import PreferenceStore
 
@@ -113,3 +122,19 @@ def test_acrobots_first_fit_takes_min_steps_and_a_resume_keeps_the_count(tmp_pat
     resume(run.path, show_progress=False)  # done already: nothing to add
     with PreferenceStore(run.store) as store:
         assert store.get_meta(LEARNER_STATE)["steps"] == steps
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("abc", "PREFGYM_THREADS='abc' is not a number of threads"),
+        ("0", "PREFGYM_THREADS must be >= 1, got '0'"),
+    ],
+)
+def test_a_bad_threads_variable_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, value: str, match: str
+) -> None:
+    monkeypatch.setenv("PREFGYM_THREADS", value)
+    with pytest.raises(ValueError, match=match):
+        set_threads()
+    assert set_threads(1) == 1
