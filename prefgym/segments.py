@@ -166,6 +166,7 @@ def rollout_segments(
     seed: int | None = None,
     frames: bool = False,
     frame_stride: int = 1,
+    patience: int = 100,
 ) -> list[Segment]:
     """Roll ``policy`` out on a vector env until ``n_segments`` segments are cut.
 
@@ -177,10 +178,17 @@ def rollout_segments(
         seed: Seed of the first reset.
         frames: Keep rendered frames (the env must have ``render_mode="rgb_array"``).
         frame_stride: Keep every ``frame_stride``-th pixel of a frame in each direction.
+        patience: Episodes that may end in a row without a segment cut before giving up.
 
     Returns:
         ``n_segments`` segments, in the order they were completed.
+
+    Raises:
+        ValueError: ``patience`` episodes in a row ended shorter than ``length``
+            steps (so the rollout would never end).
     """
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1 episode, got {patience}")
     if frames and env.render_mode != "rgb_array":
         raise ValueError(
             f"frames=True needs a vector env with render_mode='rgb_array', got {env.render_mode!r}"
@@ -191,6 +199,8 @@ def rollout_segments(
     observations, _ = env.reset(seed=seed)
     resetting = np.zeros(env.num_envs, dtype=bool)
     segments: list[Segment] = []
+    episode_steps = np.zeros(env.num_envs, dtype=np.int64)
+    barren, longest = 0, 0  # episodes ended in a row without a segment; the longest of them
     while len(segments) < n_segments:
         images = None
         if frames:
@@ -199,7 +209,22 @@ def rollout_segments(
         next_observations, _, terminated, truncated, infos = env.step(actions)
         dones = np.logical_or(terminated, truncated)
         true_rewards = _true_rewards(infos, env.num_envs)
-        segments += cutter.add(observations, actions, true_rewards, dones, images, ~resetting)
+        cut = cutter.add(observations, actions, true_rewards, dones, images, ~resetting)
+        segments += cut
+        episode_steps += ~resetting
+        ended = dones & ~resetting
+        if cut:
+            barren, longest = 0, 0
+        elif ended.any():
+            barren += int(ended.sum())
+            longest = max(longest, int(episode_steps[ended].max()))
+            if barren >= patience:
+                raise ValueError(
+                    f"{env_id or 'the env'}: no segment of {length} steps in {barren} episodes "
+                    f"in a row, the longest had {longest} steps; use a segment length of at "
+                    f"most {longest}"
+                )
+        episode_steps[ended] = 0
         if mode == AutoresetMode.NEXT_STEP:
             resetting = dones
         observations = next_observations

@@ -94,6 +94,21 @@ def test_rollout_needs_an_rgb_env_for_frames() -> None:
         rollout_segments(env, random_policy(env.action_space), 1, 5, frames=True)
 
 
+@pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP])
+def test_rollout_gives_up_when_no_episode_is_long_enough(mode: AutoresetMode) -> None:
+    env = gym.make_vec("prefgym/Pendulum-v1", num_envs=2, vector_kwargs={"autoreset_mode": mode})
+    with pytest.raises(
+        ValueError,
+        match=r"prefgym/Pendulum-v1: no segment of 201 steps in 4 episodes in a row, the longest "
+        r"had 200 steps; use a segment length of at most 200",
+    ):
+        rollout_segments(env, random_policy(env.action_space), 1, 201, seed=0, patience=3)
+    segments = rollout_segments(env, random_policy(env.action_space), 2, 200, seed=0, patience=1)
+    assert [s.length for s in segments] == [200, 200]  # a whole episode is a segment
+    with pytest.raises(ValueError, match="patience must be >= 1 episode, got 0"):
+        rollout_segments(env, random_policy(env.action_space), 1, 5, patience=0)
+
+
 @given(n_segments=st.integers(2, 50), n_pairs=st.integers(0, 200), seed=st.integers(0, 2**32 - 1))
 def test_sampled_pairs_are_distinct_and_in_range(n_segments: int, n_pairs: int, seed: int) -> None:
     pairs = sample_pairs(n_segments, n_pairs, np.random.default_rng(seed))

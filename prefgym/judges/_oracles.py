@@ -63,6 +63,10 @@ class TeacherConfig:
     """Equal threshold, as a fraction of the average segment return (0: exact ties only)."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
         if not self.beta > 0:
             raise ValueError(
                 f"beta must be > 0 (use math.inf for a deterministic teacher), got {self.beta}"
@@ -111,14 +115,14 @@ def describe_presets() -> list[tuple[str, str]]:
 
 
 def _unknown(kind: str, value: str, choices: Sequence[str], spec: str) -> ValueError:
-    close = difflib.get_close_matches(value, choices, n=1)
+    close = difflib.get_close_matches(value.lower(), choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else "."
     return ValueError(
         f"unknown {kind} {value!r} in oracle spec {spec!r}{hint} Choices: {', '.join(choices)}"
     )
 
 
-def parse_oracle(spec: str) -> TeacherConfig:
+def parse_oracle(spec: str, *, others: Sequence[str] = ()) -> TeacherConfig:
     """Parse a teacher from presets joined by ``+`` and ``field=value`` overrides.
 
     Items are separated by commas; presets combine (each sets its own fields)
@@ -127,6 +131,9 @@ def parse_oracle(spec: str) -> TeacherConfig:
 
     Args:
         spec: The specification; a preset name alone is the preset.
+        others: Judges that are no teacher but that the caller takes in place of a
+            spec (a run's ``human``); the error for an unknown preset lists them
+            among the choices. The caller handles them; here they are an error.
 
     Returns:
         The teacher's configuration.
@@ -137,6 +144,8 @@ def parse_oracle(spec: str) -> TeacherConfig:
     """
     if not spec.strip():
         raise ValueError(f"empty oracle spec {spec!r}; try a preset: {', '.join(PRESETS)}")
+    if spec.strip().lower() in others:  # another judge, misspelt: "Human" for "human"
+        raise _unknown("oracle preset", spec.strip(), [*PRESETS, *others], spec)
     settings: dict[str, float] = {}
     overrides: dict[str, float] = {}
     for item in spec.split(","):
@@ -155,8 +164,13 @@ def parse_oracle(spec: str) -> TeacherConfig:
             continue
         for name in item.split("+"):
             name = name.strip().lower()
+            if name in others:
+                raise ValueError(
+                    f"{name!r} in oracle spec {spec!r} is no simulated teacher and combines with "
+                    f"nothing: give {name!r} alone, exactly so spelled"
+                )
             if name not in _PRESET_FIELDS:
-                raise _unknown("oracle preset", name, list(PRESETS), spec)
+                raise _unknown("oracle preset", name, [*PRESETS, *others], spec)
             settings.update(_PRESET_FIELDS[name])
     settings.update(overrides)
     return TeacherConfig(**settings)
@@ -229,7 +243,14 @@ class Calibration:
         if returns.size == 0:
             raise ValueError("calibration needs at least one reference segment, got 0")
         offset = float(returns.min())
-        return cls(offset=offset, scale=float(np.mean(returns - offset)))
+        with np.errstate(over="ignore"):
+            scale = float(np.mean(returns - offset))
+        if math.isfinite(offset) and not math.isfinite(scale):
+            raise ValueError(
+                f"the reference returns span {offset} to {float(returns.max())}, too far apart "
+                "for float64 to hold their mean spread; scale the rewards down"
+            )
+        return cls(offset=offset, scale=scale)
 
 
 class Oracle(abc.ABC):
@@ -265,14 +286,41 @@ _LABELS = (Preference.LEFT, Preference.RIGHT, Preference.EQUAL, Preference.INCOM
 _LEFT, _RIGHT, _EQUAL, _INCOMPARABLE = range(4)
 
 
-def _returns(segments: Sequence[Segment], gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Plain and myopically weighted true returns of the segments, each ``(n,)``."""
+def _returns(
+    segments: Sequence[Segment], gamma: float, names: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain and myopically weighted true returns of the segments, each ``(n,)``.
+
+    Raises:
+        ValueError: A segment's true rewards hold NaN or an infinity; ``names[i]``
+            (default ``segment i``) names segment ``i`` in the message.
+    """
     rows = [np.asarray(s.true_rewards, dtype=np.float64).reshape(-1) for s in segments]
+    for i, row in enumerate(rows):
+        if not np.isfinite(row).all():
+            step = int(np.flatnonzero(~np.isfinite(row))[0])
+            name = f"segment {i}" if names is None else names[i]
+            raise ValueError(
+                f"{name} (env_id {segments[i].env_id!r}) has true reward {row[step]} at step "
+                f"{step}; a teacher judges finite returns only: drop the segment, or find where "
+                "its reward stopped being finite"
+            )
     if len({len(row) for row in rows}) == 1:
         rewards = np.stack(rows)
-        return rewards.sum(axis=1), weighted_returns(rewards, gamma)
-    plain = np.array([row.sum() for row in rows])
-    weighted = np.array([weighted_returns(row[None], gamma)[0] for row in rows])
+        with np.errstate(over="ignore"):
+            plain, weighted = rewards.sum(axis=1), weighted_returns(rewards, gamma)
+    else:
+        with np.errstate(over="ignore"):
+            plain = np.array([row.sum() for row in rows])
+            weighted = np.array([weighted_returns(row[None], gamma)[0] for row in rows])
+    overflow = np.flatnonzero(~(np.isfinite(plain) & np.isfinite(weighted)))
+    if len(overflow):
+        i = int(overflow[0])
+        name = f"segment {i}" if names is None else names[i]
+        raise ValueError(
+            f"{name} (env_id {segments[i].env_id!r}) has finite true rewards whose return "
+            f"overflows float64 (largest |reward| {np.abs(rows[i]).max()}); scale the rewards down"
+        )
     return plain, weighted
 
 
@@ -326,7 +374,8 @@ class SyntheticOracle(Oracle):
         n = len(left)
         if n == 0:
             return []
-        plain, weighted = _returns([*left, *right], self.config.gamma)
+        names = [f"left segment {i}" for i in range(n)] + [f"right segment {i}" for i in range(n)]
+        plain, weighted = _returns([*left, *right], self.config.gamma, names)
         calibration = self.calibration
         if calibration is None:
             calibration = Calibration.from_returns(plain)

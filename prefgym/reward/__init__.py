@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         RewardEnsemble,
         build_reward_net,
     )
-    from prefgym.reward._learner import FitReport, Learner, fit
+    from prefgym.reward._learner import DivergenceError, FitReport, Learner, fit
     from prefgym.reward._losses import bradley_terry_loss, plackett_luce_loss, ranking_pairs_loss
     from prefgym.reward._nets import MlpRewardNet, RewardNet
     from prefgym.reward._spaces import (

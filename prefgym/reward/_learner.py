@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -39,6 +39,10 @@ from prefgym.segments import Segment
 
 _EVAL_CHUNK = 2048
 """Judgments per forward pass when evaluating losses without gradients."""
+
+
+class DivergenceError(ValueError):
+    """A fit's loss or weights stopped being finite; the ensemble keeps its last finite weights."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,38 @@ class _Problem:
         return float(np.mean(total.numpy() / np.maximum(counts, 1e-12)))
 
 
+def _check_finite_inputs(segments: Sequence[Segment]) -> None:
+    """Refuse segments whose observations or actions hold NaN or an infinity."""
+    for i, segment in enumerate(segments):
+        for name in ("observations", "actions"):
+            array = np.asarray(getattr(segment, name))
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                bad = np.argwhere(~np.isfinite(array))[0]
+                raise ValueError(
+                    f"segment {i} (env_id {segment.env_id!r}) has {array[tuple(bad)]} in its "
+                    f"{name} at index {bad.tolist()}; a reward model fits finite inputs only: "
+                    "drop the segment, or find where the NaN or inf came from"
+                )
+
+
+def _finite_tensors(ensemble: RewardEnsemble) -> list[Tensor]:
+    """The ensemble's floating-point weights and buffers, sharing their storage."""
+    return [t for t in ensemble.state_dict().values() if t.is_floating_point()]
+
+
+def _all_finite(tensors: Sequence[Tensor], *also: Tensor) -> bool:
+    """Whether every element of every tensor is finite, in a few fused ops and one sync.
+
+    ``0 * x`` is 0 for a finite ``x`` and NaN for NaN or an infinity, so the norms of the
+    zeroed tensors are all 0 exactly when every element is finite (however large).
+    """
+    tensors = [*tensors, *also]
+    if not tensors:
+        return True
+    norms = torch._foreach_norm(torch._foreach_mul(tensors, 0.0))
+    return bool(torch.isfinite(torch.stack(norms)).all())
+
+
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation, NaN when it is undefined (fewer than 2 points, a constant, a NaN)."""
     if len(x) < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
@@ -300,6 +336,12 @@ class Learner:
 
         Returns:
             Losses, held-out accuracy, correlation with the true return and the L2 used.
+
+        Raises:
+            ValueError: Bad judgments, or segments whose observations or actions
+                are not finite (checked before any step).
+            DivergenceError: The loss or a weight became NaN or infinite during the
+                fit; the ensemble is left with its weights from before that step.
         """
         start = self._clock()
         judgments = Judgments(
@@ -307,6 +349,12 @@ class Learner:
         )
         if judgments.n == 0:
             raise ValueError("fit needs at least one judgment, got no pairs and no rankings")
+        _check_finite_inputs(segments)
+        if not _all_finite(_finite_tensors(ensemble)):
+            raise ValueError(
+                "the ensemble's weights hold NaN or inf before the fit; load a checkpoint "
+                "written before it went wrong, or build a fresh ensemble"
+            )
         if self.config.standardise_inputs:
             ensemble.standardise_inputs(segments)
         train_ids, val_ids = self._split(judgments.n, rng)
@@ -358,19 +406,30 @@ class Learner:
             for p in group["params"]
             if problem._per_member and p.requires_grad
         ]
+        live = _finite_tensors(ensemble)
+        saved = [t.detach().clone() for t in live]  # the weights before the current step
         best_loss, best_state, waited, epochs = math.inf, None, 0, 0
         while epochs < config.max_epochs or self.steps < config.min_steps:
             epochs += 1
             ensemble.train()
             shuffled = rng.permutation(train_ids)
             for i in range(0, len(shuffled), config.batch_size):
+                with torch.no_grad():
+                    torch._foreach_copy_(saved, live)
                 loss = problem.batch_loss(shuffled[i : i + config.batch_size])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 for parameter in may_go_unscored:
                     if parameter.grad is None:
                         parameter.grad = torch.zeros_like(parameter)
-                optimizer.step()
+                try:
+                    optimizer.step()
+                except RuntimeError as error:  # Adam's step size overflows float32
+                    if "overflow" not in str(error):
+                        raise
+                    self._diverged(live, saved, float(loss.detach()), epochs)
+                if not _all_finite(live, loss.detach()):
+                    self._diverged(live, saved, float(loss.detach()), epochs)
                 self.steps += 1
             ensemble.eval()
             if len(val_ids) == 0 or self.steps < config.min_steps:
@@ -386,6 +445,21 @@ class Learner:
         if best_state is not None:
             ensemble.load_state_dict(best_state)
         return epochs
+
+    def _diverged(
+        self, live: list[Tensor], saved: list[Tensor], loss: float, epoch: int
+    ) -> NoReturn:
+        """Put back the weights from before the step, drop Adam's state, and raise."""
+        with torch.no_grad():
+            torch._foreach_copy_(live, saved)
+        self._optimizer, self._owner = None, None  # its moments may hold the NaN too
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "a weight became non-finite"
+        raise DivergenceError(
+            f"the reward-model fit diverged at Adam step {self.steps + 1} (epoch {epoch}): "
+            f"{what}. The weights from before that step are restored. Likely causes: "
+            f"non-finite inputs or targets, or too high a learning rate (lr={self.config.lr}); "
+            "lower LearnerConfig.lr"
+        )
 
     def _tuned(self, weight_decay: float, train_loss: float, val_loss: float) -> float:
         """The L2 coefficient moved toward keeping val / train loss inside the band."""

@@ -23,6 +23,26 @@ from torch.nn import functional as F
 from prefgym.reward.config import RankingLoss
 
 
+def _check_label_noise(label_noise: float) -> None:
+    """Refuse a label noise that is no probability below 1 (its logs would be undefined)."""
+    if not 0 <= label_noise < 1:
+        raise ValueError(
+            f"label_noise is the probability that the judge answered at random, in [0, 1); "
+            f"got {label_noise}"
+        )
+
+
+def _check_ranking(returns: Tensor) -> int:
+    """K of a batch of rankings ``(..., K)``; a ranking needs K >= 2 segments."""
+    if returns.ndim == 0 or returns.shape[-1] < 2:
+        shape = tuple(returns.shape)
+        raise ValueError(
+            f"a ranking compares at least 2 segments: returns must have shape (..., K) with "
+            f"K >= 2, got shape {shape}; leave rankings of fewer segments out of training"
+        )
+    return int(returns.shape[-1])
+
+
 def _with_random_answers(log_p: Tensor, eps: float, n_outcomes: float) -> Tensor:
     """log((1 - eps) P + eps / n_outcomes), computed from log P in log space."""
     if eps == 0:
@@ -41,7 +61,11 @@ def bradley_terry_loss(logits: Tensor, targets: Tensor, label_noise: float = 0.0
 
     Returns:
         Losses ``(...)``; at most ``-log(label_noise / 2)`` when ``label_noise > 0``.
+
+    Raises:
+        ValueError: ``label_noise`` is outside ``[0, 1)``.
     """
+    _check_label_noise(label_noise)
     log_left = _with_random_answers(F.logsigmoid(logits), label_noise, 2)
     log_right = _with_random_answers(F.logsigmoid(-logits), label_noise, 2)
     return -(targets * log_left + (1 - targets) * log_right)
@@ -59,8 +83,13 @@ def plackett_luce_loss(returns: Tensor, label_noise: float = 0.0) -> Tensor:
 
     Returns:
         Losses ``(...)``.
+
+    Raises:
+        ValueError: ``K < 2`` (a ranking of one says nothing), or ``label_noise``
+            is outside ``[0, 1)``.
     """
-    k = returns.shape[-1]
+    k = _check_ranking(returns)
+    _check_label_noise(label_noise)
     suffix = torch.logcumsumexp(returns.flip(-1), dim=-1).flip(-1)
     log_p = (returns - suffix)[..., :-1].sum(-1)
     if label_noise == 0:
@@ -82,8 +111,12 @@ def ranking_pairs_loss(returns: Tensor, label_noise: float = 0.0) -> Tensor:
 
     Returns:
         Losses ``(...)``.
+
+    Raises:
+        ValueError: ``K < 2`` (a ranking of one has no pair to average, so its
+            mean would be NaN), or ``label_noise`` is outside ``[0, 1)``.
     """
-    k = returns.shape[-1]
+    k = _check_ranking(returns)
     better, worse = torch.triu_indices(k, k, offset=1, device=returns.device)
     gaps = returns[..., better] - returns[..., worse]
     return bradley_terry_loss(gaps, torch.ones_like(gaps), label_noise).mean(-1)

@@ -97,19 +97,19 @@ class LearnerConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_steps < 0:
             raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not 0 <= self.label_noise < 1:
             raise ValueError(f"label_noise must be in [0, 1), got {self.label_noise}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         low, high = self.ratio_band
-        if not 1 <= low <= high:
+        if not 1 <= low <= high < math.inf:
             raise ValueError(f"ratio_band must satisfy 1 <= low <= high, got {self.ratio_band}")
-        if not self.weight_decay_factor > 1:
+        if not 1 < self.weight_decay_factor < math.inf:
             raise ValueError(f"weight_decay_factor must be > 1, got {self.weight_decay_factor}")
         least, most = self.weight_decay_range
-        if not 0 <= least <= most:
+        if not 0 <= least <= most < math.inf:
             raise ValueError(f"weight_decay_range must satisfy 0 <= low <= high, got {least, most}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")

@@ -27,12 +27,21 @@ if TYPE_CHECKING:
 
 def set_threads(threads: int | None = None) -> int:
     """Set torch's thread count: ``threads``, else ``$PREFGYM_THREADS``, else 1."""
-    import torch
-
     if threads is None:
-        threads = int(os.environ.get(THREADS_VARIABLE, "1"))
+        text = os.environ.get(THREADS_VARIABLE, "1")
+        try:
+            threads = int(text)
+        except ValueError:
+            raise ValueError(
+                f"{THREADS_VARIABLE}={text!r} is not a number of threads; "
+                f"set it to an integer >= 1 (e.g. {THREADS_VARIABLE}=1) or unset it"
+            ) from None
+        if threads < 1:
+            raise ValueError(f"{THREADS_VARIABLE} must be >= 1, got {text!r}")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    import torch
+
     torch.set_num_threads(threads)
     return threads
 

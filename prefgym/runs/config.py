@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -110,11 +111,12 @@ class TextTrainConfig:
         for name in ("label_rounds", "reward_epochs", "eval_prompts", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_seed(self.seed)
         text_task_name(self.env_id)  # a single-step text game, or an error naming them
         if self.grpo_reward not in ("model", "oracle"):
             raise ValueError(f"grpo_reward must be 'model' or 'oracle', got {self.grpo_reward!r}")
         if self.oracle != RLAIF:
-            teacher = parse_oracle(self.oracle)
+            teacher = parse_oracle(self.oracle, others=(RLAIF,))
             if teacher.gamma != 1.0:
                 raise ValueError(
                     f"oracle {self.oracle!r} discounts myopically (gamma={teacher.gamma}); a text "
@@ -220,12 +222,24 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_env_id(self.env_id)
         if self.oracle != HUMAN:
-            parse_oracle(self.oracle)
+            parse_oracle(self.oracle, others=(HUMAN,))
         if self.algo not in ALGOS:  # the agent's own choices, spelled as before
             raise ValueError(f"algo must be {' or '.join(map(repr, ALGOS))}, got {self.algo!r}")
         if self.members < 1:
             raise ValueError(f"members must be >= 1, got {self.members}")
+        check_seed(self.seed)
         self.loop_config()  # checks labels, steps, segment length, selection, ...
+        info = next(e for e in ENVS if e.id == self.env_id)
+        if self.algo == "sac" and info.actions != "continuous":
+            raise ValueError(
+                f"algo 'sac' needs continuous (Box) actions, but {self.env_id} has "
+                f"{info.actions} actions; use algo='ppo'"
+            )
+        if self.segment_length > info.horizon:
+            raise ValueError(
+                f"segment_length {self.segment_length} is longer than {self.env_id}'s horizon "
+                f"of {info.horizon} steps; use at most {info.horizon}"
+            )
 
     def loop_config(self) -> LoopConfig:
         """The loop's settings."""
@@ -240,6 +254,16 @@ class TrainConfig:
             rollout_envs=self.rollout_envs,
             keep_frames=self.oracle == HUMAN,  # a person watches clips, not numbers
         )
+
+
+def check_seed(seed: int) -> None:
+    """Raise a ValueError naming ``seed`` unless it is an integer >= 0 (numpy seeds are)."""
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}") from None
+    if isinstance(seed, bool) or value < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def check_env_id(env_id: str) -> None:

@@ -9,7 +9,6 @@ and undoing one makes the query pending again. The functions here take the open
 from __future__ import annotations
 
 import json
-import operator
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from prefgym.store._records import (
     Judgeable,
     StoredJudgment,
     check_answer,
+    check_id,
     check_name,
     integer_ids,
 )
@@ -45,9 +45,10 @@ def insert_judgments(
     answers: list[tuple[int, Preference | None, tuple[int, ...] | None]] = []
     for query_id, answer in items:
         if isinstance(answer, str):
-            answers.append((operator.index(query_id), Preference.parse(answer), None))
+            answers.append((check_id(query_id, "query id"), Preference.parse(answer), None))
         else:
-            answers.append((operator.index(query_id), None, integer_ids(answer, "a ranking")))
+            ranking = integer_ids(answer, "a ranking")
+            answers.append((check_id(query_id, "query id"), None, ranking))
     now = file.clock()
     ids = []
     with file.write() as conn:
@@ -94,6 +95,7 @@ def delete_judgment(file: StoreFile, judgment_id: int) -> StoredJudgment:
     Raises:
         StoreError: There is no such judgment.
     """
+    judgment_id = check_id(judgment_id, "judgment id")
     with file.write() as conn:
         found = _judgments(conn, "j.id = ?", (judgment_id,))
         if not found:
@@ -106,13 +108,16 @@ def load_judgments(
     file: StoreFile, *, judge: str | None = None, since_id: int = 0
 ) -> list[StoredJudgment]:
     """Judgments with id > ``since_id`` (by ``judge`` if given), oldest first."""
+    since_id = check_id(since_id, "since_id")
     if judge is None:
         return _judgments(file.connection, "j.id > ?", (since_id,))
-    return _judgments(file.connection, "j.id > ? AND j.judge = ?", (since_id, judge))
+    return _judgments(file.connection, "j.id > ? AND j.judge = ?", (since_id, check_name(judge)))
 
 
 def count_judgments(file: StoreFile, *, judge: str | None = None) -> int:
     """Number of stored judgments (by ``judge`` if given)."""
+    if judge is not None:
+        check_name(judge)
     if judge is None:
         row = file.connection.execute("SELECT COUNT(*) FROM judgments").fetchone()
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prefgym.store._file import CHUNK, StoreError, StoreFile
-from prefgym.store._records import Query, check_name, check_round, integer_ids
+from prefgym.store._records import Query, check_id, check_name, check_round, integer_ids
 
 
 def insert_queries(
@@ -68,6 +68,7 @@ def insert_queries(
 
 def load_query(file: StoreFile, id: int) -> Query:
     """The query with this id; :class:`StoreError` if there is none."""
+    id = check_id(id, "query id")
     row = file.connection.execute(
         "SELECT id, segment_ids, round, created FROM queries WHERE id = ?", (id,)
     ).fetchone()
@@ -80,6 +81,8 @@ def load_pending(
     file: StoreFile, *, judge: str | None = None, limit: int | None = None
 ) -> list[Query]:
     """Queries nobody has judged (or ``judge`` has not judged), oldest first."""
+    if limit is not None:
+        limit = check_id(limit, "limit")
     sql, args = _pending_sql(judge)
     rows = file.connection.execute(
         f"SELECT id, segment_ids, round, created FROM queries q WHERE {sql} ORDER BY id LIMIT ?",
@@ -90,6 +93,7 @@ def load_pending(
 
 def load_queries(file: StoreFile, *, since_id: int = 0) -> list[Query]:
     """Every query with an id above ``since_id``, oldest first."""
+    since_id = check_id(since_id, "since_id")
     rows = file.connection.execute(
         "SELECT id, segment_ids, round, created FROM queries WHERE id > ? ORDER BY id",
         (since_id,),
@@ -143,6 +147,8 @@ def claim(
 
 def release(file: StoreFile, query_id: int, labeler: str) -> bool:
     """End ``labeler``'s lease on a query; False if it held none (e.g. it had expired)."""
+    query_id = check_id(query_id, "query id")
+    check_name(labeler, "labeler")
     with file.write() as conn:
         query_segment_ids(conn, file.path, query_id)
         cursor = conn.execute(
@@ -175,6 +181,8 @@ def _query(row: tuple[Any, ...]) -> Query:
 
 
 def _pending_sql(judge: str | None) -> tuple[str, tuple[Any, ...]]:
+    if judge is not None:
+        check_name(judge)
     if judge is None:
         return "NOT EXISTS (SELECT 1 FROM judgments j WHERE j.query_id = q.id)", ()
     sql = "NOT EXISTS (SELECT 1 FROM judgments j WHERE j.query_id = q.id AND j.judge = ?)"

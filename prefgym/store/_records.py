@@ -98,25 +98,54 @@ def collect_training_data(judgments: Iterable[StoredJudgment]) -> TrainingData:
     )
 
 
-def integer_ids(values: Sequence[Any], what: str) -> tuple[int, ...]:
-    """``values`` as a tuple of ints; ``what`` names them in the error."""
+MAX_ID = 2**63 - 1
+"""The largest id SQLite holds (a signed 64-bit integer)."""
+
+
+def check_id(value: Any, what: str) -> int:
+    """An id (or count) as SQLite holds it: an int in ``0..2**63 - 1``; ``what`` names it."""
     try:
-        return tuple(operator.index(v) for v in values)
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be an integer, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{what} must be >= 0, got {number}")
+    if number > MAX_ID:
+        raise ValueError(f"{what} must be <= 2**63 - 1 (SQLite's largest integer), got {number}")
+    return number
+
+
+def integer_ids(values: Sequence[Any], what: str) -> tuple[int, ...]:
+    """``values`` as a tuple of ints in ``0..2**63 - 1``; ``what`` names them in the error."""
+    try:
+        ids = tuple(operator.index(v) for v in values)
     except TypeError:
         raise ValueError(f"{what} must be integer ids, got {list(values)!r}") from None
+    for i in ids:
+        if not 0 <= i <= MAX_ID:
+            raise ValueError(
+                f"{what}: id {i} is out of range; ids are in 0..2**63 - 1 (SQLite's integers)"
+            )
+    return ids
 
 
 def check_round(round: int) -> int:
-    """A round of the loop: an int >= 0."""
-    if operator.index(round) < 0:
-        raise ValueError(f"round must be >= 0, got {round}")
-    return operator.index(round)
+    """A round of the loop: an int in ``0..2**63 - 1``."""
+    return check_id(round, "round")
 
 
 def check_name(value: str, what: str = "judge") -> str:
-    """A judge's or labeler's name: a non-empty string."""
+    """A judge's or labeler's name: a non-empty string that UTF-8 can encode."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{what} {value!r} cannot be stored: {error.object[error.start : error.end]!r} at "
+            f"position {error.start} is not encodable as UTF-8 (a lone surrogate?); "
+            "name it with valid text"
+        ) from None
     return value
 
 

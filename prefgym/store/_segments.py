@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import numpy as np
+
 from prefgym.segments import Segment
 from prefgym.store._file import CHUNK, StoreError, StoreFile, decode_array, encode_array
 from prefgym.store._records import check_round, integer_ids
@@ -30,10 +32,15 @@ def insert_segments(
 
     Returns:
         The new ids, in the order of ``segments``.
+
+    Raises:
+        ValueError: A segment's observations, actions or true rewards hold NaN
+            or an infinity, or its info is not JSON; nothing of the batch is stored.
     """
     round = check_round(round)
     rows = []
     for i, segment in enumerate(segments):
+        _check_finite(i, segment)
         try:
             info = json.dumps(dict(segment.info))
         except (TypeError, ValueError) as error:
@@ -57,6 +64,24 @@ def insert_segments(
     )
     with file.write() as conn:
         return [int(conn.execute(sql, (r[0], round, now, *r[1:])).lastrowid or 0) for r in rows]
+
+
+def _check_finite(index: int, segment: Segment) -> None:
+    """Refuse a segment whose numbers are not finite: a NaN stored is a NaN in every fit."""
+    for name in ("observations", "actions", "true_rewards"):
+        array = np.asarray(getattr(segment, name))
+        if array.dtype.kind not in "fc":  # integers and booleans are always finite
+            continue
+        bad = ~np.isfinite(array)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"segment {index} of the batch (env_id {segment.env_id!r}) has "
+                f"{array[where]} in its {name} at index {list(where)} ({int(bad.sum())} "
+                "non-finite values in all); the store holds finite numbers only, so nothing "
+                "of the batch was stored: find where the NaN or inf came from (the env, or a "
+                "wrapper), or drop the segment"
+            )
 
 
 def load_segments(file: StoreFile, ids: Sequence[int], *, frames: bool = True) -> list[Segment]:

@@ -173,3 +173,13 @@ def test_make_builds_the_class_the_table_names_with_its_arguments(
     assert env.spec.max_episode_steps == info.horizon
     assert getattr(env.unwrapped, attribute) == value
     env.close()
+
+
+@pytest.mark.parametrize("info", [pytest.param(i, id=i.id) for i in ALL_ENVS])
+def test_the_table_knows_each_action_space_kind(info: EnvInfo) -> None:
+    if info.family in ("box2d", "mujoco", "atari"):
+        pytest.importorskip({"box2d": "Box2D", "mujoco": "mujoco", "atari": "ale_py"}[info.family])
+    env = gym.make(info.id)
+    continuous = isinstance(env.action_space, gym.spaces.Box)
+    env.close()
+    assert info.actions == ("continuous" if continuous else "discrete")

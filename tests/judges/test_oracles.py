@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefgym.judges import (
@@ -425,3 +426,109 @@ def test_ranking_reproducible_under_a_seed() -> None:
 
     assert ranks(3) == ranks(3)
     assert ranks(3) != ranks(4)
+
+
+# --- finite returns only ------------------------------------------------------------------
+
+finite_rewards = st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=5)
+non_finite = st.sampled_from([math.nan, math.inf, -math.inf])
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    rewards=st.lists(finite_rewards, min_size=4, max_size=6),
+    bad=non_finite,
+    where=st.integers(0, 5),
+    preset=st.sampled_from(list(PRESETS)),
+)
+def test_a_non_finite_true_reward_is_refused_by_segment(
+    rewards: list[list[float]], bad: float, where: int, preset: str
+) -> None:
+    oracle = SyntheticOracle(PRESETS[preset], preset, np.random.default_rng(0))
+    rewards = rewards[: len(rewards) // 2 * 2]  # every segment in a pair
+    where %= len(rewards)
+    segments = [seg(r) for r in rewards]
+    segments[where] = seg([*rewards[where], bad])
+    half = len(segments) // 2
+    side, i = ("left", where) if where < half else ("right", where - half)
+    with pytest.raises(ValueError, match=rf"{side} segment {i} .*true reward {bad} at step"):
+        oracle.judge(segments[:half], segments[half : 2 * half])
+    with pytest.raises(ValueError, match=rf"^segment {where} .*true reward {bad}"):
+        oracle.rank(segments)
+    with pytest.raises(ValueError, match=rf"^segment {where} "):
+        oracle.calibrate(segments)
+    assert oracle.calibration is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    rewards=st.lists(finite_rewards, min_size=2, max_size=6),
+    preset=st.sampled_from(list(PRESETS)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_finite_rewards_always_get_a_valid_answer(
+    rewards: list[list[float]], preset: str, seed: int
+) -> None:
+    oracle = SyntheticOracle(PRESETS[preset], preset, np.random.default_rng(seed))
+    segments = [seg(r) for r in rewards]
+    half = len(segments) // 2
+    labels = oracle.judge(segments[:half], segments[half : 2 * half])
+    assert len(labels) == half and all(isinstance(label, Preference) for label in labels)
+    order = oracle.rank(segments)
+    assert order is None or sorted(order) == list(range(len(segments)))
+
+
+def test_a_return_that_overflows_is_refused_by_segment(rng: np.random.Generator) -> None:
+    oracle = SyntheticOracle(PRESETS["stoc"], "stoc", rng)
+    huge = seg([1e308, 1e308])
+    with pytest.raises(ValueError, match=r"right segment 0 .*overflows float64"):
+        oracle.judge([flat(1.0)], [huge])
+    with pytest.raises(ValueError, match=r"segment 1 .*overflows float64"):
+        oracle.rank([flat(1.0), huge, flat(2.0)])
+    assert oracle.judge([seg([1e300])], [seg([-1e300])]) == [L]  # large but finite is fine
+    with pytest.raises(ValueError, match="span -1e[+]308 to 1e[+]308, too far apart"):
+        oracle.judge([seg([1e308])], [seg([-1e308])])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    field=st.sampled_from([f.name for f in dataclasses.fields(TeacherConfig)]),
+    value=st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_a_teacher_is_valid_or_refused_naming_field_value_and_range(
+    field: str, value: float
+) -> None:
+    allowed = {
+        "beta": value > 0,
+        "gamma": 0 < value <= 1,
+        "eps_mistake": 0 <= value <= 1,
+        "eps_skip": 0 <= value < math.inf,
+        "eps_equal": 0 <= value < math.inf,
+    }[field]
+    if allowed:
+        assert getattr(TeacherConfig(**{field: value}), field) == value
+        return
+    ranges = {"beta": "> 0", "gamma": r"\(0, 1\]", "eps_mistake": r"\[0, 1\]", "eps_skip": ">= 0"}
+    got = re.escape(f"got {value}")
+    with pytest.raises(ValueError, match=rf"{field} .*{ranges.get(field, '>= 0')}.*{got}"):
+        TeacherConfig(**{field: value})
+    with pytest.raises(ValueError, match=rf"{field} .*{got}"):
+        parse_oracle(f"{field}={value!r}")
+
+
+def test_a_teacher_field_must_be_a_number() -> None:
+    with pytest.raises(ValueError, match="eps_mistake must be a number, got '0.1'"):
+        TeacherConfig(eps_mistake="0.1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="beta must be a number, got True"):
+        TeacherConfig(beta=True)
+
+
+def test_other_judges_are_named_among_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"did you mean 'human'\?.*Choices: .*myopic, human$"):
+        parse_oracle("Human", others=("human",))
+    with pytest.raises(ValueError, match=r"Choices: oracle, stoc, mistake, skip, equal, myopic$"):
+        parse_oracle("Human")
+    with pytest.raises(
+        ValueError, match="'human' in oracle spec 'mistake\\+human' is no simulated"
+    ):
+        parse_oracle("mistake+human", others=("human",))

@@ -6,9 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import prefgym.reward._learner
-from prefgym.reward import RewardEnsemble, RewardModelConfig
+from prefgym.reward import DivergenceError, RewardEnsemble, RewardModelConfig
 from prefgym.reward._learner import FitReport, Learner, LearnerConfig, _Problem, _scores_alone, fit
 from prefgym.reward._losses import Judgments
 from prefgym.segments import Segment, sample_pairs
@@ -384,3 +386,95 @@ def test_a_bad_saved_state_is_refused_by_name(state: dict[str, object], message:
     with pytest.raises(ValueError, match=message):
         learner.load_state(state)
     assert (learner.weight_decay, learner.steps) == (LearnerConfig().weight_decay, 0)
+
+
+# --- non-finite data and divergence -------------------------------------------------------
+
+
+def _weights(ensemble: RewardEnsemble) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in ensemble.state_dict().items()}
+
+
+def _finite(ensemble: RewardEnsemble) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in ensemble.state_dict().values())
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    name=st.sampled_from(["observations", "actions"]),
+    bad=st.sampled_from([math.nan, math.inf, -math.inf]),
+    segment=st.integers(0, 5),
+    step=st.integers(0, 4),
+)
+def test_non_finite_inputs_are_refused_before_any_step(
+    name: str, bad: float, segment: int, step: int
+) -> None:
+    rng = np.random.default_rng(0)
+    segments = _linear_segments(rng, 6, length=5)
+    arrays = {"observations": segments[segment].observations.copy(), "actions": rng.normal(size=5)}
+    arrays[name][step] = bad
+    segments[segment] = Segment(
+        arrays["observations"], arrays["actions"], segments[segment].true_rewards
+    )
+    ensemble = _ensemble()
+    before = _weights(ensemble)
+    learner = Learner(LearnerConfig(max_epochs=2))
+    with pytest.raises(ValueError, match=rf"segment {segment} .*has {bad} in its {name}"):
+        learner.fit(ensemble, segments, np.array([[0, 1], [2, 3], [4, 5]]), np.ones(3), rng=rng)
+    after = _weights(ensemble)
+    assert all(torch.equal(before[k], after[k]) for k in before) and learner.steps == 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(lr=st.floats(1e-4, 1e30), seed=st.integers(0, 2**16))
+def test_any_learning_rate_leaves_finite_weights(lr: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    segments = _linear_segments(rng, 12, length=5)
+    pairs = sample_pairs(len(segments), 20, rng)
+    ensemble = _ensemble(config=RewardModelConfig(n_members=2, hidden_sizes=(8,)))
+    config = LearnerConfig(lr=lr, max_epochs=3, label_noise=0.0, normalise=False)
+    try:
+        report = fit(ensemble, segments, pairs, _label(segments, pairs), config=config, rng=rng)
+    except DivergenceError as error:
+        assert "diverged" in str(error) and f"lr={lr}" in str(error)
+    else:
+        assert math.isfinite(report.train_loss)
+    assert _finite(ensemble)
+
+
+def test_a_diverging_step_is_undone_and_the_next_fit_starts_afresh(
+    rng: np.random.Generator,
+) -> None:
+    segments = _linear_segments(rng, 20, length=5)
+    pairs = sample_pairs(len(segments), 30, rng)
+    targets = _label(segments, pairs)
+    ensemble = _ensemble()
+    before = _weights(ensemble)
+    learner = Learner(LearnerConfig(lr=1e38, label_noise=0.0))
+    with pytest.raises(
+        DivergenceError, match=r"diverged at Adam step 1 \(epoch 1\).*restored.*lr=1e\+38"
+    ):
+        learner.fit(ensemble, segments, pairs, targets, rng=rng)
+    after = _weights(ensemble)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the step before it went bad
+    assert learner.steps == 0 and learner._optimizer is None
+    assert isinstance(DivergenceError("x"), ValueError)
+    learner.config = LearnerConfig(max_epochs=2)
+    assert math.isfinite(learner.fit(ensemble, segments, pairs, targets, rng=rng).train_loss)
+
+
+def test_an_ensemble_with_non_finite_weights_is_refused(rng: np.random.Generator) -> None:
+    segments = _linear_segments(rng, 4, length=5)
+    ensemble = _ensemble()
+    with torch.no_grad():
+        next(ensemble.parameters())[0] = math.nan
+    with pytest.raises(ValueError, match="weights hold NaN or inf before the fit"):
+        fit(ensemble, segments, np.array([[0, 1]]), np.ones(1), rng=rng)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lr", math.inf), ("lr", math.nan), ("weight_decay", math.nan)]
+)
+def test_a_non_finite_setting_is_refused(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"{field} must be a finite number.*got {value}"):
+        LearnerConfig(**{field: value})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -147,3 +148,76 @@ def test_judgments_train_rankings_as_pairs_when_asked() -> None:
     torch.testing.assert_close(losses[0, 0], ranking_pairs_loss(returns[0], 0.0))
     with pytest.raises(ValueError, match="ranking_loss"):
         Judgments(4, np.zeros((0, 2), dtype=np.int64), np.zeros(0), [], "listwise")  # type: ignore[arg-type]
+
+
+# --- finite in, finite out; anything else is an error or a NaN, never a quiet number ------
+
+any_finite = st.floats(allow_nan=False, allow_infinity=False)
+bounded = st.floats(-1e6, 1e6)
+noise_to_one = st.floats(0.0, 1.0, exclude_max=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    logits=st.lists(any_finite, min_size=1, max_size=8), target=st.floats(0, 1), eps=noise_to_one
+)
+def test_finite_logits_give_finite_non_negative_losses(
+    logits: list[float], target: float, eps: float
+) -> None:
+    x = torch.tensor(logits, dtype=torch.float64)
+    loss = bradley_terry_loss(x, torch.full_like(x, target), eps)
+    assert torch.isfinite(loss).all() and (loss >= -1e-12).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.integers(2, 6).flatmap(lambda k: st.lists(bounded, min_size=k, max_size=k)),
+    eps=noise_to_one,
+)
+def test_finite_rankings_give_finite_losses(values: list[float], eps: float) -> None:
+    r = torch.tensor([values], dtype=torch.float64)
+    for loss in (plackett_luce_loss(r, eps), ranking_pairs_loss(r, eps)):
+        assert loss.shape == (1,) and torch.isfinite(loss).all() and loss.item() >= -1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    logits=st.lists(bounded, min_size=2, max_size=6),
+    at=st.integers(0, 5),
+    eps=noise,
+)
+def test_a_nan_return_is_never_hidden_in_a_finite_loss(
+    logits: list[float], at: int, eps: float
+) -> None:
+    at %= len(logits)
+    x = torch.tensor(logits, dtype=torch.float64)
+    x[at] = math.nan
+    losses = bradley_terry_loss(x, torch.ones_like(x), eps)
+    assert torch.isnan(losses[at]) and torch.isfinite(losses[torch.arange(len(x)) != at]).all()
+    rankings = x[None]
+    assert torch.isnan(plackett_luce_loss(rankings, eps)).all()
+    assert torch.isnan(ranking_pairs_loss(rankings, eps)).all()
+
+
+@pytest.mark.parametrize("loss", [plackett_luce_loss, ranking_pairs_loss])
+@pytest.mark.parametrize("shape", [(3, 1), (2, 0), (1,), ()])
+def test_a_ranking_of_fewer_than_two_is_refused(loss: object, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=rf"K >= 2, got shape {re.escape(str(shape))}"):
+        loss(torch.zeros(shape))  # type: ignore[operator]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    eps=st.one_of(
+        st.floats(max_value=0.0, exclude_max=True), st.floats(min_value=1.0), st.just(math.nan)
+    )
+)
+def test_label_noise_outside_zero_to_one_is_refused_by_value(eps: float) -> None:
+    got = re.escape(f"got {eps}")
+    for call in (
+        lambda: bradley_terry_loss(torch.zeros(2), torch.ones(2), eps),
+        lambda: plackett_luce_loss(torch.zeros(1, 3), eps),
+        lambda: ranking_pairs_loss(torch.zeros(1, 3), eps),
+    ):
+        with pytest.raises(ValueError, match=rf"label_noise .* in \[0, 1\); {got}"):
+            call()

@@ -61,6 +61,35 @@ def test_train_config_checks_name_the_value() -> None:
         TrainConfig(segment_length=0)
 
 
+def test_train_config_refuses_what_would_fail_later() -> None:
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        TrainConfig(seed=-1)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -3"):
+        TextTrainConfig(seed=-3)
+    with pytest.raises(ValueError, match="algo 'sac' needs continuous .*CartPole-v1 has discrete"):
+        TrainConfig(algo="sac")
+    with pytest.raises(ValueError, match="algo 'sac' needs continuous .*Pong-v0 has discrete"):
+        TrainConfig(env_id="prefgym/ArcadePong-v0", algo="sac")
+    assert TrainConfig(env_id="prefgym/Pendulum-v1", algo="sac").algo == "sac"
+    with pytest.raises(
+        ValueError,
+        match=r"segment_length 501 is longer than prefgym/CartPole-v1's horizon of 500 steps; "
+        "use at most 500",
+    ):
+        TrainConfig(segment_length=501)
+    assert TrainConfig(segment_length=500).segment_length == 500
+
+
+@pytest.mark.parametrize("spec", ["Human", "humna", "HUMAN"])
+def test_an_unknown_oracle_lists_human_among_the_choices(spec: str) -> None:
+    with pytest.raises(ValueError, match=r"did you mean 'human'\?.*Choices: .*myopic, human$"):
+        TrainConfig(oracle=spec)
+    with pytest.raises(ValueError, match="'human' .* combines with nothing"):
+        TrainConfig(oracle="stoc+human")
+    with pytest.raises(ValueError, match=r"did you mean 'rlaif'\?.*Choices: .*myopic, rlaif$"):
+        TextTrainConfig(oracle="RLAIF")
+
+
 def test_the_loop_gets_the_runs_settings_and_atari_gets_christianos_t0() -> None:
     loop = TrainConfig(labels=60, steps=1_000, round_steps=250, selection="entropy").loop_config()
     assert (loop.labels, loop.steps, loop.round_steps, loop.selection) == (

@@ -23,6 +23,7 @@ from prefgym.runs import (
     read_metrics,
     report,
     resume,
+    set_threads,
     train,
 )
 from prefgym.segments import make_vector_env, random_policy, rollout_segments
@@ -183,3 +184,19 @@ def test_a_resumed_run_carries_on_from_the_saved_agent(tmp_path: Path) -> None:
     assert steps == [512]  # one round, from 256 on; a fresh agent would have needed two
     meta = json.loads((run.agent / "agent.json").read_text())
     assert meta["counters"]["num_timesteps"] == 512
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("abc", "PREFGYM_THREADS='abc' is not a number of threads"),
+        ("0", "PREFGYM_THREADS must be >= 1, got '0'"),
+    ],
+)
+def test_a_bad_threads_variable_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, value: str, match: str
+) -> None:
+    monkeypatch.setenv("PREFGYM_THREADS", value)
+    with pytest.raises(ValueError, match=match):
+        set_threads()
+    assert set_threads(1) == 1

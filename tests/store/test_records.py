@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prefgym.segments import Segment
-from prefgym.store import PreferenceStore, training_data
+from prefgym.store import PreferenceStore, StoreError, training_data
 
 
 @pytest.fixture
@@ -45,3 +48,76 @@ def test_training_data(store: PreferenceStore, rng: np.random.Generator) -> None
     only_b = training_data(store, judge="b")
     assert only_b.segment_ids == [seg[1], seg[4]] and only_b.rankings == []
     np.testing.assert_array_equal(only_b.pairs, [[1, 0]])
+
+
+# --- ids and names from outside -----------------------------------------------------------
+
+bad_ids = st.one_of(st.integers(max_value=-1), st.integers(min_value=2**63))
+surrogates = st.integers(0xD800, 0xDFFF).map(chr)
+bad_names = st.one_of(
+    st.just(""),
+    st.builds(lambda a, c, b: a + c + b, st.text(max_size=3), surrogates, st.text(max_size=3)),
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(bad=bad_ids)
+def test_an_id_sqlite_cannot_hold_is_refused_by_name(bad: int) -> None:
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp, PreferenceStore(Path(tmp) / "s.sqlite") as store:
+        seg = filled(store, rng, 3)
+        (q,) = store.add_queries([seg])
+        calls = [
+            lambda: store.get_segments([seg[0], bad]),
+            lambda: store.add_queries([[seg[0], bad]]),
+            lambda: store.get_query(bad),
+            lambda: store.add_judgment(bad, "left", "a"),
+            lambda: store.add_ranking(q, [seg[0], seg[1], bad], "a"),
+            lambda: store.undo(bad),
+            lambda: store.release_query(bad, "a"),
+            lambda: store.judgments(since_id=bad),
+            lambda: store.queries(since_id=bad),
+            lambda: store.add_segments([], round=bad),
+        ]
+        for call in calls:
+            with pytest.raises(ValueError, match=str(bad)):
+                call()
+        assert store.n_judgments() == 0 and store.n_queries() == 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(name=bad_names)
+def test_a_name_utf8_cannot_hold_is_refused_by_name(name: str) -> None:
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp, PreferenceStore(Path(tmp) / "s.sqlite") as store:
+        seg = filled(store, rng, 3)
+        (q,) = store.add_queries([seg[:2]])
+        calls = [
+            lambda: store.add_judgment(q, "left", name),
+            lambda: store.claim_query(name),
+            lambda: store.release_query(q, name),
+            lambda: store.judgments(judge=name),
+            lambda: store.n_judgments(judge=name),
+            lambda: store.pending_queries(judge=name),
+        ]
+        for call in calls:
+            with pytest.raises(
+                ValueError, match="must be a non-empty string" if not name else "UTF-8"
+            ):
+                call()
+        assert store.n_judgments() == 0 and store.claim_query("someone") is not None
+
+
+@settings(max_examples=15, deadline=None)
+@given(name=st.text(min_size=1), big=st.integers(0, 2**63 - 1))
+def test_any_valid_name_and_id_is_kept_as_given(name: str, big: int) -> None:
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp, PreferenceStore(Path(tmp) / "s.sqlite") as store:
+        seg = filled(store, rng, 2)
+        (q,) = store.add_queries([seg])
+        store.add_judgment(q, "right", name)
+        (j,) = store.judgments(judge=name)
+        assert j.judge == name and store.judgments(since_id=big) == ([] if big >= j.id else [j])
+        if big != q:
+            with pytest.raises(StoreError, match=f"unknown query id {big}"):
+                store.get_query(big)

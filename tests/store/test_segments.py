@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from prefgym.segments import Segment
 from prefgym.store import PreferenceStore, StoreError
@@ -125,3 +129,62 @@ def test_ids_must_be_integers(
     with pytest.raises(ValueError, match="segment ids must be integer ids"):
         store.get_segments([ids[0], 1.5])  # type: ignore[list-item]
     assert len(store.get_segments([np.int64(ids[1])])) == 1  # numpy integers are ids
+
+
+# --- finite numbers only ------------------------------------------------------------------
+
+any_floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
+"""Every float64: NaN, the infinities, the largest and smallest, signed zeros."""
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    observations=arrays(
+        np.float64, st.tuples(st.integers(1, 4), st.integers(1, 3)), elements=any_floats
+    ),
+    actions=arrays(np.float32, st.integers(1, 4), elements=st.floats(width=32)),
+    rewards=arrays(np.float64, st.integers(1, 4), elements=any_floats),
+    at=st.integers(0, 2),
+)
+def test_a_segment_is_stored_exactly_or_refused_by_name(
+    observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray, at: int
+) -> None:
+    t = min(len(observations), len(actions), len(rewards))
+    odd = Segment(observations[:t], actions[:t], rewards[:t], env_id="prefgym/Odd-v0")
+    fine = Segment(np.zeros((t, 1)), np.zeros(t, dtype=np.int64), np.ones(t), env_id="x")
+    batch = [fine, fine]
+    batch.insert(at, odd)
+    with tempfile.TemporaryDirectory() as tmp, PreferenceStore(Path(tmp) / "s.sqlite") as store:
+        bad = [
+            n
+            for n in ("observations", "actions", "true_rewards")
+            if not np.isfinite(getattr(odd, n)).all()
+        ]
+        if bad:
+            with pytest.raises(
+                ValueError,
+                match=rf"segment {at} of the batch \(env_id 'prefgym/Odd-v0'\) has "
+                rf"(nan|-?inf) in its {bad[0]} .*nothing of the batch was stored",
+            ):
+                store.add_segments(batch)
+            assert store.n_segments() == 0
+        else:
+            ids = store.add_segments(batch)
+            assert_same_segment(store.get_segments([ids[at]])[0], odd)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", ["observations", "actions", "true_rewards"])
+def test_each_array_is_checked_and_integers_pass(
+    store: PreferenceStore, name: str, value: float
+) -> None:
+    arrays_ = {
+        "observations": np.zeros((3, 2)),
+        "actions": np.zeros((3, 1), dtype=np.float32),
+        "true_rewards": np.zeros(3),
+    }
+    arrays_[name][1] = value
+    with pytest.raises(ValueError, match=rf"has {value} in its {name} at index \[1"):
+        store.add_segments([Segment(**arrays_)])
+    whole = Segment(np.arange(6).reshape(3, 2), np.array([0, 1, 2]), np.zeros(3))
+    assert store.n_segments() == 0 and len(store.add_segments([whole])) == 1
