@@ -318,9 +318,10 @@ class PreferenceLoop:
         model, learner = self.fitting.model, self.fitting.learner
         report = learner.fit(model, segments, data.pairs, data.targets, data.rankings, rng=self.rng)
         model.normalise(self.segments.load(self.source.reference()))
-        self.store.set_meta(LEARNER_STATE, {**learner.state(), _FITTED: self._judged()})
         if self.on_refit is not None:
             self.on_refit(report)
+        # after the model is saved: a kill in between leaves a marker that asks for a refit
+        self.store.set_meta(LEARNER_STATE, {**learner.state(), _FITTED: self._judged()})
         return report
 
     def _judged(self) -> list[int]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prefgym.files import fsync_directory, settle_directory
-from prefgym.runs._metrics import MetricsLog
+from prefgym.runs._metrics import MetricsLog, truncate_metrics
 from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
 from prefgym.runs._run_dir import RunDir
 from prefgym.runs.config import HUMAN, THREADS_VARIABLE, TrainConfig
@@ -123,6 +123,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
     if config.oracle != HUMAN:
         oracle = SyntheticOracle(parse_oracle(config.oracle), config.oracle, rng.spawn(1)[0])
     agent = _agent(run, config, seed=config.seed + round_index)
+    truncate_metrics(run.metrics, "step", agent.steps)  # rounds after the checkpoint are redone
     ensemble = _reward_model(run, config, agent)
     learner = Learner(learner_preset(config.env_id))
     metrics = MetricsLog(run.metrics, run.tensorboard)

@@ -14,8 +14,9 @@ from prefgym.files import atomic_file
 class MetricsLog:
     """Appends rows of named numbers to a CSV file (and TensorBoard, if given a directory).
 
-    The CSV's columns are fixed by the first row written; later rows may leave
-    columns empty but may not add new ones.
+    The CSV's columns are those of the rows written so far: a row may leave
+    columns empty, and a row with new columns rewrites the file (atomically) with
+    them added, the earlier rows empty there.
     """
 
     def __init__(
@@ -39,9 +40,9 @@ class MetricsLog:
             self._columns = list(row)
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(self._columns)
-        unknown = set(row) - set(self._columns)
-        if unknown:
-            raise ValueError(f"metrics {sorted(unknown)} are not columns of {self.path}")
+        new = [c for c in row if c not in self._columns]
+        if new:
+            self._add_columns(new)
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow([_format(row.get(c)) for c in self._columns])
             f.flush()
@@ -51,6 +52,16 @@ class MetricsLog:
                 if value is not None and not math.isnan(value):
                     self._writer.add_scalar(name, value, step)
             self._writer.flush()
+
+    def _add_columns(self, new: list[str]) -> None:
+        assert self._columns is not None
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        self._columns = [*self._columns, *new]
+        with atomic_file(self.path) as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self._columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
 
     def close(self) -> None:
         """Close the TensorBoard writer."""

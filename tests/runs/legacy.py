@@ -16,6 +16,7 @@ from pathlib import Path
 import prefgym
 from prefgym.agents.sb3 import SB3Agent
 from prefgym.runs import RunDir, TrainConfig, agent_preset
+from prefgym.store import PreferenceStore
 
 CONFIG = TrainConfig(labels=10, steps=512, round_steps=256, seed=3)
 
@@ -44,6 +45,7 @@ def legacy_run(path: Path, marker: Path | None = None) -> tuple[RunDir, SB3Agent
         CONFIG.env_id, agent_preset(CONFIG.env_id), seed=CONFIG.seed, segment_length=25
     )
     agent.learn(256)  # one rollout: weights, optimizer moments and counters not at their start
+    PreferenceStore(run.store).close()  # every run had its store
     agent.model.save(str(run.legacy_agent))
     if marker is not None:
         _plant(run.legacy_agent, marker)

@@ -3,8 +3,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
-
 from prefgym.runs import MetricsLog, read_metrics
 
 
@@ -21,11 +19,18 @@ def test_rows_round_trip_and_continue_after_reopening(tmp_path: Path) -> None:
     assert math.isnan(rows[1]["rm_val_accuracy"])  # a missing column reads as NaN
 
 
-def test_new_columns_are_refused(tmp_path: Path) -> None:
-    log = MetricsLog(tmp_path / "m.csv")
-    log.write({"step": 1}, step=1)
-    with pytest.raises(ValueError, match="surprise"):
-        log.write({"step": 2, "surprise": 1.0}, step=2)
+def test_a_row_with_new_columns_adds_them_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    log = MetricsLog(path)
+    log.write({"step": 1, "a": 5.0}, step=1)  # e.g. a first round without a reward model
+    log.write({"step": 2, "rm_val_accuracy": 0.75}, step=2)
+    log.close()
+    MetricsLog(path).write({"step": 3, "a": 6.0, "rm_val_accuracy": 0.5}, step=3)
+    rows = read_metrics(path)
+    assert path.read_text().splitlines()[0] == "step,a,rm_val_accuracy"
+    assert [(r["step"], r["rm_val_accuracy"]) for r in rows[1:]] == [(2, 0.75), (3, 0.5)]
+    assert rows[0]["a"] == 5.0 and math.isnan(rows[0]["rm_val_accuracy"])
+    assert math.isnan(rows[1]["a"]) and [p.name for p in tmp_path.iterdir()] == ["m.csv"]
 
 
 def test_tensorboard_gets_the_scalars(tmp_path: Path) -> None:
