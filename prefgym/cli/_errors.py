@@ -18,14 +18,21 @@ DEBUG_VARIABLE = "PREFGYM_DEBUG"
 _DEBUG_HINT = f"(`prefgym --debug ...` or {DEBUG_VARIABLE}=1 shows the traceback)"
 
 
-def describe_failure(error: Exception) -> tuple[int, str]:
-    """The exit status and the one-line message for ``error``."""
+def describe_failure(error: Exception, run: str | None = None) -> tuple[int, str]:
+    """The exit status and the one-line message for ``error``.
+
+    Args:
+        error: What went wrong.
+        run: The run directory the command was given, if any (named for a damaged store).
+    """
     from prefgym.store import StoreError
 
     if isinstance(error, sqlite3.DatabaseError):  # found mid-file, after the store opened
+        store = f"{run}/store.sqlite" if run else "RUN/store.sqlite"
+        named = f"{store} " if run else ""
         return BAD_INPUT, _one_line(
-            f"a preference store is damaged ({error}); copy the run directory aside and "
-            "recover what it holds with `sqlite3 RUN/store.sqlite .recover`"
+            f"the preference store {named}is damaged ({error}); copy the run "
+            f"directory aside and recover what it holds with `sqlite3 {store} .recover`"
         )
     if isinstance(error, PermissionError):
         where = f" {error.filename}" if error.filename else ""

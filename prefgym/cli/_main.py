@@ -160,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if debug:
             raise
-        status, message = describe_failure(error)
+        run = getattr(args, "run", None) or getattr(args, "resume", None)
+        status, message = describe_failure(error, run)
         print(f"prefgym: error: {message}", file=sys.stderr)
         return status
 

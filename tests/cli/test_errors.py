@@ -24,7 +24,7 @@ from prefgym.store import StoreError
         (
             sqlite3.DatabaseError("database disk image is malformed"),
             BAD_INPUT,
-            "a preference store is damaged (database disk image is malformed)",
+            "the preference store is damaged (database disk image is malformed)",
         ),
         (
             PermissionError(errno.EACCES, "Permission denied", "/r/store.sqlite"),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -115,3 +116,31 @@ def test_arrays_round_trip_through_their_bytes(rng: np.random.Generator) -> None
         ValueError, match="segment frames must be a numeric array, got dtype object"
     ):
         encode_array("frames", np.array([None, 1], dtype=object))
+
+
+@pytest.mark.parametrize("read_only", ["file", "directory"])
+def test_a_read_only_store_is_named_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_only: str
+) -> None:
+    path = tmp_path / "store.sqlite"
+    PreferenceStore(path).close()
+    denied = path if read_only == "file" else tmp_path
+    real_access = os.access
+    # chmod cannot deny root (the CI runs as root), so the permission check is told directly
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: Path(p) != denied and bool(real_access(p, mode))
+    )
+    with pytest.raises(StoreError, match=rf"store {path} is read-only \({denied} cannot be"):
+        PreferenceStore(path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_directory_is_not_called_a_damaged_database(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    PreferenceStore(path).close()
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match="is read-only"):
+            PreferenceStore(path)
+    finally:
+        tmp_path.chmod(0o700)
