@@ -72,6 +72,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     If the body raises, the temporary file is removed and ``path`` is unchanged.
     """
     target = Path(path)
+    _remove_stale_temporaries(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
@@ -138,6 +139,24 @@ def fsync_directory(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete the temporaries of ``target`` that killed processes left behind."""
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{target.name}.").removesuffix(".tmp")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _fsync_file(path: Path) -> None:

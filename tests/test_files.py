@@ -169,3 +169,16 @@ def test_load_tensors_reads_a_good_file_and_cut_off_copies_of_it_fail(tmp_path: 
         path.write_bytes(data[:cut])
         with pytest.raises(ValueError, match="is damaged"):
             load_tensors(path, "the weights")
+
+
+def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    dead = tmp_path / ".a.json.999999999.tmp"  # no such pid
+    alive = tmp_path / f".a.json.{os.getppid()}.tmp"  # a live writer's is left alone
+    other = tmp_path / ".b.json.999999999.tmp"  # another file's too
+    for leftover in (dead, alive, other):
+        leftover.write_text("{")
+    write_json(path, [1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a.json", alive.name, other.name]
+    )
