@@ -179,6 +179,4 @@ def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path: P
     for leftover in (dead, alive, other):
         leftover.write_text("{")
     write_json(path, [1])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["a.json", alive.name, other.name]
-    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.json", alive.name, other.name])

@@ -12,9 +12,14 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -179,4 +184,77 @@ def test_a_damaged_run_gets_one_line_and_keeps_its_files(
             assert err.startswith("prefgym: error: ") and err.count("\n") == 1, (command, err)
         assert _digests(run) == before, command
     assert failures >= 1  # every damage is noticed by some command
+    assert not marker.exists()
+
+
+def _crafted_store_run(tmp_path: Path) -> tuple[RunDir, Path, dict[str, str]]:
+    """A human run whose store names ``payload_module:Payload-v0``, and the child env."""
+    import numpy as np
+
+    from prefgym.segments import Segment
+
+    marker = tmp_path / "ran"
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    (payload / "payload_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    config = TrainConfig(oracle="human", labels=4, labeler="alice")
+    run = RunDir.create(tmp_path / "run", {"train": asdict(config)})
+    with PreferenceStore(run.store) as store:
+        ids = store.add_segments(
+            [
+                Segment(
+                    observations=np.zeros((5, 4), dtype=np.float32),
+                    actions=np.zeros(5, dtype=np.int64),
+                    true_rewards=np.ones(5, dtype=np.float32),
+                    env_id="payload_module:Payload-v0",
+                    info={"seed": i},  # a replay would make the env from this id
+                )
+                for i in range(4)
+            ]
+        )
+        store.add_queries([ids[:2], ids[2:]])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(payload), os.environ.get("PYTHONPATH", "")]),
+        "SDL_VIDEODRIVER": "dummy",
+        "OMP_NUM_THREADS": "1",
+    }
+    return run, marker, env
+
+
+def test_a_store_naming_a_module_runs_no_code_in_the_window_or_the_report(
+    tmp_path: Path,
+) -> None:
+    run, marker, env = _crafted_store_run(tmp_path)
+    gymnasium_make = "import gymnasium; gymnasium.make('payload_module:Payload-v0')"
+    subprocess.run([sys.executable, "-c", gymnasium_make], env=env, capture_output=True)
+    assert marker.exists()  # what gymnasium itself does with such an id
+    marker.unlink()
+    window = subprocess.Popen(
+        [sys.executable, "-m", "prefgym.cli", "label", str(run.path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:  # until the first pair is on screen (its clips built, replay tried)
+        with closing(sqlite3.connect(run.store)) as conn:
+            leased = conn.execute("SELECT COUNT(*) FROM queries WHERE lease_owner IS NOT NULL")
+            if leased.fetchone()[0] >= 1:
+                break
+        assert window.poll() is None, window.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)
+    window.send_signal(signal.SIGINT)
+    _, err = window.communicate(timeout=30)
+    assert window.returncode == 0 and "Traceback" not in err, err
+    report = subprocess.run(
+        [sys.executable, "-m", "prefgym.cli", "report", str(run.path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0 and "Traceback" not in report.stderr
     assert not marker.exists()
