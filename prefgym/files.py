@@ -39,6 +39,24 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return target
 
 
+def create_atomic(path: str | os.PathLike[str], data: str) -> Path:
+    """Write ``data`` to ``path`` atomically, unless ``path`` exists; returns the path.
+
+    Raises:
+        FileExistsError: ``path`` exists (or another process created it first).
+    """
+    target = Path(path)
+    with atomic_file(target.with_name(target.name + ".draft")) as tmp:
+        tmp.write_text(data, encoding="utf-8")
+    draft = target.with_name(target.name + ".draft")
+    try:
+        os.link(draft, target)  # fails if the target exists: unlike a rename, never replaces
+    finally:
+        draft.unlink()
+    fsync_directory(target.parent)
+    return target
+
+
 def write_json(path: str | os.PathLike[str], value: Any) -> Path:
     """Write ``value`` as indented JSON to ``path`` atomically; returns the path."""
     return write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
@@ -58,11 +76,37 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         raise
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read {what} {path}: {error}") from None
-    try:
+
+    try:  # NaN and Infinity are read (a Box's bounds); settings are checked finite by schema
         return json.loads(text)
     except json.JSONDecodeError as error:
         empty = " (it is empty: a write was cut off)" if not text.strip() else ""
         raise ValueError(f"{what} {path} is not valid JSON{empty}: {error}") from None
+
+
+def read_json_object(
+    path: str | os.PathLike[str], what: str, *, format: str | None = None, version: int = 1
+) -> dict[str, Any]:
+    """The JSON object in ``path`` (see :func:`read_json`), of ``format`` and ``version``.
+
+    Args:
+        path: The file.
+        what: What the file is, for the message.
+        format: The ``"format"`` the object must name; None checks neither it nor the version.
+        version: The ``"version"`` it must name with ``format``.
+
+    Raises:
+        ValueError: The file is not a JSON object, or of another format or version.
+    """
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
+    if format is not None and (data.get("format"), data.get("version")) != (format, version):
+        raise ValueError(
+            f"{what} {path} is format {data.get('format')!r} version {data.get('version')!r}; "
+            f"this prefgym reads {format!r} version {version}"
+        )
+    return data
 
 
 @contextmanager
@@ -111,12 +155,28 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def readable_directory(path: str | os.PathLike[str]) -> Path:
+    """The complete version of an :func:`atomic_directory` checkpoint, found without a change.
+
+    Readers (``eval``, ``report``) may look while a trainer saves, so they never
+    settle a swap themselves: between the swap's two renames the complete version
+    is ``NAME.new``; otherwise it is ``NAME`` (which may not exist: nothing saved).
+    """
+    target = Path(path)
+    new, old = _sibling(target, _NEW), _sibling(target, _OLD)
+    if target.exists() or not old.exists():
+        return target
+    return new if new.exists() else old
+
+
 def settle_directory(path: str | os.PathLike[str]) -> Path:
     """Finish or undo an :func:`atomic_directory` swap a kill interrupted; returns ``path``.
 
     ``NAME.new`` is complete only once ``NAME`` has been moved aside to ``NAME.old``
     (it was fsynced before), so it is swapped in then; otherwise it is a
     half-written directory and is removed. A leftover ``NAME.old`` is removed.
+    Only the writer settles (under the run's trainer lock); readers use
+    :func:`readable_directory`.
     """
     target = Path(path)
     new, old = _sibling(target, _NEW), _sibling(target, _OLD)
@@ -127,7 +187,7 @@ def settle_directory(path: str | os.PathLike[str]) -> Path:
         shutil.rmtree(new, ignore_errors=True)
     if old.exists() and target.exists():
         shutil.rmtree(old, ignore_errors=True)
-    if old.exists() and not target.exists():  # the first save never got as far as NAME.new
+    if old.exists() and not target.exists():  # NAME.new was removed by hand: keep the old one
         os.replace(old, target)
     return target
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,33 +13,42 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from prefgym import files
 from prefgym.files import (
     atomic_directory,
     load_tensors,
     read_json,
+    readable_directory,
     settle_directory,
     write_atomic,
     write_json,
 )
 
+SAVER = """
+import os, signal, sys
+from pathlib import Path
+from prefgym import files
 
-class Killed(BaseException):
-    """Stands for SIGKILL: nothing after it runs (not even ``except Exception``)."""
+directory, version, kill_at = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+count = [0]
+real_replace = os.replace
+
+def replace(src, dst):
+    count[0] += 1
+    if count[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)  # nothing runs after this, no cleanup either
+    real_replace(src, dst)
+
+files.os.replace = replace
+with files.atomic_directory(directory) as new:
+    files.write_json(new / "meta.json", {"version": version})
+    (new / "weights.bin").write_bytes(bytes([version]) * 100)
+"""
 
 
-def _kill_at_replace(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
-    """The ``call``-th ``os.replace`` (from 1) kills the process instead of renaming."""
-    real = os.replace
-    count = [0]
-
-    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        count[0] += 1
-        if count[0] == call:
-            raise Killed
-        real(src, dst)
-
-    monkeypatch.setattr(files.os, "replace", replace)
+def _save_killed_at(directory: Path, version: int, kill_at: int) -> int:
+    """Save ``version`` in a child killed at its ``kill_at``-th rename (0: none); its status."""
+    child = [sys.executable, "-c", SAVER, str(directory), str(version), str(kill_at)]
+    return subprocess.run(child, capture_output=True).returncode
 
 
 def test_write_atomic_replaces_the_whole_file_and_leaves_no_temporary(tmp_path: Path) -> None:
@@ -47,18 +59,6 @@ def test_write_atomic_replaces_the_whole_file_and_leaves_no_temporary(tmp_path: 
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
-def test_a_kill_before_the_rename_keeps_the_old_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "a.json"
-    write_json(path, {"x": 1})
-    _kill_at_replace(monkeypatch, 1)
-    with pytest.raises(Killed):
-        write_json(path, {"x": 2})
-    assert read_json(path, "a") == {"x": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
-
-
 def _save(directory: Path, version: int) -> None:
     with atomic_directory(directory) as new:
         write_json(new / "meta.json", {"version": version})
@@ -66,28 +66,44 @@ def _save(directory: Path, version: int) -> None:
 
 
 def _version(directory: Path) -> int:
-    settle_directory(directory)
     meta = read_json(directory / "meta.json", "meta")
     assert (directory / "weights.bin").read_bytes() == bytes([meta["version"]]) * 100
     return int(meta["version"])
 
 
-@pytest.mark.parametrize("call", [1, 2, 3, 4])
+@pytest.mark.parametrize(
+    ("kill_at", "survivor"),
+    [(1, 1), (2, 1), (3, 2)],  # meta.json into NAME.new; NAME to NAME.old; NAME.new to NAME
+)
 def test_a_kill_at_any_rename_of_a_directory_save_leaves_one_whole_version(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: int
+    tmp_path: Path, kill_at: int, survivor: int
 ) -> None:
     directory = tmp_path / "ckpt"
     _save(directory, 1)
-    _kill_at_replace(monkeypatch, call)  # 1: meta.json inside; 2: old aside; 3: new in
-    try:
-        _save(directory, 2)
-    except Killed:
-        pass
-    monkeypatch.undo()
-    assert _version(directory) == (1 if call <= 2 else 2)
+    assert _save_killed_at(directory, 2, kill_at) == -signal.SIGKILL
+    assert _version(readable_directory(directory)) == survivor  # a reader changes nothing
+    settle_directory(directory)  # the next writer settles it
+    assert _version(directory) == survivor
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # nothing left over
-    _save(directory, 3)  # and the next save works
+    _save(directory, 3)
     assert _version(directory) == 3
+    assert _save_killed_at(directory, 4, 0) == 0  # the child saves when it is not killed
+    assert _version(directory) == 4
+
+
+def test_a_kill_inside_a_file_write_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    write_json(path, {"x": 1})
+    code = (
+        "import os, signal, sys\n"
+        "from prefgym import files\n"
+        "files.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"files.write_json({str(path)!r}, {{'x': 2}})\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -signal.SIGKILL
+    assert read_json(path, "a") == {"x": 1}
+    write_json(path, {"x": 3})  # the next write removes the dead writer's temporary
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
 def test_a_failed_directory_save_changes_nothing(tmp_path: Path) -> None:

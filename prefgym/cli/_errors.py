@@ -8,6 +8,7 @@ exception is turned into one line here; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 BAD_INPUT = 2
 """Exit status of a bad value, file or run directory (argparse's, too)."""
@@ -25,10 +26,18 @@ def describe_failure(error: Exception, run: str | None = None) -> tuple[int, str
         error: What went wrong.
         run: The run directory the command was given, if any (named for a damaged store).
     """
+    from prefgym.errors import Failure
     from prefgym.store import StoreError
 
+    if isinstance(error, Failure):
+        return FAILED, _one_line(str(error))
+    if isinstance(error, sqlite3.OperationalError):  # locked, disk full, I/O: not damage
+        where = f" on {run}" if run else ""
+        return FAILED, _one_line(f"the preference store{where} failed: {error}")
     if isinstance(error, sqlite3.DatabaseError):  # found mid-file, after the store opened
-        store = f"{run}/store.sqlite" if run else "RUN/store.sqlite"
+        store = "RUN/store.sqlite"
+        if run:
+            store = run if Path(run).is_file() else f"{run}/store.sqlite"
         named = f"{store} " if run else ""
         return BAD_INPUT, _one_line(
             f"the preference store {named}is damaged ({error}); copy the run "

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
-from prefgym.files import atomic_directory, read_json, settle_directory, write_json
+from prefgym.files import atomic_directory, read_json_object, readable_directory, write_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -240,18 +240,14 @@ def load_directory(path: str | Path, *, progress: bool = True) -> LanguageModel:
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = settle_directory(path)
+    path = readable_directory(path)
     codec: TextCodec
     metadata_file = path / METADATA_FILE
     if metadata_file.exists():
-        metadata = read_json(metadata_file, "the language model's metadata")
-        if metadata.get("format") != _FORMAT or metadata.get("version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{metadata_file} has format {metadata.get('format')!r} version "
-                f"{metadata.get('version')!r}; this prefgym reads {_FORMAT!r} version "
-                f"{_FORMAT_VERSION}: rebuild the model"
-            )
-        if metadata["codec"] == "grammar":
+        metadata = read_json_object(
+            metadata_file, "the language model's metadata", format=_FORMAT, version=_FORMAT_VERSION
+        )
+        if metadata.get("codec") == "grammar":
             from prefgym.text import GrammarCodec
 
             codec = GrammarCodec.load(path / _CODEC_DIR)

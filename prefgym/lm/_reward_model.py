@@ -33,8 +33,8 @@ from torch import Tensor, nn
 from prefgym.files import (
     atomic_directory,
     load_tensors,
-    read_json,
-    settle_directory,
+    read_json_object,
+    readable_directory,
     write_json,
 )
 from prefgym.lm._sampling import position_ids, response_mask
@@ -271,18 +271,18 @@ def load_text_reward_model(directory: str | Path, codec: TextCodec) -> TextRewar
     """Load an ensemble written by :func:`save_text_reward_model`."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    path = settle_directory(directory)
+    path = readable_directory(directory)
     if not (path / _METADATA).is_file() or not (path / _WEIGHTS).is_file():
         raise FileNotFoundError(
             f"{path} holds no text reward model: expected {_METADATA} and {_WEIGHTS} "
             "written by save_text_reward_model"
         )
-    metadata = read_json(path / _METADATA, "the text reward model's metadata")
-    if metadata.get("format") != _FORMAT or metadata.get("version") != _FORMAT_VERSION:
-        raise ValueError(
-            f"{path / _METADATA} is format {metadata.get('format')!r} version "
-            f"{metadata.get('version')!r}; this prefgym reads {_FORMAT!r} version {_FORMAT_VERSION}"
-        )
+    metadata = read_json_object(
+        path / _METADATA,
+        "the text reward model's metadata",
+        format=_FORMAT,
+        version=_FORMAT_VERSION,
+    )
     where = path / _METADATA
     config = from_json(TextRewardConfig, metadata.get("config"), f"{where}: config")
     try:

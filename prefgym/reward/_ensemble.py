@@ -27,8 +27,8 @@ from torch import Tensor, nn
 from prefgym.files import (
     atomic_directory,
     load_tensors,
-    read_json,
-    settle_directory,
+    read_json_object,
+    readable_directory,
     write_json,
 )
 from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet
@@ -288,19 +288,18 @@ class RewardEnsemble(nn.Module):
     @classmethod
     def load(cls, directory: str | Path, *, device: str | torch.device = "cpu") -> RewardEnsemble:
         """Load an ensemble written by :meth:`save`."""
-        path = settle_directory(directory)
+        path = readable_directory(directory)
         if not (path / METADATA_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
             raise FileNotFoundError(
                 f"{path} holds no reward model: expected {METADATA_FILE} and {WEIGHTS_FILE} "
                 "written by RewardEnsemble.save"
             )
-        metadata = read_json(path / METADATA_FILE, "the reward model's metadata")
-        if metadata.get("format") != _FORMAT or metadata.get("version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{path / METADATA_FILE} is format {metadata.get('format')!r} version "
-                f"{metadata.get('version')!r}; this prefgym reads {_FORMAT!r} "
-                f"version {_FORMAT_VERSION}"
-            )
+        metadata = read_json_object(
+            path / METADATA_FILE,
+            "the reward model's metadata",
+            format=_FORMAT,
+            version=_FORMAT_VERSION,
+        )
         where = path / METADATA_FILE
         config = from_json(RewardModelConfig, metadata.get("config"), f"{where}: config")
         try:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from prefgym.errors import Failure
 from prefgym.reward._ensemble import RewardEnsemble
 from prefgym.reward._losses import (
     Judgments,
@@ -41,7 +42,7 @@ _EVAL_CHUNK = 2048
 """Judgments per forward pass when evaluating losses without gradients."""
 
 
-class DivergenceError(ValueError):
+class DivergenceError(Failure):
     """A fit's loss or weights stopped being finite; the ensemble keeps its last finite weights."""
 
 

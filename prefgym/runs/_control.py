@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prefgym.files import fsync_directory, settle_directory
+from prefgym.files import fsync_directory, readable_directory
 from prefgym.runs._metrics import MetricsLog, truncate_metrics
 from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
 from prefgym.runs._run_dir import RunDir
@@ -97,7 +97,7 @@ def _reward_model(run: RunDir, config: TrainConfig, agent: SB3Agent) -> RewardEn
 
     from prefgym.reward import RewardEnsemble
 
-    if (run.reward_model / "reward_model.json").exists():
+    if (readable_directory(run.reward_model) / "reward_model.json").exists():
         return RewardEnsemble.load(run.reward_model)
     return RewardEnsemble(
         agent.envs.observation_space,
@@ -202,7 +202,7 @@ def convert_run(run_path: str | os.PathLike[str]) -> RunDir:
     run = RunDir.open(run_path)
     config = run.train_config()
     legacy = run.legacy_agent
-    if settle_directory(run.agent).exists():
+    if readable_directory(run.agent).exists():
         raise ValueError(
             f"{run.path} has its agent in {run.agent} already; nothing to convert"
             + (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import socket
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefgym import __version__
-from prefgym.files import read_json, settle_directory, write_json
+from prefgym.errors import RunInUse
+from prefgym.files import create_atomic, read_json, readable_directory, settle_directory
 from prefgym.runs.config import TextTrainConfig, TrainConfig
 from prefgym.schema import from_json
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from prefgym.store import PreferenceStore
 
 CONFIG_FILE = "config.json"
+POLICY_DIR = "policy"
+"""A text run's trainer checkpoint (policy, optimizer, generator)."""
 FINISHED_KEY = "finished"
 """Store meta key of a finished run: what it reached and when."""
 VERSION_KEY = "config_version"
@@ -67,14 +71,14 @@ class RunDir:
     def saved_agent(self) -> Path | None:
         """The agent checkpoint if the run has saved one, else None (a fresh run).
 
-        An interrupted save is settled first, so a kill mid-save never passes for
-        a run without an agent.
+        A save interrupted by a kill is found as its complete version, so a kill
+        mid-save never passes for a run without an agent; nothing is changed.
 
         Raises:
             ValueError: The run's agent is only in Stable-Baselines3's zip, which
                 prefgym no longer opens; the message names the convert command.
         """
-        if settle_directory(self.agent).exists():
+        if readable_directory(self.agent).exists():
             return self.agent
         if self.legacy_agent.exists():
             raise ValueError(self.legacy_message())
@@ -125,8 +129,14 @@ class RunDir:
                 "or choose another --out"
             )
         run.path.mkdir(parents=True, exist_ok=True)
-        # atomic: a crash never leaves half a config
-        write_json(run.config, {**config, VERSION_KEY: CONFIG_VERSION, "prefgym": __version__})
+        text = json.dumps({**config, VERSION_KEY: CONFIG_VERSION, "prefgym": __version__}, indent=2)
+        try:  # atomic (never half a config) and exclusive (two starts at once: one wins)
+            create_atomic(run.config, text + "\n")
+        except FileExistsError:
+            raise FileExistsError(
+                f"{run.path} already holds a run; continue it with `{run.resume_command()}` "
+                "or choose another --out"
+            ) from None
         return run
 
     @classmethod
@@ -190,6 +200,11 @@ class RunDir:
         text = self.config.exists() and "text" in read_json(self.config, "the run's config")
         return f"prefgym {'text ' if text else ''}train --resume {self.path}"
 
+    def settle_checkpoints(self) -> None:
+        """Finish or undo the checkpoint saves a kill interrupted (call under the trainer lock)."""
+        for directory in (self.agent, self.reward_model, self.path / POLICY_DIR):
+            settle_directory(directory)
+
     @contextmanager
     def trainer_lock(self) -> Iterator[None]:
         """Hold the run for this process while it trains; a second trainer is refused.
@@ -199,7 +214,7 @@ class RunDir:
         taken over by the next one without any cleanup.
 
         Raises:
-            ValueError: Another live process trains the run; the message names its pid.
+            RunInUse: Another live process trains the run; the message names its pid.
         """
         handle = open(self.lock_file, "a+", encoding="utf-8")  # noqa: SIM115 (held to the end)
         try:
@@ -208,7 +223,7 @@ class RunDir:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
-                raise ValueError(
+                raise RunInUse(
                     f"run {self.path} is being trained by {holder}; a second trainer would "
                     "duplicate its work: wait for it, or stop it first"
                 ) from None
@@ -217,6 +232,7 @@ class RunDir:
             started = time.strftime("%Y-%m-%d %H:%M:%S")
             handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
             handle.flush()
+            self.settle_checkpoints()
             yield
         finally:
             handle.close()  # releases the lock

@@ -39,7 +39,7 @@ from prefgym.agents.text import (
     win_rate,
 )
 from prefgym.envs.text_env import TextEnv
-from prefgym.files import read_json, write_json
+from prefgym.files import read_json_object, readable_directory, write_json
 from prefgym.judges import Oracle, SyntheticOracle
 from prefgym.lm import (
     HFCodec,
@@ -50,10 +50,11 @@ from prefgym.lm import (
     save_text_reward_model,
     text_reward_model,
 )
+from prefgym.lm.config import check_model_spec
 from prefgym.loop import LabelRounds, PreferenceLoop, RewardFitting
 from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.runs._metrics import MetricsLog, truncate_metrics
-from prefgym.runs._run_dir import RunDir
+from prefgym.runs._run_dir import POLICY_DIR, RunDir
 from prefgym.runs.config import (
     RLAIF,
     TextTrainConfig,
@@ -69,8 +70,6 @@ if TYPE_CHECKING:
 
 SAMPLES_FILE = "samples.jsonl"
 FINAL_FILE = "final.json"
-POLICY_DIR = "policy"
-"""The trainer's checkpoint inside the run directory."""
 SFT_JUDGE = "oracle"
 """The deterministic preset that measures win rates against the SFT policy."""
 _SAMPLES_SHOWN = 4
@@ -190,7 +189,7 @@ class TextRun:
     def _restore(self) -> None:
         """Load the reward model and the trainer's checkpoint if the run has them."""
         directory = self.run_dir.reward_model
-        if (directory / "reward_model.json").is_file():
+        if (readable_directory(directory) / "reward_model.json").is_file():
             self.reward_model = load_text_reward_model(directory, self.codec)
         if self._checkpoint_dir.is_dir() and any(self._checkpoint_dir.iterdir()):
             self.trainer.load(self._checkpoint_dir)
@@ -393,6 +392,7 @@ def train_text(
     config: TextTrainConfig, out: str | Path, *, progress: bool = True
 ) -> dict[str, float]:
     """Run ``config`` in a new run directory ``out``; returns the final evaluation."""
+    check_model_spec(config.model)  # before the directory: a typo leaves no run behind
     run = RunDir.create(out, {"text": config.to_json()})
     with run.trainer_lock():
         text_run = TextRun(run, config, progress=progress)
@@ -408,7 +408,7 @@ def resume_text(out: str | Path, *, progress: bool = True) -> dict[str, float]:
     config = run.text_config()
     with run.trainer_lock():
         if run.finished() is not None and (run.path / FINAL_FILE).is_file():
-            result: dict[str, float] = read_json(run.path / FINAL_FILE, "the run's final result")
+            result = read_json_object(run.path / FINAL_FILE, "the run's final result")
             return result
         text_run = TextRun(run, config, progress=progress)
         try:

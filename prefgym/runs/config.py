@@ -33,7 +33,7 @@ from prefgym.agents.sb3.config import Algo as AgentAlgo
 from prefgym.agents.text.config import DPOConfig, GRPOConfig, TokenPPOConfig
 from prefgym.envs.registration import ALL_ENVS, ENVS, TEXT_ENVS
 from prefgym.judges import parse_oracle
-from prefgym.lm.config import TextRewardConfig, check_model_spec
+from prefgym.lm.config import TextRewardConfig
 from prefgym.loop import ATARI_T0
 from prefgym.loop.config import LoopConfig, Selection
 
@@ -113,7 +113,6 @@ class TextTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_seed(self.seed)
         text_task_name(self.env_id)  # a single-step text game, or an error naming them
-        check_model_spec(self.model)
         if self.grpo_reward not in ("model", "oracle"):
             raise ValueError(f"grpo_reward must be 'model' or 'oracle', got {self.grpo_reward!r}")
         if self.oracle != RLAIF:

@@ -12,6 +12,7 @@ import pytest
 
 from prefgym.cli import _main
 from prefgym.cli._errors import BAD_INPUT, FAILED, describe_failure
+from prefgym.errors import RunInUse
 from prefgym.store import StoreError
 
 
@@ -31,6 +32,12 @@ from prefgym.store import StoreError
             BAD_INPUT,
             "permission denied on /r/store.sqlite (Permission denied); make it writable",
         ),
+        (
+            sqlite3.OperationalError("database is locked"),
+            FAILED,
+            "the preference store failed: database is locked",
+        ),
+        (RunInUse("run r is being trained by pid 7"), FAILED, "run r is being trained by pid 7"),
         (RuntimeError("boom\nsecond line"), FAILED, "RuntimeError: boom second line (`prefgym"),
         (OSError(errno.ENOSPC, "No space left on device"), FAILED, "No space left on device"),
     ],

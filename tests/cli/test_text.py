@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,16 @@ def test_bad_settings_are_one_line_errors(capsys: pytest.CaptureFixture[str]) ->
     assert main(["text", "train", "--algo", "dpo", "--responses-per-prompt", "3", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("prefgym: error: dpo trains on pairs") and err.count("\n") == 1
+
+
+def test_an_unknown_model_is_refused_before_the_run_directory_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefgym.cli import main
+
+    out = tmp_path / "run"
+    argv = ["text", "train", "--model", str(tmp_path / "no-such-model"), "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "model must be one of base, sft, smollm2" in err and "no such directory" in err
+    assert not out.exists()

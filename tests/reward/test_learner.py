@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import prefgym.reward._learner
+from prefgym.errors import Failure
 from prefgym.reward import DivergenceError, RewardEnsemble, RewardModelConfig
 from prefgym.reward._learner import FitReport, Learner, LearnerConfig, _Problem, _scores_alone, fit
 from prefgym.reward._losses import Judgments
@@ -458,7 +459,7 @@ def test_a_diverging_step_is_undone_and_the_next_fit_starts_afresh(
     after = _weights(ensemble)
     assert all(torch.equal(before[k], after[k]) for k in before)  # the step before it went bad
     assert learner.steps == 0 and learner._optimizer is None
-    assert isinstance(DivergenceError("x"), ValueError)
+    assert isinstance(DivergenceError("x"), Failure)  # the command's exit status 1
     learner.config = LearnerConfig(max_epochs=2)
     assert math.isfinite(learner.fit(ensemble, segments, pairs, targets, rng=rng).train_loss)
 

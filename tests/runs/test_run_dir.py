@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from prefgym.errors import RunInUse
 from prefgym.runs import RunDir
 from prefgym.runs._run_dir import CONFIG_VERSION
 from prefgym.runs.config import TextTrainConfig, TrainConfig
@@ -63,6 +64,7 @@ def test_a_config_without_a_version_is_read_as_version_1(tmp_path: Path) -> None
         ({"seed": True}, r"train\.seed must be an integer, got True"),
         ({"algo": "ddpg"}, r"train\.algo must be one of \['ppo', 'sac'\], got 'ddpg'"),
         ({"initial_fraction": float("nan")}, r"initial_fraction must be a finite number"),
+        ({"initial_fraction": 1e400}, r"initial_fraction must be a finite number, got inf"),
         ({"label_t0": "soon"}, r"train\.label_t0 must be a number"),
         ({"members": 0}, r"config\.json: train: members must be >= 1"),
     ],
@@ -125,7 +127,7 @@ def test_a_second_trainer_is_refused_with_the_pid_of_the_first(tmp_path: Path) -
     process = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "held"
-        with pytest.raises(ValueError, match=rf"being trained by pid {process.pid} on .* since"):
+        with pytest.raises(RunInUse, match=rf"being trained by pid {process.pid} on .* since"):
             with run.trainer_lock():
                 pass
     finally:
@@ -146,7 +148,7 @@ def test_a_run_is_finished_once_marked_in_its_store(tmp_path: Path) -> None:
     assert "(5000 steps, 40 judgments); nothing to do" in run.finished_message(note)
 
 
-def test_saved_agent_is_none_then_the_checkpoint_then_settles_a_killed_save(
+def test_a_killed_save_is_found_by_readers_and_settled_by_the_next_trainer(
     tmp_path: Path,
 ) -> None:
     run = RunDir.create(tmp_path / "run", {})
@@ -154,8 +156,15 @@ def test_saved_agent_is_none_then_the_checkpoint_then_settles_a_killed_save(
     (run.path / "agent.old").mkdir()  # killed between the swap's two renames
     (run.path / "agent.new").mkdir()
     (run.path / "agent.new" / "agent.json").write_text("{}")
+    files = ["agent.new", "agent.old", "config.json"]
     assert run.saved_agent() == run.agent
-    assert sorted(p.name for p in run.path.iterdir()) == ["agent", "config.json"]
+    assert sorted(p.name for p in run.path.iterdir()) == files  # a reader changes nothing
+    with run.trainer_lock():
+        assert sorted(p.name for p in run.path.iterdir()) == [
+            "agent",
+            "config.json",
+            "trainer.lock",
+        ]
     assert (run.agent / "agent.json").read_text() == "{}"
 
 

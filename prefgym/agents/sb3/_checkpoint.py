@@ -37,7 +37,7 @@ from stable_baselines3.common.save_util import recursive_getattr
 from torch import Tensor, nn
 
 from prefgym.agents.sb3.config import AgentConfig
-from prefgym.files import atomic_directory, read_json, settle_directory, write_json
+from prefgym.files import atomic_directory, read_json, readable_directory, write_json
 
 FORMAT = "prefgym-sb3-agent"
 VERSION = 1
@@ -225,14 +225,14 @@ def read_agent_checkpoint(
 ) -> AgentCheckpoint:
     """Read and check the checkpoint in ``directory`` for an agent built from ``config``.
 
-    An interrupted save is settled first. Nothing is unpickled.
+    A save interrupted by a kill is read as its complete version. Nothing is unpickled.
 
     Raises:
         FileNotFoundError: ``directory`` holds no agent checkpoint.
         ValueError: A file is damaged (unreadable, not finite, malformed) or was
             saved for another config; the message names the file.
     """
-    path = settle_directory(directory)
+    path = readable_directory(directory)
     meta_file, tensors_file = path / META_FILE, path / TENSORS_FILE
     if not path.is_dir():
         raise FileNotFoundError(f"{path} holds no agent checkpoint (no such directory)")

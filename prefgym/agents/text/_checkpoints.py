@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from prefgym.files import (
     atomic_directory,
     load_tensors,
-    read_json,
-    settle_directory,
+    read_json_object,
+    readable_directory,
     write_json,
 )
 
@@ -102,17 +102,16 @@ def load_trainer_checkpoint(
     Returns:
         The number of steps the saved trainer had taken.
     """
-    path = settle_directory(directory)
+    path = readable_directory(directory)
     if not (path / _META).is_file():
         raise FileNotFoundError(f"{path} holds no trainer checkpoint: expected {_META}")
-    meta = read_json(path / _META, "the trainer checkpoint's metadata")
-    if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
+    meta = read_json_object(
+        path / _META, "the trainer checkpoint's metadata", format=_FORMAT, version=_FORMAT_VERSION
+    )
+    if meta.get("kind") != kind:
         raise ValueError(
-            f"{path / _META} is format {meta.get('format')!r} version {meta.get('version')!r}; "
-            f"this prefgym reads {_FORMAT!r} version {_FORMAT_VERSION}"
+            f"{path} holds a {meta.get('kind')!r} checkpoint; load it into a {kind} trainer"
         )
-    if meta["kind"] != kind:
-        raise ValueError(f"{path} holds a {meta['kind']} checkpoint; load it into a {kind} trainer")
     expected = json.loads(json.dumps(config))
     changed = sorted(
         k
