@@ -6,16 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from prefgym.files import (
     atomic_directory,
-    load_tensors,
     read_json,
     readable_directory,
     settle_directory,
@@ -140,51 +136,6 @@ def test_read_json_names_the_file_and_what_it_is(
     with pytest.raises(ValueError, match=message) as error:
         read_json(path, "the thing")
     assert str(path) in str(error.value)
-
-
-def _tensors_file(tmp_path: Path, make: Callable[[Path], None]) -> Path:
-    path = tmp_path / "w.safetensors"
-    make(path)
-    return path
-
-
-@pytest.mark.parametrize(
-    ("make", "message"),
-    [
-        (lambda p: p.write_bytes(b""), "is damaged and cannot be read"),
-        (lambda p: p.write_bytes(os.urandom(300)), "is damaged and cannot be read"),
-        (
-            lambda p: p.write_bytes((2**40).to_bytes(8, "little") + b"{}"),  # huge header
-            "is damaged and cannot be read",
-        ),
-        (
-            lambda p: save_file({"w": torch.tensor([1.0, float("nan")])}, str(p)),
-            r"non-finite values in 'w'",
-        ),
-        (
-            lambda p: save_file({"w": torch.tensor([float("-inf")])}, str(p)),
-            r"non-finite values in 'w'",
-        ),
-    ],
-)
-def test_load_tensors_refuses_damaged_or_non_finite_files(
-    tmp_path: Path, make: Callable[[Path], None], message: str
-) -> None:
-    path = _tensors_file(tmp_path, make)
-    with pytest.raises(ValueError, match=message) as error:
-        load_tensors(path, "the weights")
-    assert str(path) in str(error.value)
-
-
-def test_load_tensors_reads_a_good_file_and_cut_off_copies_of_it_fail(tmp_path: Path) -> None:
-    path = tmp_path / "w.safetensors"
-    save_file({"w": torch.arange(6.0), "n": torch.arange(3)}, str(path))
-    assert torch.equal(load_tensors(path, "the weights")["w"], torch.arange(6.0))
-    data = path.read_bytes()
-    for cut in (8, len(data) // 2, len(data) - 1):
-        path.write_bytes(data[:cut])
-        with pytest.raises(ValueError, match="is damaged"):
-            load_tensors(path, "the weights")
 
 
 def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:

@@ -32,7 +32,6 @@ from torch import Tensor, nn
 
 from prefgym.files import (
     atomic_directory,
-    load_tensors,
     read_json_object,
     readable_directory,
     write_json,
@@ -47,6 +46,7 @@ from prefgym.reward import (
     space_to_json,
 )
 from prefgym.schema import from_json
+from prefgym.tensors import load_tensors
 from prefgym.text import TextCodec
 
 if TYPE_CHECKING:

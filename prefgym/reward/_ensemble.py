@@ -26,7 +26,6 @@ from torch import Tensor, nn
 
 from prefgym.files import (
     atomic_directory,
-    load_tensors,
     read_json_object,
     readable_directory,
     write_json,
@@ -37,6 +36,7 @@ from prefgym.reward._spaces import is_image_space, space_from_json, space_to_jso
 from prefgym.reward.config import RewardModelConfig
 from prefgym.schema import from_json
 from prefgym.segments import Segment
+from prefgym.tensors import load_tensors
 
 WEIGHTS_FILE = "reward_model.safetensors"
 METADATA_FILE = "reward_model.json"

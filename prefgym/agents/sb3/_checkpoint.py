@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import recursive_getattr
 from torch import Tensor, nn
 
 from prefgym.agents.sb3.config import AgentConfig
 from prefgym.files import atomic_directory, read_json, readable_directory, write_json
+from prefgym.tensors import load_tensors, optimizer_state, plain, restore_optimizer
 
 FORMAT = "prefgym-sb3-agent"
 VERSION = 1
@@ -59,20 +59,13 @@ def save_agent_checkpoint(
     for name in modules:
         value = recursive_getattr(model, name)
         if isinstance(value, torch.optim.Optimizer):
-            state = value.state_dict()
-            scalars: dict[str, dict[str, int | float | bool]] = {}
-            for index, entry in state["state"].items():
-                for stat, item in entry.items():
-                    if isinstance(item, Tensor):
-                        tensors[f"{name}/{index}/{stat}"] = _plain(item)
-                    else:
-                        scalars.setdefault(str(index), {})[stat] = item
-            optimizers[name] = {"param_groups": state["param_groups"], "scalars": scalars}
+            optimizer_tensors, optimizers[name] = optimizer_state(value, name)
+            tensors.update(optimizer_tensors)
         else:
             for key, item in value.state_dict().items():
-                tensors[f"{name}/{key}"] = _plain(item)
+                tensors[f"{name}/{key}"] = plain(item)
     for name in variables:
-        tensors[f"{_VARIABLES}/{name}"] = _plain(recursive_getattr(model, name))
+        tensors[f"{_VARIABLES}/{name}"] = plain(recursive_getattr(model, name))
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -88,11 +81,6 @@ def save_agent_checkpoint(
         save_file(tensors, str(new / TENSORS_FILE))
         write_json(new / META_FILE, meta)
     return Path(directory)
-
-
-def _plain(tensor: Tensor) -> Tensor:
-    """A CPU copy of its own: safetensors refuses tensors that share memory (shared CNN trunks)."""
-    return tensor.detach().cpu().clone(memory_format=torch.contiguous_format)
 
 
 @dataclass(frozen=True)
@@ -141,8 +129,10 @@ class AgentCheckpoint:
         for name in expected["modules"]:
             module = recursive_getattr(model, name)
             module.load_state_dict(self._module_state(module, name, tensors), strict=True)
+        where = f"{self._tensors_file} and {META_FILE}"
         for name in optimizers:
-            self._restore_optimizer(recursive_getattr(model, name), name, tensors)
+            optimizer = recursive_getattr(model, name)
+            restore_optimizer(optimizer, name, tensors, self.meta["optimizers"][name], where)
         for name in variables:
             variable = recursive_getattr(model, name)
             saved_variable = tensors.pop(f"{_VARIABLES}/{name}", None)
@@ -184,33 +174,6 @@ class AgentCheckpoint:
         for key, value in state.items():
             self._check_like(prefix + key, value, live[key])
         return state
-
-    def _restore_optimizer(
-        self, optimizer: torch.optim.Optimizer, name: str, tensors: dict[str, Tensor]
-    ) -> None:
-        saved = self.meta["optimizers"][name]
-        live_groups = optimizer.state_dict()["param_groups"]
-        groups = _checked_groups(saved["param_groups"], live_groups, f"{self._json} {name}")
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        state: dict[int, dict[str, Any]] = {}
-        prefix = f"{name}/"
-        for key in [k for k in tensors if k.startswith(prefix)]:
-            index, _, stat = key[len(prefix) :].partition("/")
-            param = _param(params, index)
-            value = tensors.pop(key)
-            if param is None or not stat:
-                raise ValueError(f"{self._tensors_file} holds {key}, which {name} does not have")
-            if value.dim() > 0 and (value.shape != param.shape or value.dtype != param.dtype):
-                raise ValueError(
-                    f"{self._tensors_file}: {key} is {value.dtype} {tuple(value.shape)}, but the "
-                    f"parameter is {param.dtype} {tuple(param.shape)}"
-                )
-            state.setdefault(int(index), {})[stat] = value
-        for index, entries in saved["scalars"].items():
-            if _param(params, index) is None:
-                raise ValueError(f"{self._json}: {name} has no parameter {index}")
-            state.setdefault(int(index), {}).update(entries)
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
 
     def _check_like(self, key: str, saved: Tensor, live: Tensor) -> None:
         if saved.shape != live.shape or saved.dtype != live.dtype:
@@ -258,20 +221,7 @@ def read_agent_checkpoint(
             f"{meta_file} was saved by an agent with {was}, but this agent has {now}; "
             "load it with the settings it was trained with"
         )
-    return AgentCheckpoint(path, meta, _read_tensors(tensors_file))
-
-
-def _read_tensors(file: Path) -> dict[str, Tensor]:
-    try:
-        tensors = load_file(str(file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise ValueError(
-            f"{file} is not a readable safetensors file; the checkpoint is damaged ({error})"
-        ) from None
-    for key, value in tensors.items():
-        if (value.is_floating_point() or value.is_complex()) and not torch.isfinite(value).all():
-            raise ValueError(f"{file}: {key} holds NaN or infinity; the checkpoint is damaged")
-    return tensors
+    return AgentCheckpoint(path, meta, load_tensors(tensors_file, "the agent's weights"))
 
 
 def _checked_meta(meta: Any, file: Path) -> dict[str, Any]:
@@ -309,58 +259,7 @@ def _checked_meta(meta: Any, file: Path) -> dict[str, Any]:
         raise fail(f"counters are {counters!r}, expected non-negative {', '.join(_COUNTERS)}")
     if not all(isinstance(n, str) for n in meta["modules"] + meta["variables"]):
         raise fail("module and variable names must be strings")
-    for name, optimizer in meta["optimizers"].items():
-        if (
-            not isinstance(optimizer, dict)
-            or not isinstance(optimizer.get("param_groups"), list)
-            or not all(isinstance(g, dict) for g in optimizer["param_groups"])
-            or not isinstance(optimizer.get("scalars"), dict)
-        ):
-            raise fail(f"optimizer {name!r} has no param_groups list and scalars object")
-        for index, entries in optimizer["scalars"].items():
-            if not index.isdigit() or not isinstance(entries, dict):
-                raise fail(f"optimizer {name!r} scalars {index!r}: {entries!r}")
-            if not all(isinstance(v, (int, float)) for v in entries.values()):
-                raise fail(f"optimizer {name!r} scalars {index!r} must be numbers: {entries!r}")
     return meta
-
-
-def _checked_groups(
-    saved: list[dict[str, Any]], live: list[dict[str, Any]], where: str
-) -> list[dict[str, Any]]:
-    """The live parameter groups with the saved learning rates; anything else must match."""
-    if len(saved) != len(live):
-        raise ValueError(f"{where} has {len(saved)} parameter groups, this agent {len(live)}")
-    groups = []
-    for number, (was, now) in enumerate(zip(saved, live, strict=True)):
-        lr = was.get("lr")
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0:
-            raise ValueError(f"{where} group {number}: lr must be a number >= 0, got {lr!r}")
-        changed = sorted(
-            k
-            for k in was.keys() | now.keys()
-            if k != "lr" and _listed(was.get(k)) != _listed(now.get(k))
-        )
-        if changed:
-            raise ValueError(
-                f"{where} group {number} was saved with "
-                + ", ".join(f"{k}={was.get(k)!r}" for k in changed)
-                + "; this agent has "
-                + ", ".join(f"{k}={now.get(k)!r}" for k in changed)
-            )
-        groups.append(dict(now, lr=float(lr)))
-    return groups
-
-
-def _param(params: list[Tensor], index: str) -> Tensor | None:
-    return params[int(index)] if index.isdigit() and int(index) < len(params) else None
-
-
-def _listed(value: Any) -> Any:
-    """Tuples as lists, as JSON gives them back."""
-    if isinstance(value, (list, tuple)):
-        return [_listed(v) for v in value]
-    return value
 
 
 def _is_int(value: Any) -> bool:

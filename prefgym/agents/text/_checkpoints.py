@@ -24,19 +24,22 @@ from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_model, save_file, save_model
-from torch import Tensor, nn
+from torch import nn
 
 from prefgym.files import (
     atomic_directory,
-    load_tensors,
     read_json_object,
     readable_directory,
     write_json,
 )
+from prefgym.tensors import load_tensors, optimizer_state, restore_optimizer
 
 _FORMAT = "prefgym-lm-trainer"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+"""Version 2 keeps the optimizer as :mod:`prefgym.tensors` does (``optimizer/<i>/<name>``);
+version 1 (``optimizer.<i>.<name>``, scalars ``"<i>.<name>"``) is still read."""
 _META = "trainer.json"
+_OPTIMIZER = "optimizer"
 
 
 def save_trainer_checkpoint(
@@ -59,15 +62,8 @@ def save_trainer_checkpoint(
     Returns:
         The directory.
     """
-    state = optimizer.state_dict()
-    tensors = {"generator": generator.get_state()}
-    scalars = {}
-    for index, entry in state["state"].items():
-        for name, value in entry.items():
-            if isinstance(value, Tensor):
-                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{index}.{name}"] = value
+    tensors, skeleton = optimizer_state(optimizer, _OPTIMIZER)
+    tensors["generator"] = generator.get_state()
     meta = {
         "format": _FORMAT,
         "version": _FORMAT_VERSION,
@@ -75,8 +71,7 @@ def save_trainer_checkpoint(
         "config": config,
         "steps": steps,
         "has_reference": ref_policy is not None,
-        "param_groups": state["param_groups"],
-        "optimizer_scalars": scalars,
+        _OPTIMIZER: skeleton,
     }
     with atomic_directory(directory) as new:  # every file of the checkpoint replaced together
         save_model(policy, str(new / "policy.safetensors"))
@@ -105,9 +100,14 @@ def load_trainer_checkpoint(
     path = readable_directory(directory)
     if not (path / _META).is_file():
         raise FileNotFoundError(f"{path} holds no trainer checkpoint: expected {_META}")
-    meta = read_json_object(
-        path / _META, "the trainer checkpoint's metadata", format=_FORMAT, version=_FORMAT_VERSION
-    )
+    meta = read_json_object(path / _META, "the trainer checkpoint's metadata")
+    if meta.get("format") == _FORMAT and meta.get("version") == 1:
+        meta = _from_version_1(meta)
+    if (meta.get("format"), meta.get("version")) != (_FORMAT, _FORMAT_VERSION):
+        raise ValueError(
+            f"{path / _META} is format {meta.get('format')!r} version {meta.get('version')!r}; "
+            f"this prefgym reads {_FORMAT!r} versions 1 and {_FORMAT_VERSION}"
+        )
     if meta.get("kind") != kind:
         raise ValueError(
             f"{path} holds a {meta.get('kind')!r} checkpoint; load it into a {kind} trainer"
@@ -129,17 +129,32 @@ def load_trainer_checkpoint(
     _load_module(policy, path / "policy.safetensors", "the policy's weights")
     if ref_policy is not None:
         _load_module(ref_policy, path / "reference.safetensors", "the reference's weights")
-    tensors = load_tensors(path / "trainer_state.safetensors", "the trainer's state")
-    generator.set_state(tensors.pop("generator"))
-    state: dict[int, dict[str, object]] = {}
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    for key, scalar in meta["optimizer_scalars"].items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = scalar
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    return int(meta["steps"])
+    state_file = path / "trainer_state.safetensors"
+    tensors = load_tensors(state_file, "the trainer's state")
+    generator_state = tensors.pop("generator", None)
+    if generator_state is None or generator_state.dtype != torch.uint8:
+        raise ValueError(f"{state_file} holds no generator state; the checkpoint is damaged")
+    if meta.get("v1"):
+        tensors = {k.replace(".", "/", 2): v for k, v in tensors.items()}
+    where = f"{state_file} and {_META}"
+    restore_optimizer(optimizer, _OPTIMIZER, tensors, meta.get(_OPTIMIZER), where)
+    if tensors:
+        raise ValueError(f"{state_file} holds unexpected tensors {sorted(tensors)[:5]}")
+    generator.set_state(generator_state)
+    steps = meta.get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"{path / _META}: steps must be an integer >= 0, got {steps!r}")
+    return steps
+
+
+def _from_version_1(meta: dict[str, Any]) -> dict[str, Any]:
+    """Version 1's metadata as version 2 keeps it (its tensors are renamed by the caller)."""
+    scalars: dict[str, dict[str, Any]] = {}
+    for key, value in dict(meta.get("optimizer_scalars") or {}).items():
+        index, _, name = str(key).partition(".")
+        scalars.setdefault(index, {})[name] = value
+    skeleton = {"param_groups": meta.get("param_groups"), "scalars": scalars}
+    return {**meta, "version": _FORMAT_VERSION, "v1": True, _OPTIMIZER: skeleton}
 
 
 def _load_module(module: nn.Module, path: Path, what: str) -> None:

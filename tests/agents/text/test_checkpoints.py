@@ -134,7 +134,7 @@ def test_a_checkpoint_is_safetensors_and_json_only(tmp_path: Path) -> None:
     assert directory == tmp_path / "ckpt"
     assert {p.name for p in directory.iterdir()} == FILES | {"reference.safetensors"}
     meta = json.loads((directory / "trainer.json").read_text())
-    assert meta["format"] == "prefgym-lm-trainer" and meta["version"] == 1
+    assert meta["format"] == "prefgym-lm-trainer" and meta["version"] == 2
     assert meta["kind"] == "toy" and meta["steps"] == 1 and meta["has_reference"]
     assert meta["config"] == {"lr": 0.01, "name": "toy"}
 
@@ -169,7 +169,7 @@ def test_load_refuses_another_kind_config_format_or_reference(tmp_path: Path) ->
     ToyTrainer(0).save_now(tmp_path / "ckpt")
     live = ToyTrainer(3)
     before = weights(live.policy)
-    with pytest.raises(ValueError, match="holds a toy checkpoint; load it into a dpo trainer"):
+    with pytest.raises(ValueError, match="holds a 'toy' checkpoint; load it into a dpo trainer"):
         live.load_into(tmp_path / "ckpt", kind="dpo")
     with pytest.raises(ValueError, match="saved with lr=0.01, name='toy'"):
         live.load_into(tmp_path / "ckpt", lr=0.02, name="other")
@@ -184,8 +184,8 @@ def test_load_refuses_another_kind_config_format_or_reference(tmp_path: Path) ->
 
     meta_file = tmp_path / "ckpt" / "trainer.json"
     meta = json.loads(meta_file.read_text())
-    meta_file.write_text(json.dumps(meta | {"version": 2}))
-    with pytest.raises(ValueError, match="version 2; this prefgym reads 'prefgym-lm-trainer'"):
+    meta_file.write_text(json.dumps(meta | {"version": 3}))
+    with pytest.raises(ValueError, match="version 3; this prefgym reads 'prefgym-lm-trainer'"):
         live.load_into(tmp_path / "ckpt")
     assert_same_weights(live.policy, before)  # a refused load changes nothing
 
@@ -243,3 +243,27 @@ def test_a_crash_while_saving_over_a_checkpoint_leaves_the_previous_one_loadable
     assert_same_weights(resumed.policy, policy)
     assert_same_weights(resumed.reference, reference)
     assert torch.equal(resumed.generator.get_state(), generator)
+
+
+def test_a_checkpoint_of_version_1_still_loads(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    saved = ToyTrainer(0)
+    saved.train(2)
+    directory = saved.save_now(tmp_path / "ckpt")
+    state_file = directory / "trainer_state.safetensors"  # written as version 1 did:
+    tensors = {k.replace("/", "."): v for k, v in load_file(state_file).items()}
+    save_file(tensors, state_file)
+    meta = json.loads((directory / "trainer.json").read_text())
+    skeleton = meta.pop("optimizer")
+    meta["param_groups"] = skeleton["param_groups"]
+    meta["optimizer_scalars"] = {
+        f"{index}.{name}": value
+        for index, entries in skeleton["scalars"].items()
+        for name, value in entries.items()
+    }
+    (directory / "trainer.json").write_text(json.dumps({**meta, "version": 1}))
+    other = ToyTrainer(1)
+    assert other.load_into(directory) == 2
+    assert_same_weights(other.policy, weights(saved.policy))
+    assert_same_optimizer(other.optimizer, saved.optimizer)
