@@ -141,9 +141,11 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     new.mkdir(parents=True)
     try:
         yield new
-        for file in new.rglob("*"):
-            if file.is_file():
-                _fsync_file(file)
+        for item in new.rglob("*"):  # files, and the entries of subdirectories (a codec/)
+            if item.is_file():
+                _fsync_file(item)
+            elif item.is_dir():
+                fsync_directory(item)
         fsync_directory(new)
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)

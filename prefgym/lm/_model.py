@@ -258,7 +258,11 @@ def load_directory(path: str | Path, *, progress: bool = True) -> LanguageModel:
         codec = HFCodec(AutoTokenizer.from_pretrained(path))
         name, info = str(path), {}
     with hf_progress_bars(progress):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=torch.float32,
+            use_safetensors=True,  # never a pickled .bin from disk
+        )
     model.eval()
     return LanguageModel(model=model, codec=codec, name=name, info=info)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prefgym.files import fsync_directory, readable_directory
-from prefgym.runs._metrics import MetricsLog, truncate_metrics
+from prefgym.runs._metrics import MetricsLog, read_metrics, truncate_metrics
 from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
 from prefgym.runs._run_dir import RunDir
 from prefgym.runs.config import HUMAN, THREADS_VARIABLE, TrainConfig
@@ -116,6 +116,7 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
     from prefgym.store import PreferenceStore
 
     run.check_store()
+    read_metrics(run.metrics)  # a damaged log is named before any work
     store = PreferenceStore(run.store)
     round_index = int(store.get_meta("round", 0))
     rng = np.random.default_rng([config.seed, round_index])  # a resumed run draws afresh

@@ -54,10 +54,9 @@ class MetricsLog:
             self._writer.flush()
 
     def _add_columns(self, new: list[str]) -> None:
-        assert self._columns is not None
         with self.path.open(newline="") as f:
             rows = list(csv.DictReader(f))
-        self._columns = [*self._columns, *new]
+        self._columns = [*(self._columns or []), *new]
         with atomic_file(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, self._columns, restval="")
             writer.writeheader()
@@ -75,7 +74,13 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with path.open(newline="") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    try:
+        return [{k: _parse(v) for k, v in row.items() if k is not None} for row in rows]
+    except ValueError as error:
+        raise ValueError(
+            f"{path} holds a value that is not a number ({error}); it was edited or damaged"
+        ) from None
 
 
 def truncate_metrics(path: str | os.PathLike[str], column: str, last: float) -> int:
@@ -93,7 +98,11 @@ def truncate_metrics(path: str | os.PathLike[str], column: str, last: float) -> 
     if header is None or column not in header:
         return 0
     index = header.index(column)
-    kept = [row for row in rows if not row[index] or float(row[index]) <= last]
+    kept = [  # a row cut short by a kill mid-append is dropped with the redone rows
+        row
+        for row in rows
+        if len(row) == len(header) and (not row[index] or _parse(row[index]) <= last)
+    ]
     if len(kept) == len(rows):
         return 0
     with atomic_file(path) as tmp, tmp.open("w", newline="") as f:
@@ -108,4 +117,7 @@ def _format(value: float | None) -> str:
 
 
 def _parse(value: str | None) -> float:
-    return float(value) if value else math.nan
+    try:
+        return float(value) if value else math.nan
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None

@@ -172,6 +172,8 @@ class RunDir:
                 f"this prefgym reads up to {CONFIG_VERSION}); upgrade prefgym to use this run"
             )
         for step in range(version, CONFIG_VERSION):
+            if step not in CONFIG_MIGRATIONS:
+                raise ValueError(f"{self.config}: config version {version} cannot be read")
             config = CONFIG_MIGRATIONS[step](config)
         return config
 

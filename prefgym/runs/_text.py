@@ -53,7 +53,7 @@ from prefgym.lm import (
 from prefgym.lm.config import check_model_spec
 from prefgym.loop import LabelRounds, PreferenceLoop, RewardFitting
 from prefgym.reward import FitReport, Learner, LearnerConfig
-from prefgym.runs._metrics import MetricsLog, truncate_metrics
+from prefgym.runs._metrics import MetricsLog, read_metrics, truncate_metrics
 from prefgym.runs._run_dir import POLICY_DIR, RunDir
 from prefgym.runs.config import (
     RLAIF,
@@ -243,6 +243,7 @@ class TextRun:
     def run(self) -> dict[str, float]:
         """Train to ``config.total_iterations``; returns the final evaluation with the win rate."""
         c = self.config
+        read_metrics(self.run_dir.metrics)  # a damaged log is named before any work
         truncate_metrics(self.run_dir.metrics, "iteration", self.iteration)  # redo after a crash
         self._metrics = MetricsLog(self.run_dir.metrics, self.run_dir.tensorboard)
         bar = tqdm(

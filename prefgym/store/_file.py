@@ -188,7 +188,14 @@ class StoreFile:
 def read_meta(file: StoreFile, key: str, default: Any = None) -> Any:
     """The JSON value stored under ``key`` in the file's ``meta`` table, or ``default``."""
     row = file.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return default if row is None else json.loads(row[0])
+    if row is None:
+        return default
+    try:
+        return json.loads(row[0])
+    except (json.JSONDecodeError, TypeError) as error:
+        raise StoreError(
+            f"{file.path}: the note {key!r} is not JSON ({error}); the store was changed by hand"
+        ) from None
 
 
 def write_meta(file: StoreFile, key: str, value: Any) -> None:
@@ -315,12 +322,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = _version(conn)
     backup = backup_path(path, version)
     if not backup.exists():
-        partial = backup.with_name(backup.name + ".tmp")
+        partial = backup.with_name(f"{backup.name}.{os.getpid()}.tmp")
         target = sqlite3.connect(partial)
         try:
             conn.backup(target)
         finally:
             target.close()
+        with open(partial, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(partial, backup)
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -329,7 +338,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(f"PRAGMA user_version = {step + 1}")
         conn.execute("COMMIT")
     except BaseException as error:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         if isinstance(error, Exception):
             raise StoreError(
                 f"could not bring {path} from store schema version {version} to "

@@ -154,6 +154,7 @@ CASES: dict[str, Damage] = {
     ),
     "agent metadata empty": lambda r: _write(_agent_file(r, "json"), b""),
     "agent metadata random": lambda r: _write(_agent_file(r, "json"), os.urandom(100)),
+    "metrics garbage": lambda r: _write(r.metrics, b"step,true_return\n512,many\n"),
 }
 
 
@@ -258,3 +259,82 @@ def test_a_store_naming_a_module_runs_no_code_in_the_window_or_the_report(
     )
     assert report.returncode == 0 and "Traceback" not in report.stderr
     assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def unfinished_text_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+    """A tiny text run (token PPO) with every checkpoint, not marked finished."""
+    from prefgym.agents.text import TokenPPOConfig
+    from prefgym.runs import TextTrainConfig, train_text
+
+    config = TextTrainConfig(
+        labels=20,
+        label_rounds=1,
+        iterations=2,
+        eval_prompts=8,
+        eval_every=1,
+        reward_epochs=2,
+        ppo=TokenPPOConfig(batch_size=8, minibatch_size=8, ppo_epochs=1),
+    )
+    out = tmp_path_factory.mktemp("corpus") / "text"
+    train_text(config, out, progress=False)
+    run = RunDir.open(out)
+    with PreferenceStore(run.store) as store:
+        store.set_meta("finished", None)
+    return run
+
+
+def _text_file(name: str) -> Callable[[RunDir], Path]:
+    return lambda run: run.path / name
+
+
+TEXT_CASES: dict[str, Damage] = {
+    "text config wrong type": lambda r: _rewrite_json(
+        r.config, lambda d: d["text"]["ppo"].update(lr="fast")
+    ),
+    "text config unknown key": lambda r: _rewrite_json(
+        r.config, lambda d: d["text"].update(iteratons=3)
+    ),
+    "trainer.json empty": lambda r: _write(r.path / "policy" / "trainer.json", b""),
+    "trainer.json a list": lambda r: _write(r.path / "policy" / "trainer.json", b"[]"),
+    "trainer state random": lambda r: _write(
+        r.path / "policy" / "trainer_state.safetensors", os.urandom(256)
+    ),
+    "policy weights nan": lambda r: _rewrite_tensors(
+        r.path / "policy" / "policy.safetensors", _poison_first_float
+    ),
+    "text rm weights truncated": lambda r: _write(_rm_file(r), _rm_file(r).read_bytes()[:64]),
+    "metrics garbage": lambda r: _write(r.metrics, b"iteration,true_score\n1,many\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_CASES))
+def test_a_damaged_text_run_gets_one_line_and_keeps_its_files(
+    case: str,
+    unfinished_text_run: RunDir,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(unfinished_text_run.path, run.path)
+    TEXT_CASES[case](run)
+    digests = {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in [run.config, run.store, *run.path.glob("policy/*"), *run.reward_model.glob("*")]
+    }
+    failures = 0
+    for command in (
+        ["text", "train", "--resume", str(run.path), "--quiet"],
+        ["report", str(run.path)],
+    ):
+        capsys.readouterr()
+        status = main(command)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err, (command, err)
+        if status != 0:
+            failures += 1
+            assert status in (1, 2) and err.startswith("prefgym: error: "), (command, err)
+            assert err.count("\n") == 1, (command, err)
+        now = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in digests}
+        assert now == digests, command
+    assert failures >= 1

@@ -3,7 +3,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from prefgym.runs import MetricsLog, read_metrics
+from prefgym.runs._metrics import truncate_metrics
 
 
 def test_rows_round_trip_and_continue_after_reopening(tmp_path: Path) -> None:
@@ -56,3 +59,17 @@ def test_truncate_drops_rows_past_the_checkpoint(tmp_path: Path) -> None:
     assert [row["iteration"] for row in read_metrics(path)] == [0.0, 1.0, 2.0]
     assert truncate_metrics(path, "iteration", 2) == 0
     assert truncate_metrics(tmp_path / "missing.csv", "iteration", 0) == 0
+
+
+def test_a_row_cut_short_by_a_kill_is_dropped_and_bad_values_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    log = MetricsLog(path)
+    log.write({"step": 1, "a": 5.0}, step=1)
+    log.write({"step": 2, "a": 6.0}, step=2)
+    with path.open("a") as f:
+        f.write("3,")  # a kill in the middle of an append
+    assert truncate_metrics(path, "step", 2) == 1
+    assert [r["step"] for r in read_metrics(path)] == [1, 2]
+    path.write_text("step,a\n1,many\n")
+    with pytest.raises(ValueError, match=rf"{path} holds a value that is not a number \('many'"):
+        read_metrics(path)
