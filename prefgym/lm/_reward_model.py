@@ -32,7 +32,6 @@ from torch import Tensor, nn
 
 from prefgym.files import (
     atomic_directory,
-    read_json_object,
     readable_directory,
     write_json,
 )
@@ -42,10 +41,9 @@ from prefgym.reward import (
     RewardEnsemble,
     RewardModelConfig,
     RewardNet,
-    space_from_json,
+    read_model_metadata,
     space_to_json,
 )
-from prefgym.schema import from_json
 from prefgym.tensors import load_tensors
 from prefgym.text import TextCodec
 
@@ -277,22 +275,20 @@ def load_text_reward_model(directory: str | Path, codec: TextCodec) -> TextRewar
             f"{path} holds no text reward model: expected {_METADATA} and {_WEIGHTS} "
             "written by save_text_reward_model"
         )
-    metadata = read_json_object(
+    metadata, config, observation_space, action_space = read_model_metadata(
         path / _METADATA,
         "the text reward model's metadata",
         format=_FORMAT,
         version=_FORMAT_VERSION,
+        config=TextRewardConfig,
     )
-    where = path / _METADATA
-    config = from_json(TextRewardConfig, metadata.get("config"), f"{where}: config")
     try:
         trunk_config = dict(metadata["trunk_config"])
         model_type = trunk_config.pop("model_type")
         policy = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **trunk_config))
-        spaces = [space_from_json(metadata[k]) for k in ("observation_space", "action_space")]
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{where} describes no text reward model ({error})") from None
-    ensemble = text_reward_model(policy, codec, spaces[0], spaces[1], config)
+        raise ValueError(f"{path / _METADATA} describes no trunk ({error})") from None
+    ensemble = text_reward_model(policy, codec, observation_space, action_space, config)
     state = load_tensors(path / _WEIGHTS, "the text reward model's weights")
     try:
         ensemble.load_state_dict(state)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         encode,
         encoded_size,
         is_image_space,
+        read_model_metadata,
         space_from_json,
         space_to_json,
     )

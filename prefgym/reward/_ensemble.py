@@ -26,15 +26,17 @@ from torch import Tensor, nn
 
 from prefgym.files import (
     atomic_directory,
-    read_json_object,
     readable_directory,
     write_json,
 )
 from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet
 from prefgym.reward._nets import MlpRewardNet, RewardNet
-from prefgym.reward._spaces import is_image_space, space_from_json, space_to_json
+from prefgym.reward._spaces import (
+    is_image_space,
+    read_model_metadata,
+    space_to_json,
+)
 from prefgym.reward.config import RewardModelConfig
-from prefgym.schema import from_json
 from prefgym.segments import Segment
 from prefgym.tensors import load_tensors
 
@@ -294,19 +296,14 @@ class RewardEnsemble(nn.Module):
                 f"{path} holds no reward model: expected {METADATA_FILE} and {WEIGHTS_FILE} "
                 "written by RewardEnsemble.save"
             )
-        metadata = read_json_object(
+        _, config, observation_space, action_space = read_model_metadata(
             path / METADATA_FILE,
             "the reward model's metadata",
             format=_FORMAT,
             version=_FORMAT_VERSION,
+            config=RewardModelConfig,
         )
-        where = path / METADATA_FILE
-        config = from_json(RewardModelConfig, metadata.get("config"), f"{where}: config")
-        try:
-            spaces = [space_from_json(metadata[k]) for k in ("observation_space", "action_space")]
-        except (KeyError, ValueError) as error:
-            raise ValueError(f"{where} describes no model's spaces ({error})") from None
-        ensemble = cls(spaces[0], spaces[1], config)
+        ensemble = cls(observation_space, action_space, config)
         state = load_tensors(path / WEIGHTS_FILE, "the reward model's weights")
         expected = ensemble.state_dict()
         for key in expected.keys() - state.keys():  # written before inputs were standardised

@@ -7,13 +7,19 @@ its spaces as JSON, so a model loads without pickles.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from prefgym.files import read_json_object
+from prefgym.schema import from_json
+
+T = TypeVar("T")
 
 
 def is_image_space(space: gym.Space[Any]) -> bool:
@@ -107,3 +113,27 @@ def _space(data: dict[str, Any]) -> gym.Space[Any]:
     if kind == "MultiBinary":
         return gym.spaces.MultiBinary(data["n"])
     raise ValueError(f"unknown space type {kind!r} in checkpoint; expected Box, Discrete, ...")
+
+
+def read_model_metadata(
+    file: Path, what: str, *, format: str, version: int, config: type[T]
+) -> tuple[dict[str, Any], T, gym.Space[Any], gym.Space[Any]]:
+    """A saved reward model's JSON metadata: the whole object, its settings and its spaces.
+
+    Args:
+        file: The metadata file.
+        what: What the file is, for messages.
+        format: The format the file must name, at ``version``.
+        version: The version it must name.
+        config: The settings dataclass its ``config`` object is read as (checked).
+
+    Raises:
+        ValueError: The file is damaged, of another format, or describes no model.
+    """
+    metadata = read_json_object(file, what, format=format, version=version)
+    settings = from_json(config, metadata.get("config"), f"{file}: config")
+    try:
+        spaces = [space_from_json(metadata[k]) for k in ("observation_space", "action_space")]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{file} describes no model's spaces ({error})") from None
+    return metadata, settings, spaces[0], spaces[1]

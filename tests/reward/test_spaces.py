@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -52,3 +54,30 @@ def test_encoded_size_is_the_width_of_encode_and_images_are_rank_3_uint8() -> No
     assert is_image_space(gym.spaces.Box(0, 255, (84, 84, 3), dtype=np.uint8))
     assert not is_image_space(gym.spaces.Box(0, 255, (84, 84), dtype=np.uint8))
     assert not is_image_space(gym.spaces.Box(0, 1, (84, 84, 3)))
+
+
+def test_model_metadata_is_read_checked(tmp_path: Path) -> None:
+    from prefgym.reward import RewardModelConfig, read_model_metadata
+
+    box = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    good = {
+        "format": "f",
+        "version": 1,
+        "config": dataclasses.asdict(RewardModelConfig()),
+        "observation_space": space_to_json(box),
+        "action_space": space_to_json(gym.spaces.Discrete(2)),
+    }
+    file = tmp_path / "m.json"
+    file.write_text(json.dumps(good))
+    _, config, observations, actions = read_model_metadata(
+        file, "meta", format="f", version=1, config=RewardModelConfig
+    )
+    assert config == RewardModelConfig() and observations == box and actions.n == 2
+    for change, message in (
+        ({"version": 2}, "version 2; this prefgym reads 'f' version 1"),
+        ({"action_space": {"type": "Box", "dtype": "object"}}, "describes no model's spaces"),
+        ({"config": {"hidden": "x"}}, r"m\.json: config: unknown setting 'hidden'"),
+    ):
+        file.write_text(json.dumps({**good, **change}))
+        with pytest.raises(ValueError, match=message):
+            read_model_metadata(file, "meta", format="f", version=1, config=RewardModelConfig)
