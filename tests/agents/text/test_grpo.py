@@ -220,7 +220,7 @@ def test_checkpoints_are_not_interchangeable(tmp_path: Path) -> None:
     dpo = DPOTrainer(
         tiny_gpt2(eos_id=EOS), DPOConfig(), eos_id=EOS, pad_id=PAD, generator=torch.Generator()
     )
-    with pytest.raises(ValueError, match="grpo checkpoint"):
+    with pytest.raises(ValueError, match="holds a 'grpo' checkpoint"):
         dpo.load(tmp_path / "grpo")
     with pytest.raises(ValueError, match="kl_coef=0.04"):
         _trainer(kl_coef=0.1).load(tmp_path / "grpo")
