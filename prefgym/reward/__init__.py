@@ -16,13 +16,14 @@ from prefgym.faces import lazy_face
 
 if TYPE_CHECKING:
     from prefgym.reward._cnn import CHRISTIANO, COMPACT, CnnRewardNet, CnnTrunk
+    from prefgym.reward._divergence import DivergenceError
     from prefgym.reward._ensemble import (
         METADATA_FILE,
         WEIGHTS_FILE,
         RewardEnsemble,
         build_reward_net,
     )
-    from prefgym.reward._learner import DivergenceError, FitReport, Learner, fit
+    from prefgym.reward._learner import FitReport, Learner, fit
     from prefgym.reward._losses import bradley_terry_loss, plackett_luce_loss, ranking_pairs_loss
     from prefgym.reward._nets import MlpRewardNet, RewardNet
     from prefgym.reward._spaces import (

@@ -30,7 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prefgym.errors import Failure
+from prefgym.reward._divergence import (
+    DivergenceError,
+    all_finite,
+    check_finite_inputs,
+    finite_tensors,
+)
 from prefgym.reward._ensemble import RewardEnsemble
 from prefgym.reward._losses import (
     Judgments,
@@ -40,10 +45,6 @@ from prefgym.segments import Segment
 
 _EVAL_CHUNK = 2048
 """Judgments per forward pass when evaluating losses without gradients."""
-
-
-class DivergenceError(Failure):
-    """A fit's loss or weights stopped being finite; the ensemble keeps its last finite weights."""
 
 
 @dataclass(frozen=True)
@@ -200,38 +201,6 @@ class _Problem:
         return float(np.mean(total.numpy() / np.maximum(counts, 1e-12)))
 
 
-def _check_finite_inputs(segments: Sequence[Segment]) -> None:
-    """Refuse segments whose observations or actions hold NaN or an infinity."""
-    for i, segment in enumerate(segments):
-        for name in ("observations", "actions"):
-            array = np.asarray(getattr(segment, name))
-            if array.dtype.kind in "fc" and not np.isfinite(array).all():
-                bad = np.argwhere(~np.isfinite(array))[0]
-                raise ValueError(
-                    f"segment {i} (env_id {segment.env_id!r}) has {array[tuple(bad)]} in its "
-                    f"{name} at index {bad.tolist()}; a reward model fits finite inputs only: "
-                    "drop the segment, or find where the NaN or inf came from"
-                )
-
-
-def _finite_tensors(ensemble: RewardEnsemble) -> list[Tensor]:
-    """The ensemble's floating-point weights and buffers, sharing their storage."""
-    return [t for t in ensemble.state_dict().values() if t.is_floating_point()]
-
-
-def _all_finite(tensors: Sequence[Tensor], *also: Tensor) -> bool:
-    """Whether every element of every tensor is finite, in a few fused ops and one sync.
-
-    ``0 * x`` is 0 for a finite ``x`` and NaN for NaN or an infinity, so the norms of the
-    zeroed tensors are all 0 exactly when every element is finite (however large).
-    """
-    tensors = [*tensors, *also]
-    if not tensors:
-        return True
-    norms = torch._foreach_norm(torch._foreach_mul(tensors, 0.0))
-    return bool(torch.isfinite(torch.stack(norms)).all())
-
-
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation, NaN when it is undefined (fewer than 2 points, a constant, a NaN)."""
     if len(x) < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
@@ -350,8 +319,8 @@ class Learner:
         )
         if judgments.n == 0:
             raise ValueError("fit needs at least one judgment, got no pairs and no rankings")
-        _check_finite_inputs(segments)
-        if not _all_finite(_finite_tensors(ensemble)):
+        check_finite_inputs(segments)
+        if not all_finite(finite_tensors(ensemble)):
             raise ValueError(
                 "the ensemble's weights hold NaN or inf before the fit; load a checkpoint "
                 "written before it went wrong, or build a fresh ensemble"
@@ -407,7 +376,7 @@ class Learner:
             for p in group["params"]
             if problem._per_member and p.requires_grad
         ]
-        live = _finite_tensors(ensemble)
+        live = finite_tensors(ensemble)
         saved = [t.detach().clone() for t in live]  # the weights before the current step
         best_loss, best_state, waited, epochs = math.inf, None, 0, 0
         while epochs < config.max_epochs or self.steps < config.min_steps:
@@ -429,7 +398,7 @@ class Learner:
                     if "overflow" not in str(error):
                         raise
                     self._diverged(live, saved, float(loss.detach()), epochs)
-                if not _all_finite(live, loss.detach()):
+                if not all_finite(live, loss.detach()):
                     self._diverged(live, saved, float(loss.detach()), epochs)
                 self.steps += 1
             ensemble.eval()
