@@ -180,3 +180,25 @@ def test_an_agent_zip_alone_is_refused_with_the_convert_command(tmp_path: Path) 
     )
     run.agent.mkdir()  # converted: the zip is not looked at
     assert run.saved_agent() == run.agent
+
+
+def test_an_older_config_is_brought_up_by_its_migration_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefgym.runs import _run_dir
+
+    def rename_labels(config: dict) -> dict:  # as a later version might rename a field
+        settings = dict(config["train"])
+        settings["labels"] = settings.pop("budget")
+        return {**config, "train": settings}
+
+    old = asdict(TrainConfig(labels=30))
+    old["budget"] = old.pop("labels")
+    run = _run_with(tmp_path, old, config_version=1)
+    monkeypatch.setattr(_run_dir, "CONFIG_VERSION", 2)
+    monkeypatch.setattr(_run_dir, "CONFIG_MIGRATIONS", {1: rename_labels})
+    assert run.train_config().labels == 30
+    assert "budget" in json.loads(run.config.read_text())["train"]  # the file is not rewritten
+    monkeypatch.setattr(_run_dir, "CONFIG_MIGRATIONS", {})
+    with pytest.raises(ValueError, match="config version 1 cannot be read"):
+        run.train_config()
