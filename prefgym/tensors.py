@@ -207,3 +207,22 @@ def _listed(value: Any) -> Any:
 
 def _finite_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def load_state_dict(
+    module: torch.nn.Module, state: dict[str, Tensor], file: Path, fix: str
+) -> None:
+    """``module.load_state_dict(state)``, strictly; a mismatch is a ValueError naming ``file``.
+
+    Args:
+        module: The freshly built module.
+        state: The tensors read from ``file``.
+        file: Where they came from.
+        fix: What to do about a mismatch, for the message.
+    """
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:  # missing or unexpected keys, wrong shapes
+        lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        reason = lines[0] if lines else str(error).splitlines()[0]
+        raise ValueError(f"{file} does not fit the model ({reason}); {fix}") from None

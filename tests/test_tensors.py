@@ -105,3 +105,18 @@ def test_optimizer_state_that_does_not_fit_is_named(
     _, fresh = _trained_adam(seed=1)
     with pytest.raises(ValueError, match=message):
         restore_optimizer(fresh, "opt", tensors, skeleton, "ckpt")
+
+
+def test_a_state_that_does_not_fit_names_the_file_and_the_mismatch(tmp_path: Path) -> None:
+    from prefgym.tensors import load_state_dict
+
+    net = torch.nn.Linear(3, 2)
+    state = {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}
+    with pytest.raises(ValueError, match=r"w\.safetensors does not fit the model \(size mismatch"):
+        load_state_dict(net, state, tmp_path / "w.safetensors", "restore it")
+    with pytest.raises(ValueError, match=r"Missing key.*bias.*; restore it"):
+        load_state_dict(
+            net, {"weight": torch.zeros(2, 3)}, tmp_path / "w.safetensors", "restore it"
+        )
+    load_state_dict(net, {"weight": torch.ones(2, 3), "bias": torch.ones(2)}, tmp_path, "x")
+    assert torch.equal(net.weight, torch.ones(2, 3))

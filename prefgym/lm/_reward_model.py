@@ -44,7 +44,7 @@ from prefgym.reward import (
     read_model_metadata,
     space_to_json,
 )
-from prefgym.tensors import load_tensors
+from prefgym.tensors import load_state_dict, load_tensors
 from prefgym.text import TextCodec
 
 if TYPE_CHECKING:
@@ -290,11 +290,5 @@ def load_text_reward_model(directory: str | Path, codec: TextCodec) -> TextRewar
         raise ValueError(f"{path / _METADATA} describes no trunk ({error})") from None
     ensemble = text_reward_model(policy, codec, observation_space, action_space, config)
     state = load_tensors(path / _WEIGHTS, "the text reward model's weights")
-    try:
-        ensemble.load_state_dict(state)
-    except RuntimeError as error:  # missing or unexpected keys, wrong shapes
-        raise ValueError(
-            f"{path / _WEIGHTS} does not fit the model {_METADATA} describes "
-            f"({str(error).splitlines()[0]}); restore both from a copy"
-        ) from None
+    load_state_dict(ensemble, state, path / _WEIGHTS, f"restore it and {_METADATA} from a copy")
     return ensemble

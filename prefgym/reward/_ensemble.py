@@ -38,7 +38,7 @@ from prefgym.reward._spaces import (
 )
 from prefgym.reward.config import RewardModelConfig
 from prefgym.segments import Segment
-from prefgym.tensors import load_tensors
+from prefgym.tensors import load_state_dict, load_tensors
 
 WEIGHTS_FILE = "reward_model.safetensors"
 METADATA_FILE = "reward_model.json"
@@ -309,11 +309,6 @@ class RewardEnsemble(nn.Module):
         for key in expected.keys() - state.keys():  # written before inputs were standardised
             if key.endswith((".input_offset", ".input_scale")):
                 state[key] = expected[key]
-        try:
-            ensemble.load_state_dict(state)
-        except RuntimeError as error:  # missing or unexpected keys, wrong shapes
-            raise ValueError(
-                f"{path / WEIGHTS_FILE} does not fit the model {METADATA_FILE} describes "
-                f"({str(error).splitlines()[0]}); restore both from a copy"
-            ) from None
+        fix = f"restore it and {METADATA_FILE} from a copy"
+        load_state_dict(ensemble, state, path / WEIGHTS_FILE, fix)
         return ensemble.to(device)
