@@ -45,9 +45,31 @@ def unfinished_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
 
 
 def _digests(run: RunDir) -> dict[str, str]:
-    """sha256 of every file that holds judgments, settings or checkpoints."""
-    kept = [run.config, run.store, *run.agent.glob("*"), *run.reward_model.glob("*")]
+    """sha256 of every file that holds judgments, settings or checkpoints (control or text)."""
+    checkpoints = [*run.agent.glob("*"), *run.reward_model.glob("*"), *run.path.glob("policy/*")]
+    kept = [run.config, run.store, *checkpoints]
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in kept if p.is_file()}
+
+
+def _failures(run: RunDir, commands: list[list[str]], capsys: pytest.CaptureFixture[str]) -> int:
+    """Run each command on ``run``: each works or fails in one line, and no kept file changes.
+
+    Returns:
+        How many commands failed.
+    """
+    before = _digests(run)
+    failures = 0
+    for command in commands:
+        capsys.readouterr()
+        status = main(command)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err, (command, err)
+        if status != 0:
+            failures += 1
+            assert status in (1, 2), (command, status, err)
+            assert err.startswith("prefgym: error: ") and err.count("\n") == 1, (command, err)
+        assert _digests(run) == before, command
+    return failures
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -172,19 +194,11 @@ def test_a_damaged_run_gets_one_line_and_keeps_its_files(
     run = RunDir(tmp_path / "run")
     shutil.copytree(unfinished_run.path, run.path)
     CASES[case](run)
-    before = _digests(run)
-    failures = 0
-    for command in COMMANDS:
-        capsys.readouterr()
-        status = main([*command, str(run.path), *(["--quiet"] if "train" in command else [])])
-        err = capsys.readouterr().err
-        assert "Traceback" not in err, (command, err)
-        if status != 0:
-            failures += 1
-            assert status in (1, 2), (command, status, err)
-            assert err.startswith("prefgym: error: ") and err.count("\n") == 1, (command, err)
-        assert _digests(run) == before, command
-    assert failures >= 1  # every damage is noticed by some command
+    commands = [
+        [*command, str(run.path), *(["--quiet"] if "train" in command else [])]
+        for command in COMMANDS
+    ]
+    assert _failures(run, commands, capsys) >= 1  # every damage is noticed by some command
     assert not marker.exists()
 
 
@@ -284,10 +298,6 @@ def unfinished_text_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     return run
 
 
-def _text_file(name: str) -> Callable[[RunDir], Path]:
-    return lambda run: run.path / name
-
-
 TEXT_CASES: dict[str, Damage] = {
     "text config wrong type": lambda r: _rewrite_json(
         r.config, lambda d: d["text"]["ppo"].update(lr="fast")
@@ -318,23 +328,5 @@ def test_a_damaged_text_run_gets_one_line_and_keeps_its_files(
     run = RunDir(tmp_path / "run")
     shutil.copytree(unfinished_text_run.path, run.path)
     TEXT_CASES[case](run)
-    digests = {
-        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in [run.config, run.store, *run.path.glob("policy/*"), *run.reward_model.glob("*")]
-    }
-    failures = 0
-    for command in (
-        ["text", "train", "--resume", str(run.path), "--quiet"],
-        ["report", str(run.path)],
-    ):
-        capsys.readouterr()
-        status = main(command)
-        err = capsys.readouterr().err
-        assert "Traceback" not in err, (command, err)
-        if status != 0:
-            failures += 1
-            assert status in (1, 2) and err.startswith("prefgym: error: "), (command, err)
-            assert err.count("\n") == 1, (command, err)
-        now = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in digests}
-        assert now == digests, command
-    assert failures >= 1
+    resume = ["text", "train", "--resume", str(run.path), "--quiet"]
+    assert _failures(run, [resume, ["report", str(run.path)]], capsys) >= 1
