@@ -66,6 +66,35 @@ class Segment:
         return float(np.sum(self.true_rewards))
 
 
+@dataclass(frozen=True)
+class NonFinite:
+    """Where a segment first holds NaN or an infinity (see :func:`first_non_finite`)."""
+
+    array: str
+    """``observations``, ``actions`` or ``true_rewards``."""
+    index: tuple[int, ...]
+    """The first bad element's index in that array."""
+    value: float
+    """Its value."""
+    count: int
+    """How many elements of that array are not finite."""
+
+
+def first_non_finite(
+    segment: Segment, arrays: tuple[str, ...] = ("observations", "actions", "true_rewards")
+) -> NonFinite | None:
+    """The first NaN or infinity among ``segment``'s ``arrays``, or None when all are finite."""
+    for name in arrays:
+        array = np.asarray(getattr(segment, name))
+        if array.dtype.kind not in "fc":  # integers and booleans are always finite
+            continue
+        bad = ~np.isfinite(array)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            return NonFinite(name, where, float(array[where].real), int(bad.sum()))
+    return None
+
+
 class SegmentCutter:
     """Cuts the step streams of ``n_envs`` parallel environments into segments.
 

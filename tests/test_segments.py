@@ -135,3 +135,15 @@ def test_rollout_keeps_the_true_reward_of_the_final_step() -> None:
     segments = rollout_segments(env, random_policy(env.action_space), 16, 25, seed=0)
     assert len(segments) == 16
     assert all(np.all(s.true_rewards < 0) for s in segments)  # Pendulum's reward is never 0
+
+
+def test_first_non_finite_finds_the_first_bad_element_and_counts_them() -> None:
+    from prefgym.segments import NonFinite, first_non_finite
+
+    segment = Segment(
+        observations=np.zeros((3, 2), dtype=np.float32),
+        actions=np.array([0, 1, 1]),  # integers are always finite
+        true_rewards=np.array([1.0, np.inf, np.nan], dtype=np.float32),
+    )
+    assert first_non_finite(segment) == NonFinite("true_rewards", (1,), np.inf, 2)
+    assert first_non_finite(segment, ("observations", "actions")) is None

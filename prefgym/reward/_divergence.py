@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from prefgym.errors import Failure
 from prefgym.reward._ensemble import RewardEnsemble
-from prefgym.segments import Segment
+from prefgym.segments import Segment, first_non_finite
 
 
 class DivergenceError(Failure):
@@ -27,15 +26,13 @@ class DivergenceError(Failure):
 def check_finite_inputs(segments: Sequence[Segment]) -> None:
     """Refuse segments whose observations or actions hold NaN or an infinity."""
     for i, segment in enumerate(segments):
-        for name in ("observations", "actions"):
-            array = np.asarray(getattr(segment, name))
-            if array.dtype.kind in "fc" and not np.isfinite(array).all():
-                bad = np.argwhere(~np.isfinite(array))[0]
-                raise ValueError(
-                    f"segment {i} (env_id {segment.env_id!r}) has {array[tuple(bad)]} in its "
-                    f"{name} at index {bad.tolist()}; a reward model fits finite inputs only: "
-                    "drop the segment, or find where the NaN or inf came from"
-                )
+        bad = first_non_finite(segment, ("observations", "actions"))
+        if bad is not None:
+            raise ValueError(
+                f"segment {i} (env_id {segment.env_id!r}) has {bad.value} in its "
+                f"{bad.array} at index {list(bad.index)}; a reward model fits finite inputs "
+                "only: drop the segment, or find where the NaN or inf came from"
+            )
 
 
 def finite_tensors(ensemble: RewardEnsemble) -> list[Tensor]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import numpy as np
-
-from prefgym.segments import Segment
+from prefgym.segments import Segment, first_non_finite
 from prefgym.store._file import CHUNK, StoreError, StoreFile, decode_array, encode_array
 from prefgym.store._records import check_round, integer_ids
 
@@ -68,20 +66,15 @@ def insert_segments(
 
 def _check_finite(index: int, segment: Segment) -> None:
     """Refuse a segment whose numbers are not finite: a NaN stored is a NaN in every fit."""
-    for name in ("observations", "actions", "true_rewards"):
-        array = np.asarray(getattr(segment, name))
-        if array.dtype.kind not in "fc":  # integers and booleans are always finite
-            continue
-        bad = ~np.isfinite(array)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"segment {index} of the batch (env_id {segment.env_id!r}) has "
-                f"{array[where]} in its {name} at index {list(where)} ({int(bad.sum())} "
-                "non-finite values in all); the store holds finite numbers only, so nothing "
-                "of the batch was stored: find where the NaN or inf came from (the env, or a "
-                "wrapper), or drop the segment"
-            )
+    bad = first_non_finite(segment)
+    if bad is not None:
+        raise ValueError(
+            f"segment {index} of the batch (env_id {segment.env_id!r}) has "
+            f"{bad.value} in its {bad.array} at index {list(bad.index)} ({bad.count} "
+            "non-finite values in all); the store holds finite numbers only, so nothing "
+            "of the batch was stored: find where the NaN or inf came from (the env, or a "
+            "wrapper), or drop the segment"
+        )
 
 
 def load_segments(file: StoreFile, ids: Sequence[int], *, frames: bool = True) -> list[Segment]:
