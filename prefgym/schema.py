@@ -81,6 +81,19 @@ def _value(hint: Any, value: object, where: str) -> Any:
         args = get_args(hint)
         item = args[0] if args else Any
         return tuple(_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where} must be a list, got {_describe(value)}")
+        args = get_args(hint)
+        item = args[0] if args else Any
+        return [_value(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be an object, got {_describe(value)}")
+        key, item = get_args(hint) or (str, Any)
+        if key is not str:
+            raise TypeError(f"{where}: only string-keyed objects can be read from JSON")
+        return {str(k): _value(item, v, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return from_json(typing.cast(type, hint), value, where)
     if hint is Any:

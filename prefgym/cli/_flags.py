@@ -40,8 +40,12 @@ class FlagGroup:
         """The argparse destination of field ``name``."""
         return (self.prefix + name).replace("-", "_")
 
-    def add_to(self, parser: argparse.ArgumentParser | Any) -> None:
-        """Add an option for every field whose type a command line can spell."""
+    def add_to(self, parser: argparse.ArgumentParser | Any, *, many: bool = False) -> None:
+        """Add an option for every field whose type a command line can spell.
+
+        ``many``: each option takes one or more values (a sweep's grid), and choices are
+        left to the config's own checks (a text sweep's ``--algo`` has other choices).
+        """
         defaults, docs = self.config(), field_docs(self.config)
         hints = get_type_hints(self.config)
         for field in dataclasses.fields(self.config):
@@ -57,9 +61,10 @@ class FlagGroup:
                 *self.aliases.get(field.name, ()),
                 dest=self.dest(field.name),
                 type=kind,
-                choices=choices,
+                choices=None if many else choices,
+                nargs="+" if many else None,
                 default=None,
-                metavar=None if choices else field.name.upper(),
+                metavar=None if choices and not many else field.name.upper(),
                 help=docs.get(field.name, "").replace("%", "%%") + shown,
             )
 

@@ -16,6 +16,7 @@ from typing import Any
 import prefgym
 from prefgym.cli._errors import DEBUG_VARIABLE, describe_failure
 from prefgym.cli._flags import FlagGroup, check_resume, finished_before
+from prefgym.cli._sweep import add_sweep_parser
 from prefgym.cli._text import add_text_parser
 from prefgym.envs.registration import ALL_ENVS
 from prefgym.judges import describe_presets
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_convert,
         _add_lists,
         add_text_parser,
+        add_sweep_parser,
     ):
         add(commands)
     return parser
@@ -89,7 +91,7 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 def _add_report(commands: Any) -> None:
     report = commands.add_parser("report", help="tables in the terminal, plots as PNG")
-    report.add_argument("run", metavar="RUN", help="a run directory")
+    report.add_argument("run", metavar="RUN", help="a run directory, or a sweep directory")
     report.set_defaults(handler=_report)
 
 
@@ -151,6 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_threads(args.threads)
         return int(args.handler(args))
     except KeyboardInterrupt:
+        if args.command == "sweep":
+            print(
+                "\ninterrupted: finished trials keep their results; carry on with "
+                f"`prefgym sweep --resume {args.resume or args.out or 'DIR'}`",
+                file=sys.stderr,
+            )
+            return 130
         print(
             "\ninterrupted: every judgment so far is stored; carry on with "
             "`prefgym train --resume RUN` (`prefgym text train --resume RUN` for text)",
@@ -198,8 +207,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from prefgym.runs import is_text_run, report, text_report
+    from prefgym.sweeps import is_sweep, sweep_report
 
-    print(text_report(args.run) if is_text_run(args.run) else report(args.run))
+    if is_sweep(args.run):
+        print(sweep_report(args.run))
+    else:
+        print(text_report(args.run) if is_text_run(args.run) else report(args.run))
     return 0
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         train,
     )
     from prefgym.runs._metrics import MetricsLog, read_metrics, truncate_metrics
-    from prefgym.runs._plots import plot_metrics, plot_text_metrics
+    from prefgym.runs._plots import plot_metrics, plot_text_metrics, pyplot, save_png
     from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
     from prefgym.runs._report import (
         format_table,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,8 +47,16 @@ def set_threads(threads: int | None = None) -> int:
     return threads
 
 
+RoundHook = Callable[[dict[str, float]], None]
+"""Called with each round's metrics row, after the row is written (a sweep reports it)."""
+
+
 def train(
-    config: TrainConfig, out: str | os.PathLike[str] | None = None, *, show_progress: bool = True
+    config: TrainConfig,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    show_progress: bool = True,
+    on_round: RoundHook | None = None,
 ) -> RunDir:
     """Start a training run in ``out`` (default ``runs/<env>-<time>``) and run it to the end."""
     if out is None:
@@ -55,11 +64,16 @@ def train(
         out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = RunDir.create(out, {"train": asdict(config)})
     with run.trainer_lock():
-        _run(run, config, show_progress)
+        _run(run, config, show_progress, on_round)
     return run
 
 
-def resume(run_path: str | os.PathLike[str], *, show_progress: bool = True) -> RunDir:
+def resume(
+    run_path: str | os.PathLike[str],
+    *,
+    show_progress: bool = True,
+    on_round: RoundHook | None = None,
+) -> RunDir:
     """Carry on a run from its store and checkpoints, after Ctrl-C or a crash.
 
     A finished run is left as it is (see :meth:`RunDir.finished`).
@@ -71,7 +85,7 @@ def resume(run_path: str | os.PathLike[str], *, show_progress: bool = True) -> R
     config = run.train_config()
     with run.trainer_lock():
         if run.finished() is None:
-            _run(run, config, show_progress)
+            _run(run, config, show_progress, on_round)
     return run
 
 
@@ -79,7 +93,11 @@ def _agent(run: RunDir, config: TrainConfig, *, seed: int) -> SB3Agent:
     """The run's agent: restored from its checkpoint, else a fresh one of the task's preset."""
     from prefgym.agents.sb3 import SB3Agent
 
-    kwargs: dict[str, Any] = {"seed": seed, "segment_length": config.segment_length}
+    kwargs: dict[str, Any] = {
+        "seed": seed,
+        "segment_length": config.segment_length,
+        "pay_true": config.true_reward,
+    }
     saved = run.saved_agent()
     if saved is not None:
         return SB3Agent.load(saved, config.env_id, _agent_config(config), **kwargs)
@@ -107,9 +125,22 @@ def _reward_model(run: RunDir, config: TrainConfig, agent: SB3Agent) -> RewardEn
     )
 
 
-def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
+def _progress_bar(config: TrainConfig, agent: SB3Agent, show_progress: bool) -> Any:
     from tqdm import tqdm
 
+    return tqdm(
+        total=config.steps,
+        initial=min(agent.steps, config.steps),
+        unit="step",
+        desc=config.env_id,
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
+
+
+def _run(
+    run: RunDir, config: TrainConfig, show_progress: bool, report: RoundHook | None = None
+) -> None:
     from prefgym.judges import SyntheticOracle, parse_oracle
     from prefgym.loop import RoundResult, control_loop, describe
     from prefgym.reward import Learner
@@ -117,6 +148,9 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
 
     run.check_store()
     read_metrics(run.metrics)  # a damaged log is named before any work
+    if config.true_reward:
+        _run_true_reward(run, config, show_progress, report)
+        return
     store = PreferenceStore(run.store)
     round_index = int(store.get_meta("round", 0))
     rng = np.random.default_rng([config.seed, round_index])  # a resumed run draws afresh
@@ -128,19 +162,15 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
     ensemble = _reward_model(run, config, agent)
     learner = Learner(learner_preset(config.env_id))
     metrics = MetricsLog(run.metrics, run.tensorboard)
-    bar = tqdm(
-        total=config.steps,
-        initial=min(agent.steps, config.steps),
-        unit="step",
-        desc=config.env_id,
-        disable=not show_progress,
-        dynamic_ncols=True,
-    )
+    bar = _progress_bar(config, agent, show_progress)
 
     def on_round(result: RoundResult) -> None:
-        metrics.write(result.row(), result.step)
+        row = result.row()
+        metrics.write(row, result.step)
         agent.save(run.agent)
         bar.set_postfix(describe(result), refresh=False)
+        if report is not None:
+            report(row)
 
     def progress(steps: int) -> None:
         bar.update(min(steps, config.steps - bar.n))
@@ -169,6 +199,49 @@ def _run(run: RunDir, config: TrainConfig, show_progress: bool) -> None:
         store.close()
 
 
+def _run_true_reward(
+    run: RunDir, config: TrainConfig, show_progress: bool, report: RoundHook | None
+) -> None:
+    """The plain-RL baseline: the same agent on the hidden reward, checkpointed each round.
+
+    Rounds of ``round_steps`` as in a preference run, so the two agents learn in the
+    same chunks; the store holds only the round counter and the finished mark.
+    """
+    from prefgym.store import PreferenceStore
+
+    store = PreferenceStore(run.store)
+    round_index = int(store.get_meta("round", 0))
+    agent = _agent(run, config, seed=config.seed + round_index)
+    truncate_metrics(run.metrics, "step", agent.steps)
+    metrics = MetricsLog(run.metrics, run.tensorboard)
+    bar = _progress_bar(config, agent, show_progress)
+    try:
+        while agent.steps < config.steps:
+            before, started = agent.steps, time.perf_counter()
+            agent.learn(
+                min(config.round_steps, config.steps - agent.steps),
+                lambda steps: bar.update(min(steps, config.steps - bar.n)),
+            )
+            agent.save(run.agent)
+            round_index += 1
+            store.set_meta("round", round_index)
+            episodes = agent.recent_metrics()
+            row = {"step": float(agent.steps), "round": float(round_index)}
+            row["true_return"] = episodes["true_return"]
+            row["seconds"] = time.perf_counter() - started
+            metrics.write(row, agent.steps)
+            bar.set_postfix({"true return": f"{row['true_return']:.1f}"}, refresh=False)
+            if report is not None:
+                report(row)
+            if agent.steps == before:  # cannot happen with SB3; never loop forever
+                raise RuntimeError(f"the agent took no step in round {round_index}")
+        run.mark_finished(store, steps=agent.steps, judgments=0)
+    finally:
+        bar.close()
+        metrics.close()
+        store.close()
+
+
 def evaluate(
     run_path: str | os.PathLike[str] | RunDir, *, episodes: int = 20, seed: int = 10_000
 ) -> dict[str, float]:
@@ -181,7 +254,12 @@ def evaluate(
     if saved is None:
         raise FileNotFoundError(f"{run.agent} does not exist: the run has not finished a round yet")
     agent = SB3Agent.load(
-        saved, config.env_id, _agent_config(config), seed=seed, segment_length=config.segment_length
+        saved,
+        config.env_id,
+        _agent_config(config),
+        seed=seed,
+        segment_length=config.segment_length,
+        pay_true=config.true_reward,
     )
     mean, std, _ = evaluate_true_return(agent.model, config.env_id, episodes, seed)
     return {"episodes": episodes, "true_return_mean": mean, "true_return_std": std}

@@ -18,7 +18,8 @@ import numpy as np
 from prefgym.files import atomic_file
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def pyplot():  # type: ignore[no-untyped-def]
+    """Matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +38,7 @@ def plot_metrics(rows: Sequence[dict[str, float]], directory: str | os.PathLike[
     Returns:
         The paths of the PNG files written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     step = _column(rows, "step")
@@ -53,7 +54,7 @@ def plot_metrics(rows: Sequence[dict[str, float]], directory: str | os.PathLike[
     )
     learned_axis.set_ylabel("learned return (normalised)", color="tab:orange")
     true_axis.set_title("True vs learned episode return")
-    written.append(_save(plt, fig, out / "returns.png"))
+    written.append(save_png(plt, fig, out / "returns.png"))
 
     fig, axis = plt.subplots(figsize=(7, 4))
     axis.plot(step, _column(rows, "rm_val_accuracy"), marker=".", label="held-out accuracy")
@@ -67,7 +68,7 @@ def plot_metrics(rows: Sequence[dict[str, float]], directory: str | os.PathLike[
     axis.set_xlabel("agent steps")
     axis.set_title("Reward model")
     axis.legend(loc="lower right")
-    written.append(_save(plt, fig, out / "reward_model.png"))
+    written.append(save_png(plt, fig, out / "reward_model.png"))
 
     fig, axis = plt.subplots(figsize=(7, 4))
     axis.plot(step, _column(rows, "labels_asked"), label="asked")
@@ -76,11 +77,13 @@ def plot_metrics(rows: Sequence[dict[str, float]], directory: str | os.PathLike[
     axis.set_ylabel("labels")
     axis.set_title("Labels over time")
     axis.legend(loc="lower right")
-    written.append(_save(plt, fig, out / "labels.png"))
+    written.append(save_png(plt, fig, out / "labels.png"))
     return written
 
 
-def _save(plt, fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+def save_png(plt, fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Write ``fig`` to ``path`` as PNG atomically and close it; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
@@ -104,7 +107,7 @@ def plot_text_metrics(
     Returns:
         The paths of the PNG files written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -117,7 +120,7 @@ def plot_text_metrics(
     rm_axis.plot(*_evaluated(rows, "rm_score"), color="tab:orange", marker=".")
     rm_axis.set_ylabel("reward-model score (normalised on SFT)", color="tab:orange")
     true_axis.set_title("True and reward-model score of the policy's responses")
-    written.append(_save(plt, fig, out / "scores.png"))
+    written.append(save_png(plt, fig, out / "scores.png"))
 
     fig, (kl_axis, fluency_axis) = plt.subplots(1, 2, figsize=(10, 4))
     kl_axis.plot(*_evaluated(rows, "kl"), marker=".")
@@ -130,7 +133,7 @@ def plot_text_metrics(
     fluency_axis.set_xlabel("iteration")
     fluency_axis.set_title("Fluency (parses under the grammar)")
     fluency_axis.legend(loc="lower left")
-    written.append(_save(plt, fig, out / "kl_fluency.png"))
+    written.append(save_png(plt, fig, out / "kl_fluency.png"))
 
     _, kl = _evaluated(rows, "kl")
     _, true = _evaluated(rows, "true_score")
@@ -146,5 +149,5 @@ def plot_text_metrics(
     axis.set_ylabel("score")
     axis.set_title("Over-optimisation (Gao et al. 2022)")
     axis.legend(loc="best")
-    written.append(_save(plt, fig, out / "overoptimisation.png"))
+    written.append(save_png(plt, fig, out / "overoptimisation.png"))
     return written

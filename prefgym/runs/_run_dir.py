@@ -28,11 +28,23 @@ POLICY_DIR = "policy"
 FINISHED_KEY = "finished"
 """Store meta key of a finished run: what it reached and when."""
 VERSION_KEY = "config_version"
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 """The version of ``config.json`` this prefgym writes. A change to a settings dataclass
 that old files cannot be read as (a new field without which an old run would change)
 bumps it and adds a step to :data:`CONFIG_MIGRATIONS`."""
-CONFIG_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _add_reward_source(config: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: control runs gained ``reward`` (a version-1 run learned its reward)."""
+    train = config.get("train")
+    if isinstance(train, dict) and "reward" not in train:
+        config = {**config, "train": {**train, "reward": "learned"}}
+    return {**config, VERSION_KEY: 2}
+
+
+CONFIG_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _add_reward_source,
+}
 """``{version: step}``: each step turns a config of ``version`` into one of ``version + 1``."""
 
 

@@ -137,11 +137,22 @@ def make_oracle(spec: str, task_rubric: str, rng: np.random.Generator) -> Oracle
 class TextRun:
     """Carries out a :class:`TextTrainConfig` in a run directory."""
 
-    def __init__(self, run: RunDir, config: TextTrainConfig, *, progress: bool = True) -> None:
-        """Load the models and open the store; resumes whatever the directory holds."""
+    def __init__(
+        self,
+        run: RunDir,
+        config: TextTrainConfig,
+        *,
+        progress: bool = True,
+        on_round: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        """Load the models and open the store; resumes whatever the directory holds.
+
+        ``on_round`` is called with each metrics row once it is written (a sweep reports it).
+        """
         from prefgym.envs.text_env import text_task
 
         self.run_dir, self.config, self.progress = run, config, progress
+        self.on_round = on_round
         task = text_task_name(config.env_id)
         self.lm: LanguageModel = load_language_model(config.model, task=task, progress=progress)
         self.policy: PreTrainedModel = self.lm.model
@@ -347,6 +358,8 @@ class TextRun:
         columns = metric_columns(self.config.algo)
         values = {k: float(row.get(k, math.nan)) for k in columns}
         self._metrics.write(values, step=self.iteration)
+        if self.on_round is not None:
+            self.on_round(values)
 
     def final_evaluation(self) -> dict[str, float]:
         """The tuned policy against the SFT policy on the evaluation prompts."""
@@ -390,20 +403,29 @@ class TextRun:
 
 
 def train_text(
-    config: TextTrainConfig, out: str | Path, *, progress: bool = True
+    config: TextTrainConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    on_round: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
     """Run ``config`` in a new run directory ``out``; returns the final evaluation."""
     check_model_spec(config.model)  # before the directory: a typo leaves no run behind
     run = RunDir.create(out, {"text": config.to_json()})
     with run.trainer_lock():
-        text_run = TextRun(run, config, progress=progress)
+        text_run = TextRun(run, config, progress=progress, on_round=on_round)
         try:
             return text_run.run()
         finally:
             text_run.close()
 
 
-def resume_text(out: str | Path, *, progress: bool = True) -> dict[str, float]:
+def resume_text(
+    out: str | Path,
+    *,
+    progress: bool = True,
+    on_round: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, float]:
     """Carry on the text run in ``out`` from its last checkpoint."""
     run = RunDir.open(out)
     config = run.text_config()
@@ -411,7 +433,7 @@ def resume_text(out: str | Path, *, progress: bool = True) -> dict[str, float]:
         if run.finished() is not None and (run.path / FINAL_FILE).is_file():
             result = read_json_object(run.path / FINAL_FILE, "the run's final result")
             return result
-        text_run = TextRun(run, config, progress=progress)
+        text_run = TextRun(run, config, progress=progress, on_round=on_round)
         try:
             return text_run.run()
         finally:

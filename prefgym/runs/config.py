@@ -41,6 +41,9 @@ THREADS_VARIABLE = "PREFGYM_THREADS"
 """Environment variable with the number of torch threads (default 1: small networks
 run slower with more threads on small machines; README has the figures)."""
 TextAlgo = Literal["ppo", "dpo", "grpo"]
+RewardSource = Literal["learned", "true"]
+TRUE_REWARD = "true"
+"""``TrainConfig.reward`` of the plain-RL baseline: the agent is paid the hidden reward."""
 GrpoReward = Literal["model", "oracle"]
 DEFAULT_ITERATIONS = {"ppo": 100, "grpo": 100, "dpo": 4}
 """Iterations of a run that names none."""
@@ -181,6 +184,18 @@ def round_starts(config: TextTrainConfig) -> list[int]:
 
 HUMAN = "human"
 """The ``--oracle`` value that leaves the judging to a person in the labeling window."""
+PREFERENCE_ONLY = (
+    "oracle",
+    "labels",
+    "segment_length",
+    "selection",
+    "initial_fraction",
+    "label_t0",
+    "members",
+    "labeler",
+    "rollout_envs",
+)
+"""``TrainConfig`` fields a true-reward run does not use (it asks and fits nothing)."""
 
 
 @dataclass(frozen=True)
@@ -218,9 +233,15 @@ class TrainConfig:
     rollout_envs: int = 4
     """Envs stepped together when rolling out the initial policy's segments: more is faster, and
     changes the run's random stream."""
+    reward: RewardSource = "learned"
+    """What the agent is paid: the reward model fitted to the judgments (``learned``), or the
+    task's hidden reward (``true``: the plain-RL baseline, same agent, steps and seed; nothing
+    is judged, and the preference settings are not used)."""
 
     def __post_init__(self) -> None:
         check_env_id(self.env_id)
+        if self.reward not in ("learned", TRUE_REWARD):
+            raise ValueError(f"reward must be 'learned' or 'true', got {self.reward!r}")
         if self.oracle != HUMAN:
             parse_oracle(self.oracle, others=(HUMAN,))
         if self.algo not in ALGOS:  # the agent's own choices, spelled as before
@@ -240,6 +261,11 @@ class TrainConfig:
                 f"segment_length {self.segment_length} is longer than {self.env_id}'s horizon "
                 f"of {info.horizon} steps; use at most {info.horizon}"
             )
+
+    @property
+    def true_reward(self) -> bool:
+        """Whether this is a true-reward baseline run (``reward="true"``)."""
+        return self.reward == TRUE_REWARD
 
     def loop_config(self) -> LoopConfig:
         """The loop's settings."""

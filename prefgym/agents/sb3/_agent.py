@@ -80,9 +80,14 @@ class SB3Agent:
         seed: int,
         segment_length: int,
         tensorboard_log: str | None = None,
+        pay_true: bool = False,
     ) -> SB3Agent:
-        """A fresh agent on ``config.n_envs`` copies of ``env_id``."""
-        envs = cls._envs(env_id, config, seed, segment_length)
+        """A fresh agent on ``config.n_envs`` copies of ``env_id``.
+
+        ``pay_true`` pays the task's hidden reward (a true-reward baseline) instead of
+        a learned one.
+        """
+        envs = cls._envs(env_id, config, seed, segment_length, pay_true)
         return cls(make_agent(config, envs, seed, tensorboard_log), envs, config)
 
     @classmethod
@@ -95,6 +100,7 @@ class SB3Agent:
         seed: int,
         segment_length: int,
         tensorboard_log: str | None = None,
+        pay_true: bool = False,
     ) -> SB3Agent:
         """An agent restored from the checkpoint directory :meth:`save` wrote.
 
@@ -113,6 +119,7 @@ class SB3Agent:
             seed=seed,
             segment_length=segment_length,
             tensorboard_log=tensorboard_log,
+            pay_true=pay_true,
         )
         checkpoint.restore(agent.model)
         return agent
@@ -139,16 +146,18 @@ class SB3Agent:
 
     @staticmethod
     def _envs(
-        env_id: str, config: AgentConfig, seed: int, segment_length: int
+        env_id: str, config: AgentConfig, seed: int, segment_length: int, pay_true: bool = False
     ) -> LearnedRewardVecEnv:
         venv = make_vec_env(env_id, config.n_envs, seed)
-        deferred = config.algo == "ppo"  # on-policy: rewards are needed at the rollout's end
+        # on-policy: learned rewards are needed at the rollout's end
+        deferred = config.algo == "ppo" and not pay_true
         return LearnedRewardVecEnv(
             venv,
-            segment_length=segment_length,
+            segment_length=None if pay_true else segment_length,
             env_id=env_id,
             deferred=deferred,
             reward_scale=config.reward_scale,
+            pay_true=pay_true,
         )
 
     @property

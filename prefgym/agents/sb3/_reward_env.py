@@ -69,6 +69,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         deferred: bool = False,
         settle_batch: int = 4096,
         reward_scale: float = 1.0,
+        pay_true: bool = False,
     ) -> None:
         """Wrap ``venv``.
 
@@ -88,6 +89,9 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             settle_batch: Most (observation, action) pairs per ``reward_fn`` call in
                 :meth:`settle`.
             reward_scale: The agent is paid ``reward_scale * reward_fn(o, a)``.
+            pay_true: Pay each step's hidden ``info["true_reward"]`` instead (the plain-RL
+                baseline of a sweep: the same envs, segments and records as a preference
+                run); ``reward_fn`` and ``deferred`` must be left unset.
         """
         super().__init__(venv)
         if segment_length is not None and segment_length < 1:
@@ -98,9 +102,12 @@ class LearnedRewardVecEnv(VecEnvWrapper):
             raise ValueError(f"max_episodes must be >= 1, got {max_episodes}")
         if settle_batch < 1:
             raise ValueError(f"settle_batch must be >= 1, got {settle_batch}")
+        if pay_true and (deferred or reward_fn is not None):
+            raise ValueError("pay_true pays the hidden reward: leave reward_fn and deferred unset")
         if not (np.isfinite(reward_scale) and reward_scale > 0):
             raise ValueError(f"reward_scale must be a finite number > 0, got {reward_scale}")
         self._reward_fn = reward_fn
+        self.pay_true = pay_true
         self.reward_scale = reward_scale
         self.deferred = deferred
         self.settle_batch = settle_batch
@@ -206,7 +213,9 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         obs, _, dones, infos = self.venv.step_wait()
         observations, actions = self._last_obs, self._actions
         true_rewards = _true_rewards(infos)
-        if self.deferred:
+        if self.pay_true:
+            rewards = true_rewards.astype(np.float32)
+        elif self.deferred:
             rewards = np.zeros(self.num_envs, dtype=np.float32)
             self._unsettled.append((observations, actions))
         else:
