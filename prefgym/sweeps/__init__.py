@@ -17,7 +17,7 @@ from prefgym.faces import lazy_face
 if TYPE_CHECKING:
     from prefgym.sweeps._report import compare, sweep_report
     from prefgym.sweeps._sweep_dir import SweepDir, TrialResult, is_sweep
-    from prefgym.sweeps._tune import pending_trials, resume_sweep, run_sweep
+    from prefgym.sweeps._tune import pending_trials, ray_session, resume_sweep, run_sweep
     from prefgym.sweeps.config import SweepSpec, Trial, expand, read_grid_file, seed_list
 
 __getattr__, __dir__, __all__ = lazy_face(__name__, __file__)

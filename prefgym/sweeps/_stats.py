@@ -9,12 +9,12 @@ every time it is drawn.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-# rliable passes arch a RandomState, which arch >= 7 warns is deprecated; the result is the same.
-warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
 
 REPS = 2000
 """Bootstrap resamples of an interval (rliable's default for profiles; its 50,000 for
@@ -35,14 +35,33 @@ class Estimate:
         return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]"
 
 
-def _functions() -> dict[str, object]:
+def _functions(tasks: int) -> dict[str, object]:
+    """rliable's aggregates; the median of one task is over its runs.
+
+    rliable's median is of the per-task means (the median task), which for one task
+    would be the mean again; a row of one task gets the median run instead.
+    """
     from rliable import metrics
 
-    return {
-        "iqm": metrics.aggregate_iqm,
-        "mean": metrics.aggregate_mean,
-        "median": metrics.aggregate_median,
-    }
+    median = metrics.aggregate_median if tasks > 1 else np.median
+    return {"iqm": metrics.aggregate_iqm, "mean": metrics.aggregate_mean, "median": median}
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """numpy's global generator seeded, and restored after.
+
+    rliable's bootstraps draw their indices with ``np.random.choice`` (its ``random_state``
+    argument reaches arch, which does not draw them), so the global state is what seeds them.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="random_state is deprecated")
+            yield
+    finally:
+        np.random.set_state(state)
 
 
 def aggregates(scores: np.ndarray, *, reps: int = REPS, seed: int = 0) -> dict[str, Estimate]:
@@ -50,18 +69,15 @@ def aggregates(scores: np.ndarray, *, reps: int = REPS, seed: int = 0) -> dict[s
     from rliable import library as rly
 
     scores = _matrix(scores)
-    functions = _functions()
+    functions = _functions(scores.shape[1])
 
     def all_three(x: np.ndarray) -> np.ndarray:
         return np.array([functions[name](x) for name in AGGREGATES])  # type: ignore[operator]
 
-    points, intervals = rly.get_interval_estimates(
-        {"x": scores},
-        all_three,
-        reps=reps,
-        confidence_interval_size=CONFIDENCE,
-        random_state=np.random.RandomState(seed),
-    )
+    with _seeded(seed):
+        points, intervals = rly.get_interval_estimates(
+            {"x": scores}, all_three, reps=reps, confidence_interval_size=CONFIDENCE
+        )
     return {
         name: Estimate(
             float(points["x"][i]), float(intervals["x"][0, i]), float(intervals["x"][1, i])
@@ -87,13 +103,13 @@ def probability_of_improvement(
     x, y = _matrix(x), _matrix(y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y need the same tasks, got {x.shape[1]} and {y.shape[1]} columns")
-    points, intervals = rly.get_interval_estimates(
-        {"xy": [x, y]},
-        lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
-        reps=reps,
-        confidence_interval_size=CONFIDENCE,
-        random_state=np.random.RandomState(seed),
-    )
+    with _seeded(seed):
+        points, intervals = rly.get_interval_estimates(
+            {"xy": [x, y]},
+            lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
+            reps=reps,
+            confidence_interval_size=CONFIDENCE,
+        )
     return Estimate(
         float(points["xy"][0]), float(intervals["xy"][0, 0]), float(intervals["xy"][1, 0])
     )
@@ -109,14 +125,10 @@ def performance_profile(
     """
     from rliable import library as rly
 
-    state = np.random.get_state()
-    np.random.seed(seed)  # create_performance_profile draws from numpy's global generator
-    try:
+    with _seeded(seed):
         points, intervals = rly.create_performance_profile(
             {k: _matrix(v) for k, v in scores.items()}, taus, reps=reps
         )
-    finally:
-        np.random.set_state(state)
     return {k: (points[k], intervals[k][0], intervals[k][1]) for k in scores}
 
 

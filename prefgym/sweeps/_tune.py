@@ -86,7 +86,7 @@ def _run(sweep: SweepDir, address: str | None, num_cpus: int | None, stream: Tex
     progress.start()
     if not pending:
         return
-    with _ray(address, num_cpus):
+    with ray_session(address, num_cpus):
         _fit(sweep, spec, pending, progress)
     progress.finish()
 
@@ -154,8 +154,15 @@ def _address(address: str | None) -> str | None:
 
 
 @contextmanager
-def _ray(address: str | None, num_cpus: int | None) -> Iterator[None]:
-    """Ray started (locally: no dashboard, no usage report, no file in the home directory)."""
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Ray started (locally: no dashboard, no usage report, no file in the home directory).
+
+    Inside a session already started (a test session's shared Ray), sweeps run on it and
+    it is left running.
+    """
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        yield
+        return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network access
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay quiet
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -167,7 +174,7 @@ def _ray(address: str | None, num_cpus: int | None) -> Iterator[None]:
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     import logging
 
-    import ray
+    import ray  # after the environment above: Ray reads its settings on import
 
     options: dict[str, Any] = {
         "include_dashboard": False,

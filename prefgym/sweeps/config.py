@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import itertools
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -252,26 +253,14 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
         ValueError: The file cannot be read or parsed, or holds an unknown key.
     """
     path = Path(path)
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ValueError(f"grid file {path} must end in .toml, .yaml or .yml")
     try:
         text = path.read_text()
     except OSError as error:
         raise ValueError(f"cannot read the grid file {path}: {error.strerror or error}") from None
     try:
-        if path.suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib
-
-            data: Any = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            raise ValueError(f"grid file {path} must end in .toml, .yaml or .yml")
-    except ValueError:
-        raise
+        data = _parse(text, toml=path.suffix == ".toml")
     except Exception as error:  # tomllib.TOMLDecodeError, yaml.YAMLError
         raise ValueError(f"grid file {path} does not parse: {error}") from None
     if not isinstance(data, dict):
@@ -291,6 +280,18 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
     if "seeds" in data:
         data["seeds"] = seed_list(data["seeds"])
     return data
+
+
+def _parse(text: str, *, toml: bool) -> Any:
+    if toml:
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        return tomllib.loads(text)
+    import yaml
+
+    return yaml.safe_load(text)
 
 
 def seed_list(seeds: object) -> list[int]:
