@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 REPS = 2000
 """Bootstrap resamples of an interval (rliable's default for profiles; its 50,000 for
 aggregates takes seconds a row and moves the bounds by about 0.01 here)."""
@@ -36,7 +35,7 @@ class Estimate:
 
 
 def _functions(tasks: int) -> dict[str, object]:
-    """rliable's aggregates; the median of one task is over its runs.
+    """Rliable's aggregates; the median of one task is over its runs.
 
     rliable's median is of the per-task means (the median task), which for one task
     would be the mean again; a row of one task gets the median run instead.
@@ -49,7 +48,7 @@ def _functions(tasks: int) -> dict[str, object]:
 
 @contextmanager
 def _seeded(seed: int) -> Iterator[None]:
-    """numpy's global generator seeded, and restored after.
+    """Numpy's global generator seeded, and restored after.
 
     rliable's bootstraps draw their indices with ``np.random.choice`` (its ``random_state``
     argument reaches arch, which does not draw them), so the global state is what seeds them.
