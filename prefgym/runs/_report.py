@@ -83,9 +83,14 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
     ]
     header = ["step", "labels", "true return", "learned return", "rm accuracy", "rm corr"]
     shown = rows if len(rows) <= 12 else rows[:: math.ceil(len(rows) / 12)] + rows[-1:]
+    judged = (
+        f"{config['algo'].upper()} on the true reward (baseline)"
+        if config["reward"] == "true"
+        else f"oracle {config['oracle']!r}, {config['labels']} labels"
+    )
     text = [
-        f"run {run.path}: {config['env_id']}, oracle {config['oracle']!r}, "
-        f"{config['labels']} labels, {config['steps']} steps, seed {config['seed']}",
+        f"run {run.path}: {config['env_id']}, {judged}, {config['steps']} steps, "
+        f"seed {config['seed']}",
         "",
     ]
     if rows:

@@ -200,3 +200,17 @@ def test_a_bad_threads_variable_is_refused_by_name(
     with pytest.raises(ValueError, match=match):
         set_threads()
     assert set_threads(1) == 1
+
+
+def test_a_true_reward_run_is_a_run_directory_without_judgments(tmp_path: Path) -> None:
+    config = TrainConfig(reward="true", steps=1024, round_steps=512, seed=2)
+    run = train(config, tmp_path / "base", show_progress=False)
+    rows = read_metrics(run.metrics)
+    assert [r["round"] for r in rows] == [1.0, 2.0] and rows[-1]["step"] >= 1024
+    assert np.isfinite(rows[-1]["true_return"]) and all(r["seconds"] > 0 for r in rows)
+    assert not any(k.startswith("rm_") or k.startswith("labels") for k in rows[0])
+    with PreferenceStore(run.store) as store:
+        assert store.n_judgments() == 0 and store.n_segments() == 0
+    assert run.finished() is not None and run.train_config().true_reward
+    assert evaluate(run, episodes=2)["episodes"] == 2
+    assert "PPO on the true reward" in report(run)

@@ -202,3 +202,12 @@ def test_an_older_config_is_brought_up_by_its_migration_steps(
     monkeypatch.setattr(_run_dir, "CONFIG_MIGRATIONS", {})
     with pytest.raises(ValueError, match="config version 1 cannot be read"):
         run.train_config()
+
+
+def test_a_version_1_config_gains_the_reward_source_its_run_used(tmp_path: Path) -> None:
+    settings = asdict(TrainConfig(labels=9))
+    del settings["reward"]  # version 1 had no such field: every run learned its reward
+    run = _run_with(tmp_path, settings, config_version=1)
+    config = run.train_config()
+    assert config.reward == "learned" and not config.true_reward and config.labels == 9
+    assert "reward" not in json.loads(run.config.read_text())["train"]  # read, not rewritten

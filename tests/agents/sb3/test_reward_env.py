@@ -367,3 +367,22 @@ def test_settle_rejects_a_reward_fn_of_the_wrong_shape() -> None:
     match = r"one reward per \(observation, action\) pair, shape \(6,\)"
     with pytest.raises(ValueError, match=match):
         venv.settle()
+
+
+def test_pay_true_pays_the_hidden_reward_and_records_episodes_alike(
+    rng: np.random.Generator,
+) -> None:
+    venv = LearnedRewardVecEnv(make_venv("prefgym/Pendulum-v1", 2, 0), pay_true=True)
+    venv.reset()
+    paid, hidden = [], []
+    for _ in range(HORIZON):
+        _, rewards, _, infos = step(venv, random_actions(venv.action_space, 2, rng))
+        paid.append(rewards)
+        hidden.append([info["true_reward"] for info in infos])
+    np.testing.assert_allclose(paid, np.array(hidden, dtype=np.float32))
+    assert np.asarray(paid).std() > 0  # Pendulum's reward varies: not a constant that matches
+    episodes = venv.recent_episodes()
+    assert len(episodes) == 2
+    assert episodes[0].true_return == pytest.approx(episodes[0].learned_return)
+    with pytest.raises(ValueError, match="pay_true pays the hidden reward"):
+        LearnedRewardVecEnv(make_venv("prefgym/Pendulum-v1", 1, 0), obs_plus_action, pay_true=True)
