@@ -1,4 +1,4 @@
-"""``prefgym sweep``: the grid from options and files, and bad input in one line, touching nothing."""
+"""``prefgym sweep``: the grid from options and files; bad input in one line, touching nothing."""
 
 from __future__ import annotations
 

@@ -203,10 +203,10 @@ def test_a_bad_threads_variable_is_refused_by_name(
 
 
 def test_a_true_reward_run_is_a_run_directory_without_judgments(tmp_path: Path) -> None:
-    config = TrainConfig(reward="true", steps=1024, round_steps=512, seed=2)
+    config = TrainConfig(reward="true", steps=4096, round_steps=2048, seed=2)
     run = train(config, tmp_path / "base", show_progress=False)
     rows = read_metrics(run.metrics)
-    assert [r["round"] for r in rows] == [1.0, 2.0] and rows[-1]["step"] >= 1024
+    assert [r["round"] for r in rows] == [1.0, 2.0] and rows[-1]["step"] >= 4096
     assert np.isfinite(rows[-1]["true_return"]) and all(r["seconds"] > 0 for r in rows)
     assert not any(k.startswith("rm_") or k.startswith("labels") for k in rows[0])
     with PreferenceStore(run.store) as store:
