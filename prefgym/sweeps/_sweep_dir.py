@@ -45,10 +45,13 @@ class TrialResult:
     score_std: float
     """Its standard deviation over evaluation episodes (control; NaN for text)."""
     train_seconds: float
-    """Seconds of training the kept rounds took (rounds redone after a crash count once)."""
+    """Wall seconds the trial's training took (every attempt that ended; no evaluation)."""
     steps: int
     """Agent steps (control) or iterations (text) trained."""
     judgments: int
+    cpu_seconds: float = 0.0
+    """CPU seconds of the same (``time.process_time`` of the worker: waits for a core
+    that another trial holds are not in it)."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class SweepDir:
             "train_seconds": result.train_seconds,
             "steps": result.steps,
             "judgments": result.judgments,
+            "cpu_seconds": result.cpu_seconds,
         }
         write_json(self.trial_path(result.name) / RESULT_FILE, data)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prefgym.errors import RunInUse
-from prefgym.files import write_atomic
+from prefgym.files import read_json_object, write_atomic, write_json
 from prefgym.sweeps._sweep_dir import ERROR_FILE, SweepDir, TrialResult
 from prefgym.sweeps.config import TEXT, Trial
 
@@ -23,6 +23,11 @@ EVAL_SEED = 10_000
 """Seed of the first evaluation episode (as ``prefgym eval``'s default)."""
 LOCK_PATIENCE = 120.0
 """Seconds a trial waits for a run still held by a worker of a killed sweep to be let go."""
+
+SPENT_FILE = "trial_seconds.json"
+"""The wall and CPU seconds a trial's training attempts took, in its run directory."""
+FINAL_FILE = "final.json"
+"""A text run's final evaluation."""
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -49,12 +54,16 @@ def run_trial(sweep_path: str, name: str, report: Report, threads: int = 1) -> T
     trial = {t.name: t for t in sweep.trials()}[name]
     set_threads(threads)
     path = sweep.trial_path(name)
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
-        result = _with_patience(lambda: _train(trial, path, report, sweep.spec().episodes))
+        _with_patience(lambda: _train(trial, path, report))
     except BaseException as error:
         path.mkdir(parents=True, exist_ok=True)
         write_atomic(path / ERROR_FILE, f"{type(error).__name__}: {error}".splitlines()[0] + "\n")
+        _spend(path, time.perf_counter() - wall, time.process_time() - cpu)
         raise
+    spent = _spend(path, time.perf_counter() - wall, time.process_time() - cpu)
+    result = _score(trial, path, sweep.spec().episodes, spent)
     sweep.write_result(result)
     (path / ERROR_FILE).unlink(missing_ok=True)
     report(_final(result))
@@ -70,7 +79,27 @@ def _final(result: TrialResult) -> dict[str, Any]:
     }
 
 
-def _with_patience(work: Callable[[], TrialResult]) -> TrialResult:
+def _spend(path: Path, wall: float, cpu: float) -> tuple[float, float]:
+    """Add an attempt's training time to the trial's account; returns the totals.
+
+    An attempt killed outright (``kill -9``) cannot write its time: the account then
+    holds the attempts that ended, a crash included.
+    """
+    file = path / SPENT_FILE
+    total_wall, total_cpu = 0.0, 0.0
+    if file.is_file():
+        try:
+            data = read_json_object(file, "the trial's training time")
+            total_wall, total_cpu = float(data["wall_seconds"]), float(data["cpu_seconds"])
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged account restarts; it holds only timings
+    total_wall, total_cpu = total_wall + wall, total_cpu + cpu
+    if path.is_dir():
+        write_json(file, {"wall_seconds": total_wall, "cpu_seconds": total_cpu})
+    return total_wall, total_cpu
+
+
+def _with_patience(work: Callable[[], None]) -> None:
     """``work()``, waiting while another process (a killed sweep's worker) holds the run."""
     deadline = time.monotonic() + LOCK_PATIENCE
     while True:
@@ -82,16 +111,9 @@ def _with_patience(work: Callable[[], TrialResult]) -> TrialResult:
             time.sleep(2.0)
 
 
-def _train(trial: Trial, path: Path, report: Report, episodes: int) -> TrialResult:
-    from prefgym.runs import (
-        RunDir,
-        evaluate,
-        read_metrics,
-        resume,
-        resume_text,
-        train,
-        train_text,
-    )
+def _train(trial: Trial, path: Path, report: Report) -> None:
+    """Train the trial's run: start it, or carry it on from its last round."""
+    from prefgym.runs import resume, resume_text, train, train_text
     from prefgym.runs.config import TextTrainConfig, TrainConfig
 
     config = trial.config()
@@ -99,38 +121,34 @@ def _train(trial: Trial, path: Path, report: Report, episodes: int) -> TrialResu
     if trial.kind == TEXT:
         assert isinstance(config, TextTrainConfig)
         if started:
-            final = resume_text(path, progress=False, on_round=report)
+            resume_text(path, progress=False, on_round=report)
         else:
-            final = train_text(config, path, progress=False, on_round=report)
-        rows = read_metrics(RunDir.open(path).metrics)
-        return TrialResult(
-            name=trial.name,
-            score=float(final["true_score"]),
-            score_std=0.0,
-            train_seconds=_seconds(rows),
-            steps=int(max((r.get("iteration", 0.0) for r in rows), default=0.0)),
-            judgments=int(max((r.get("labels_judged", 0.0) for r in rows), default=0.0)),
-        )
+            train_text(config, path, progress=False, on_round=report)
+        return
     assert isinstance(config, TrainConfig)
     if started:
-        run = resume(path, show_progress=False, on_round=report)
+        resume(path, show_progress=False, on_round=report)
     else:
-        run = train(config, path, show_progress=False, on_round=report)
-    score = evaluate(run, episodes=episodes, seed=EVAL_SEED)
+        train(config, path, show_progress=False, on_round=report)
+
+
+def _score(trial: Trial, path: Path, episodes: int, spent: tuple[float, float]) -> TrialResult:
+    """The finished run's score (its policy's true return, a text run's true score) and cost."""
+    from prefgym.runs import RunDir, evaluate, read_metrics
+
+    run = RunDir.open(path)
     rows = read_metrics(run.metrics)
-    return TrialResult(
-        name=trial.name,
-        score=float(score["true_return_mean"]),
-        score_std=float(score["true_return_std"]),
-        train_seconds=_seconds(rows),
-        steps=int(max((r.get("step", 0.0) for r in rows), default=0.0)),
-        judgments=int(max((_finite(r.get("labels_judged")) for r in rows), default=0.0)),
-    )
-
-
-def _seconds(rows: list[dict[str, float]]) -> float:
-    """Training seconds in the metrics (a control round's ``seconds``, a text one's parts)."""
-    return float(sum(_finite(v) for r in rows for k, v in r.items() if k.startswith("seconds")))
+    wall, cpu = spent
+    if trial.kind == TEXT:
+        final = read_json_object(path / FINAL_FILE, "the text run's final result")
+        score, std = float(final["true_score"]), 0.0
+        steps = max((r.get("iteration", 0.0) for r in rows), default=0.0)
+    else:
+        result = evaluate(run, episodes=episodes, seed=EVAL_SEED)
+        score, std = float(result["true_return_mean"]), float(result["true_return_std"])
+        steps = max((r.get("step", 0.0) for r in rows), default=0.0)
+    judged = max((_finite(r.get("labels_judged")) for r in rows), default=0.0)
+    return TrialResult(trial.name, score, std, wall, int(steps), int(judged), cpu)
 
 
 def _finite(value: float | None) -> float:

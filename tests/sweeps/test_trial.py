@@ -62,3 +62,31 @@ def test_a_crashed_trial_records_its_error_and_carries_its_run_on(sweep: SweepDi
     assert json.dumps(rows[0]) == json.dumps(first[0])  # the first round was kept, not redone
     assert [r["round"] for r in rows] == [1.0, 2.0]
     assert sweep.error(name) is None and sweep.result(name) == result
+    spent = json.loads((sweep.trial_path(name) / "trial_seconds.json").read_text())
+    assert result.train_seconds == spent["wall_seconds"] > 0  # both attempts are counted
+
+
+def test_a_text_trial_is_a_text_run_scored_by_its_final_true_score(tmp_path: Path) -> None:
+    spec = SweepSpec(
+        grid={
+            "algo": ["dpo"],
+            "labels": [32],
+            "label_rounds": [1],
+            "iterations": [1],
+            "eval_prompts": [16],
+            "eval_every": [1],
+            "dpo.batch_size": [16],
+        },
+        seeds=[0],
+        kind="text",
+    )
+    sweep = SweepDir.create(tmp_path / "text", spec)
+    [trial] = sweep.trials()
+    reports: list[dict[str, Any]] = []
+    result = run_trial(str(sweep.path), trial.name, reports.append)
+    run = RunDir.open(sweep.trial_path(trial.name))
+    final = json.loads((run.path / "final.json").read_text())
+    assert run.text_config().algo == "dpo" and run.finished() is not None
+    assert result.score == final["true_score"] and result.judgments == 32
+    assert reports[-1]["done"] == 1 and any("true_score" in r for r in reports[:-1])
+    assert result.train_seconds > 0 and result.cpu_seconds > 0
