@@ -1,29 +1,32 @@
-"""Label efficiency: preference-trained PPO against PPO on the true reward, and against imitation.
+"""Label efficiency on the sweep: preference PPO against true-reward PPO and against imitation.
 
-For each task, simulated teacher (B-Pref preset), label budget and seed this
-trains prefgym's preference loop (``prefgym.runs.train``) and measures
+For each task it runs a ``prefgym sweep`` (Ray Tune, every core): prefgym's
+preference loop for each simulated teacher (B-Pref preset), label budget and
+seed, and the same SB3 agent on the true reward with the same seeds and steps
+(``--baseline true-reward``). Every trial is a run directory under
+``OUT/sweeps/<task>/trials/``; a benchmark killed midway carries on where it
+stopped when run again with the same options. Reported per (task, teacher, budget):
 
-* the true return of the trained policy (deterministic, 20 episodes),
-* the same for SB3 PPO with the same preset, seed and steps trained on the
-  task's true reward (the "PPO-true" baseline), and the ratio of the two;
-  for tasks whose returns are negative (Acrobot, Pendulum) the ratio is of the
-  improvement over a uniformly random policy, ``(ours - random) / (ppo - random)``,
-* the wall time of both trainings and their ratio, and the same for their CPU time
-  (``time.process_time``; one torch thread, so it leaves out waits for a core that
-  another job holds; with two runs on two cores it matched the wall time within 1%),
-* optionally the same task with the ``imitation`` library's preference
-  comparisons (same env, label budget, agent steps, PPO preset, segment length),
-  run by ``benchmarks/imitation_peer.py`` in a virtual environment this script
-  creates (``benchmarks/.venv-imitation``, reused when present); on Hopper,
+* the normalised return: the improvement of the trained (deterministic) policy
+  over a uniformly random one as a fraction of the true-reward agent's (mean over
+  seeds), ``(ours - random) / (PPO-true - random)``, on every task, as IQM with a
+  95% stratified bootstrap CI (rliable), and the median raw returns beside it;
+* the wall-time and CPU-time ratio of training (evaluation excluded) to the
+  true-reward trial of the same seed, IQM with CI; trials run side by side, one
+  per core, so the CPU ratio leaves out waits for a core;
+* optionally imitation's ``PreferenceComparisons`` on the same task, label
+  budget, agent steps, PPO preset and segment length, run by
+  ``benchmarks/imitation_peer.py`` in a virtual environment this script creates
+  (``benchmarks/.venv-imitation``), as many at a time as cores; on Hopper,
   whose v5 imitation's gymnasium 0.29 lacks, the peer trains on Hopper-v4 and
   its policy is scored on prefgym's Hopper-v5 like ours (``PEER_BASE_IDS``).
 
-It prints a table per run and a summary (medians over runs) with the
-targets, and writes ``results.csv``, ``summary.csv`` and ``label_efficiency.png``
-to ``--out``. Examples::
+It prints a table per run and a summary with the targets, and writes
+``results.csv``, ``summary.csv`` and ``label_efficiency.png`` to ``--out``;
+``prefgym report OUT/sweeps/<task>`` shows each sweep's own statistics. Examples::
 
     OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --quick
-    OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --envs CartPole --seeds 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --envs CartPole Acrobot --seeds 10
     OMP_NUM_THREADS=1 python benchmarks/label_efficiency.py --envs Pendulum --oracles oracle \
         --no-peer
 
@@ -40,21 +43,30 @@ import csv
 import json
 import math
 import os
-import shutil
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import prefgym
-from prefgym.agents.sb3 import TrueRewardVecEnv
 from prefgym.runs import TrainConfig, format_table
+from prefgym.sweeps import (
+    SweepDir,
+    SweepSpec,
+    aggregates,
+    is_sweep,
+    random_returns,
+    ray_session,
+    resume_sweep,
+    run_sweep,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -80,6 +92,7 @@ same 1,000 random actions: 306.0 on v4, 260.0 on v5, 46 falls). The peer's polic
 therefore scored again on prefgym's own task (``rescore_peer``), and its score on
 v4 is kept beside it."""
 
+
 ENV_IDS = {
     "CartPole": "prefgym/CartPole-v1",
     "Acrobot": "prefgym/Acrobot-v1",
@@ -88,16 +101,16 @@ ENV_IDS = {
 }
 DEFAULT_LABELS = {"CartPole": 100, "Acrobot": 200, "Pendulum": 700, "Hopper": 700}
 DEFAULT_STEPS = {"CartPole": 100_000, "Acrobot": 100_000, "Pendulum": 100_000, "Hopper": 300_000}
-RANDOM_NORMALISED = {"Acrobot", "Pendulum"}
-"""Tasks whose return ratio is taken over the improvement on a random policy."""
 TRAIN_DEFAULTS = TrainConfig()
 ORACLES = ("oracle", "stoc", "mistake", "skip", "equal", "myopic")
 EPISODES = 20
 EVAL_SEED = 10_000
+"""As the sweep's trials are scored (``prefgym.sweeps``: 20 episodes from seed 10,000)."""
 SEGMENT_LENGTH = 25
 ROUND_STEPS = 5_000
 """prefgym's refit cadence (``TrainConfig.round_steps``); imitation gets about as many
 iterations (``peer_schedule``)."""
+REPS = 2000
 
 COLUMNS = [
     "env",
@@ -105,13 +118,11 @@ COLUMNS = [
     "labels",
     "steps",
     "seed",
-    "rollout_envs",
     "ours_return",
     "ours_return_std",
     "ppo_true_return",
     "random_return",
-    "ratio_basis",
-    "return_ratio",
+    "score",
     "ours_wall_s",
     "ppo_true_wall_s",
     "wall_ratio",
@@ -122,12 +133,9 @@ COLUMNS = [
     "peer_env",
     "peer_return",
     "peer_return_peer_env",
-    "peer_return_ratio",
+    "peer_score",
     "peer_wall_s",
     "peer_wall_ratio",
-    "peer_cpu_s",
-    "peer_cpu_ratio",
-    "peer_steps",
     "peer_error",
 ]
 
@@ -136,101 +144,368 @@ def short_name(env_id: str) -> str:
     return env_id.split("/")[-1].split("-")[0]
 
 
-def ratio(value: float, reference: float, random: float, basis: str) -> float:
-    if basis == "vs random":
-        value, reference = value - random, reference - random
-    return value / reference if reference > 0 else math.nan
+def normalised(value: float, baseline: float, random: float) -> float:
+    """The improvement of ``value`` over random as a fraction of the baseline's."""
+    span = baseline - random
+    return (value - random) / span if span > 0 else math.nan
 
 
-def random_return(env_id: str, episodes: int = EPISODES, seed: int = EVAL_SEED) -> float:
-    """Mean true return of uniformly random actions, scored like the policies."""
-    import gymnasium as gym
-
-    total = []
-    for k in range(episodes):
-        env = gym.make(env_id)
-        env.reset(seed=seed + k)
-        env.action_space.seed(seed + k)
-        episode, done = 0.0, False
-        while not done:
-            _, _, terminated, truncated, info = env.step(env.action_space.sample())
-            episode += float(info["true_reward"])
-            done = terminated or truncated
-        env.close()
-        total.append(episode)
-    return float(np.mean(total))
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How long a training took."""
-
-    wall_s: float
-    cpu_s: float
-    """CPU seconds of this process (``time.process_time``)."""
-
-
-def timer() -> Callable[[], Timing]:
-    """Start timing; call the result to read the time since."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    return lambda: Timing(time.perf_counter() - wall, time.process_time() - cpu)
-
-
-def run_ppo_true(env_id: str, steps: int, seed: int) -> tuple[float, Timing]:
-    """PPO with prefgym's preset on the true reward: (true return, time of training)."""
-    from prefgym.agents.sb3 import evaluate_true_return, make_agent, make_vec_env
-    from prefgym.runs import agent_preset
-
-    elapsed = timer()
-    config = agent_preset(env_id, "ppo")
-    venv = TrueRewardVecEnv(make_vec_env(env_id, config.n_envs, seed))
-    model = make_agent(config, venv, seed)
-    model.learn(steps)
-    timing = elapsed()
-    mean, _, _ = evaluate_true_return(model, env_id, EPISODES, EVAL_SEED)
-    venv.close()
-    return mean, timing
-
-
-def warm_up(env_id: str) -> None:
-    """Pay the process's one-time costs before anything is timed.
-
-    The first torch optimiser a process builds imports ``torch._dynamo`` (about 1 s
-    here); without this the first timed training, PPO-true's first seed, would carry it.
-    """
-    from prefgym.agents.sb3 import make_agent, make_vec_env
-    from prefgym.runs import agent_preset
-
-    config = agent_preset(env_id, "ppo")
-    venv = make_vec_env(env_id, config.n_envs, 0)
-    make_agent(config, venv, 0)
-    venv.close()
-
-
-def run_ours(
-    env_id: str, oracle: str, labels: int, steps: int, seed: int, runs: Path, rollout_envs: int
-) -> tuple[float, float, Timing]:
-    """prefgym's preference loop: (true return mean, std, time of ``train``)."""
-    from prefgym.runs import evaluate, train
-
-    out = runs / f"{short_name(env_id)}-{oracle}-{labels}-{steps}-s{seed}"
-    if out.exists():
-        shutil.rmtree(out)
-    config = TrainConfig(
-        env_id=env_id,
-        oracle=oracle,
-        labels=labels,
-        steps=steps,
-        seed=seed,
-        segment_length=SEGMENT_LENGTH,
-        round_steps=ROUND_STEPS,
-        rollout_envs=rollout_envs,
+def sweep_spec(
+    env: str, oracles: Sequence[str], labels: Sequence[int], steps: int, seeds: Sequence[int],
+    rollout_envs: int,
+) -> SweepSpec:  # fmt: skip
+    """The sweep of one task: every teacher and budget, and the true-reward baseline."""
+    return SweepSpec(
+        grid={
+            "env_id": [ENV_IDS[env]],
+            "oracle": list(oracles),
+            "labels": list(labels),
+            "steps": [steps],
+            "segment_length": [SEGMENT_LENGTH],
+            "round_steps": [ROUND_STEPS],
+            "rollout_envs": [rollout_envs],
+        },
+        seeds=list(seeds),
+        baseline="true-reward",
+        episodes=EPISODES,
     )
-    elapsed = timer()
-    run = train(config, out, show_progress=False)
-    timing = elapsed()
-    result = evaluate(run, episodes=EPISODES, seed=EVAL_SEED)
-    return result["true_return_mean"], result["true_return_std"], timing
+
+
+def run_sweeps(args: argparse.Namespace) -> dict[str, SweepDir]:
+    """One sweep per task, all on one Ray; a sweep already there is carried on."""
+    sweeps = {}
+    with ray_session(args.address, args.num_cpus):
+        for env in args.envs:
+            out = args.out / "sweeps" / env
+            steps = args.steps or DEFAULT_STEPS[env]
+            spec = sweep_spec(
+                env, args.oracles, args.labels or [DEFAULT_LABELS[env]], steps, args.seeds,
+                args.rollout_envs,
+            )  # fmt: skip
+            if is_sweep(out):
+                if SweepDir.open(out).spec() != spec:
+                    raise SystemExit(f"{out} holds a sweep of other settings; use another --out")
+                sweeps[env] = resume_sweep(out, stream=sys.stdout)
+            else:
+                sweeps[env] = run_sweep(spec, out, stream=sys.stdout)
+    return sweeps
+
+
+def rows_of(sweeps: dict[str, SweepDir]) -> list[dict[str, Any]]:
+    """One row per preference trial: its return, its seed's baseline, and the ratios."""
+    rows = []
+    for env, sweep in sweeps.items():
+        env_id = ENV_IDS[env]
+        trials = sweep.trials()
+        base = {t.seed: sweep.result(t.name) for t in trials if t.kind == "true-reward"}
+        done = [b for b in base.values() if b is not None]
+        if not done:
+            continue
+        random = random_returns(sweep, [env_id], EPISODES)[env_id]
+        base_mean = float(np.mean([b.score for b in done]))
+        for trial in trials:
+            result, baseline = sweep.result(trial.name), base.get(trial.seed)
+            if trial.kind != "preference" or result is None or baseline is None:
+                continue
+            rows.append(
+                {
+                    "env": env,
+                    "oracle": trial.settings["oracle"],
+                    "labels": trial.settings["labels"],
+                    "steps": trial.settings["steps"],
+                    "seed": trial.seed,
+                    "ours_return": result.score,
+                    "ours_return_std": result.score_std,
+                    "ppo_true_return": baseline.score,
+                    "random_return": random,
+                    "baseline_mean": base_mean,
+                    "score": normalised(result.score, base_mean, random),
+                    "ours_wall_s": result.train_seconds,
+                    "ppo_true_wall_s": baseline.train_seconds,
+                    "wall_ratio": result.train_seconds / baseline.train_seconds,
+                    "ours_cpu_s": result.cpu_seconds,
+                    "ppo_true_cpu_s": baseline.cpu_seconds,
+                    "cpu_ratio": result.cpu_seconds / baseline.cpu_seconds,
+                    "peer_teacher": "",
+                    "peer_env": "",
+                    "peer_return": math.nan,
+                    "peer_return_peer_env": math.nan,
+                    "peer_score": math.nan,
+                    "peer_wall_s": math.nan,
+                    "peer_wall_ratio": math.nan,
+                    "peer_error": "",
+                }
+            )
+    return rows
+
+
+def add_peers(rows: list[dict[str, Any]], work: Path, workers: int) -> None:
+    """Run imitation beside each row (as many at a time as ``workers``) and fill its columns."""
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_peer_venv(work / "venv-install.log")  # once, before the jobs run side by side
+    except (subprocess.CalledProcessError, OSError) as error:
+        for row in rows:
+            row["peer_error"] = f"could not create {PEER_VENV}: {error}"
+        return
+    jobs: dict[tuple[Any, ...], Any] = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for row in rows:
+            teacher = peer_teacher(row["oracle"])
+            key = (row["env"], row["labels"], row["steps"], row["seed"], teacher_name(teacher))
+            if key not in jobs:
+                base_id = PEER_BASE_IDS.get(row["env"])
+                jobs[key] = pool.submit(
+                    run_peer, ENV_IDS[row["env"]], row["labels"], row["steps"], row["seed"],
+                    teacher, work, base_id,
+                )  # fmt: skip
+            row["_peer"] = jobs[key]
+        for row in rows:
+            peer = row.pop("_peer").result()
+            row["peer_teacher"] = teacher_name(peer_teacher(row["oracle"]))
+            base_id = PEER_BASE_IDS.get(row["env"])
+            row["peer_env"] = base_id or ""
+            if "error" in peer:
+                row["peer_error"] = peer["error"]
+                continue
+            peer_return = row["peer_return_peer_env"] = peer["true_return_mean"]
+            if base_id:
+                peer_return, _ = rescore_peer(
+                    ENV_IDS[row["env"]], row["seed"], Path(peer["policy_path"])
+                )
+            row["peer_return"] = peer_return
+            row["peer_score"] = normalised(peer_return, row["baseline_mean"], row["random_return"])
+            row["peer_wall_s"] = peer["wall_seconds"]
+            row["peer_wall_ratio"] = peer["wall_seconds"] / row["ppo_true_wall_s"]
+
+
+def _interval(values: list[float]) -> dict[str, float]:
+    kept = np.array([v for v in values if isinstance(v, float) and math.isfinite(v)])
+    if not len(kept):
+        return {"iqm": math.nan, "low": math.nan, "high": math.nan}
+    iqm = aggregates(kept, reps=REPS)["iqm"]
+    return {"iqm": iqm.value, "low": iqm.low, "high": iqm.high}
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (env, oracle, labels, steps): IQMs with 95% CIs over seeds, and median returns."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["env"], row["oracle"], row["labels"], row["steps"])].append(row)
+    summary = []
+    for (env, oracle, labels, steps), members in groups.items():
+        entry: dict[str, Any] = {
+            "env": env, "oracle": oracle, "labels": labels, "steps": steps, "seeds": len(members),
+        }  # fmt: skip
+        for key in ("ours_return", "ppo_true_return", "peer_return"):
+            values = [m[key] for m in members if math.isfinite(m[key])]
+            entry[key] = float(np.median(values)) if values else math.nan
+        for key in ("score", "wall_ratio", "cpu_ratio", "peer_score", "peer_wall_ratio"):
+            interval = _interval([m[key] for m in members])
+            entry[key] = interval["iqm"]
+            entry[f"{key}_low"], entry[f"{key}_high"] = interval["low"], interval["high"]
+        summary.append(entry)
+    return summary
+
+
+def check_targets(summary: list[dict[str, Any]]) -> list[str]:
+    """The first wave's targets, judged on the IQMs (and their CIs' lower ends)."""
+    lines = []
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    for e in summary:
+        tag = f"{e['env']}/{e['oracle']}/{e['labels']} labels/{e['steps']} steps"
+        if e["env"] == "CartPole" and e["labels"] <= 100 and e["steps"] <= 100_000:
+            goal = {"oracle": 475.0, "mistake": 450.0}.get(e["oracle"])
+            if goal is not None:
+                ok = e["ours_return"] >= goal
+                lines.append(
+                    f"{verdict(ok)}  {tag}: median true return {e['ours_return']:.1f} >= {goal:g}"
+                )
+        if e["env"] in ("Pendulum", "Hopper") and e["labels"] <= 700:
+            ok = e["score"] >= 0.9
+            lines.append(
+                f"{verdict(ok)}  {tag}: normalised return IQM {e['score']:.2f} "
+                f"[{e['score_low']:.2f}, {e['score_high']:.2f}] >= 0.9"
+            )
+        ok = e["wall_ratio"] <= 1.3
+        lines.append(
+            f"{verdict(ok)}  {tag}: wall ratio IQM {e['wall_ratio']:.2f} "
+            f"[{e['wall_ratio_low']:.2f}, {e['wall_ratio_high']:.2f}] <= 1.3 "
+            f"(CPU-time ratio {e['cpu_ratio']:.2f})"
+        )
+        if math.isfinite(e["peer_score"]):
+            ok = e["score"] >= e["peer_score"]
+            lines.append(
+                f"{verdict(ok)}  {tag}: normalised return IQM {e['score']:.2f} >= imitation's "
+                f"{e['peer_score']:.2f}"
+            )
+    return lines
+
+
+def plot(summary: list[dict[str, Any]], path: Path) -> None:
+    from prefgym.runs import pyplot, save_png
+
+    plt = pyplot()
+    labels = [f"{e['env']}\n{e['oracle']}\n{int(e['labels'])} labels" for e in summary]
+    x = np.arange(len(summary))
+    width = 0.38
+    figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(summary) + 2), 7), sharex=True)
+    panels = [
+        ("score", "peer_score", "normalised return (IQM, 95% CI)"),
+        ("wall_ratio", "peer_wall_ratio", "wall time / PPO-true (IQM, 95% CI)"),
+    ]
+    for axis, (ours, peer, title) in zip(axes, panels, strict=True):
+        for offset, key, name in (
+            (-width / 2, ours, "prefgym"),
+            (width / 2, peer, "imitation 1.0.1"),
+        ):
+            values = np.array([e[key] for e in summary], dtype=float)
+            errors = np.array(
+                [
+                    [e[key] - e[f"{key}_low"] for e in summary],
+                    [e[f"{key}_high"] - e[key] for e in summary],
+                ]
+            )
+            axis.bar(x + offset, values, width, yerr=np.nan_to_num(errors), capsize=3, label=name)
+        axis.axhline(1.0, color="black", linewidth=0.8)
+        axis.set_ylabel(title, fontsize=8)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].axhline(0.9, color="grey", linestyle="--", linewidth=0.8)
+    axes[1].axhline(1.3, color="grey", linestyle="--", linewidth=0.8)
+    axes[0].legend(loc="lower right", fontsize=8)
+    seeds = sorted({e["seeds"] for e in summary})
+    axes[0].set_title(f"Label efficiency over {', '.join(map(str, seeds))} seeds", fontsize=10)
+    axes[1].set_xlabel("normalised return: improvement over random / PPO-true's", fontsize=8)
+    axes[1].set_xticks(x, labels, fontsize=8)
+    save_png(plt, figure, path)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    columns = {
+        "env": "env", "oracle": "oracle", "labels": "labels", "seed": "seed",
+        "ours_return": "ours", "ppo_true_return": "PPO-true", "score": "score",
+        "ours_wall_s": "ours s", "ppo_true_wall_s": "PPO s", "wall_ratio": "wall ratio",
+        "cpu_ratio": "CPU ratio", "peer_return": "imitation", "peer_score": "imit. score",
+    }  # fmt: skip
+    return format_table(
+        list(columns.values()), [[r.get(k, math.nan) for k in columns] for r in rows]
+    )
+
+
+def _ci(entry: dict[str, Any], key: str) -> str:
+    if not math.isfinite(entry[key]):
+        return "-"
+    return f"{entry[key]:.2f} [{entry[f'{key}_low']:.2f}, {entry[f'{key}_high']:.2f}]"
+
+
+def summary_table(summary: list[dict[str, Any]]) -> str:
+    header = [
+        "env", "oracle", "labels", "steps", "seeds", "normalised IQM [95% CI]", "ours median",
+        "PPO-true median", "wall ratio IQM", "CPU ratio", "imitation IQM", "imit. wall ratio",
+    ]  # fmt: skip
+    rows = [
+        [
+            e["env"],
+            e["oracle"],
+            e["labels"],
+            e["steps"],
+            e["seeds"],
+            _ci(e, "score"),
+            e["ours_return"],
+            e["ppo_true_return"],
+            _ci(e, "wall_ratio"),
+            e["cpu_ratio"],
+            _ci(e, "peer_score"),
+            e["peer_wall_ratio"],
+        ]  # fmt: skip
+        for e in summary
+    ]
+    return format_table(header, rows)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--envs", nargs="+", choices=list(ENV_IDS), default=list(ENV_IDS), metavar="ENV"
+    )
+    parser.add_argument("--oracles", nargs="+", default=list(ORACLES), metavar="ORACLE")
+    parser.add_argument(
+        "--labels", nargs="+", type=int, metavar="N", help="label budgets (default: per env)"
+    )
+    parser.add_argument("--steps", type=int, metavar="N", help="agent steps (default: per env)")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[10], metavar="N",
+        help="one number: that many seeds from 0 (default 10); several: those seeds",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rollout-envs",
+        type=int,
+        default=TRAIN_DEFAULTS.rollout_envs,
+        metavar="N",
+        help="envs that roll out prefgym's initial segments together "
+        f"(default: {TRAIN_DEFAULTS.rollout_envs}, prefgym's)",
+    )
+    parser.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run imitation's preference comparisons in benchmarks/.venv-imitation",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CartPole, oracle and mistake, 100 labels, 100k steps, 2 seeds (about 10 minutes)",
+    )
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--address", help="a Ray cluster to run on (default: a local Ray)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "label_efficiency")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.envs, args.oracles, args.labels, args.steps = (
+            ["CartPole"],
+            ["oracle", "mistake"],
+            None,
+            None,
+        )
+        args.seeds = [2]
+    args.seeds = list(range(args.seeds[0])) if len(args.seeds) == 1 else args.seeds
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    prefgym.register_envs()
+    for oracle in args.oracles:
+        peer_teacher(oracle)  # fail early on a misspelt oracle
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    sweeps = run_sweeps(args)
+    rows = rows_of(sweeps)
+    if args.peer:
+        add_peers(rows, args.out / "imitation", args.num_cpus or os.cpu_count() or 1)
+    print(f"\nran for {time.perf_counter() - started:.0f} s")
+    write_csv(args.out / "results.csv", rows, COLUMNS)
+    summary = summarise(rows)
+    write_csv(args.out / "summary.csv", summary, list(summary[0]))
+    plot(summary, args.out / "label_efficiency.png")
+    print(f"\nall runs:\n{table(rows)}")
+    print(f"\nIQM over seeds with 95% stratified bootstrap CIs:\n{summary_table(summary)}")
+    print("\ntargets:\n" + "\n".join(check_targets(summary)))
+    errors = sorted({row["peer_error"] for row in rows if row["peer_error"]})
+    if errors:
+        print("\nimitation errors:\n" + "\n".join(errors))
+    print(f"\nwrote {args.out / 'results.csv'}, summary.csv, label_efficiency.png")
+    return 0
 
 
 def peer_teacher(oracle: str) -> dict[str, float]:
@@ -334,7 +609,10 @@ def run_peer(
         "episodes": EPISODES,
         "eval_seed": EVAL_SEED,
     }
-    spec_path.write_text(json.dumps(spec, indent=2))
+    text = json.dumps(spec, indent=2)
+    if spec_path.exists() and spec_path.read_text() == text and result_path.exists():
+        return json.loads(result_path.read_text()) | {"policy_path": str(policy_path)}  # resumed
+    spec_path.write_text(text)
     result_path.unlink(missing_ok=True)
     with log_path.open("w") as log:
         done = subprocess.run(
@@ -368,416 +646,6 @@ def rescore_peer(env_id: str, seed: int, policy_path: Path) -> tuple[float, floa
     mean, std, _ = evaluate_true_return(model, env_id, EPISODES, EVAL_SEED)
     venv.close()
     return mean, std
-
-
-def median(values: Sequence[float]) -> float:
-    kept = [v for v in values if isinstance(v, float) and not math.isnan(v)]
-    return statistics.median(kept) if kept else math.nan
-
-
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Medians over runs per (env, oracle, labels, steps, rollout envs).
-
-    ``seeds`` counts the distinct seeds and ``runs`` the rows: a merge of two runs of the same
-    seeds (prefgym repeats exactly; wall times and imitation do not) has more runs than seeds.
-    """
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        key = (row["env"], row["oracle"], row["labels"], row["steps"], row.get("rollout_envs", ""))
-        groups.setdefault(key, []).append(row)
-    numeric = [
-        "ours_return",
-        "ppo_true_return",
-        "return_ratio",
-        "ours_wall_s",
-        "ppo_true_wall_s",
-        "wall_ratio",
-        "cpu_ratio",
-        "peer_return",
-        "peer_return_ratio",
-        "peer_wall_s",
-        "peer_wall_ratio",
-        "peer_cpu_ratio",
-    ]
-    summary = []
-    for (env, oracle, labels, steps, rollout_envs), members in groups.items():
-        entry: dict[str, Any] = {
-            "env": env,
-            "oracle": oracle,
-            "labels": labels,
-            "steps": steps,
-            "rollout_envs": rollout_envs,
-            "seeds": len({m.get("seed") for m in members}),
-            "runs": len(members),
-            "ratio_basis": members[0]["ratio_basis"],
-        }
-        entry.update({key: median([m.get(key, math.nan) for m in members]) for key in numeric})
-        summary.append(entry)
-    return summary
-
-
-def check_targets(summary: list[dict[str, Any]]) -> list[str]:
-    """The issue's targets, judged on the medians; 'n/a' where the grid does not cover one."""
-    lines = []
-
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "FAIL"
-
-    for entry in summary:
-        tag = f"{entry['env']}/{entry['oracle']}/{entry['labels']} labels/{entry['steps']} steps"
-        if entry["env"] == "CartPole" and entry["labels"] <= 100 and entry["steps"] <= 100_000:
-            goal = {"oracle": 475.0, "mistake": 450.0}.get(entry["oracle"])
-            if goal is not None:
-                ok = entry["ours_return"] >= goal
-                lines.append(
-                    f"{verdict(ok)}  {tag}: true return {entry['ours_return']:.1f} >= {goal:g}"
-                )
-        if entry["env"] in ("Pendulum", "Hopper") and entry["labels"] <= 700:
-            ok = entry["return_ratio"] >= 0.9
-            lines.append(f"{verdict(ok)}  {tag}: return ratio {entry['return_ratio']:.2f} >= 0.9")
-        ok = entry["wall_ratio"] <= 1.3
-        lines.append(
-            f"{verdict(ok)}  {tag}: wall ratio {entry['wall_ratio']:.2f} <= 1.3 "
-            f"(CPU-time ratio {entry['cpu_ratio']:.2f})"
-        )
-        if not math.isnan(entry["peer_return"]):
-            ok = entry["ours_return"] >= entry["peer_return"]
-            lines.append(
-                f"{verdict(ok)}  {tag}: true return {entry['ours_return']:.1f} >= imitation's "
-                f"{entry['peer_return']:.1f}"
-            )
-            ok = entry["ours_wall_s"] <= entry["peer_wall_s"]
-            lines.append(
-                f"{verdict(ok)}  {tag}: wall {entry['ours_wall_s']:.0f} s <= imitation's "
-                f"{entry['peer_wall_s']:.0f} s"
-            )
-    return lines
-
-
-def plot(summary: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [
-        f"{e['env']}\n{e['oracle']}\n{int(e['labels'])} labels"
-        + (f"\n{e['rollout_envs']} init. envs" if e.get("rollout_envs", "") != "" else "")
-        for e in summary
-    ]
-    x = np.arange(len(summary))
-    width = 0.38
-    figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(summary) + 2), 7), sharex=True)
-    panels = [
-        ("return_ratio", "peer_return_ratio", "true return / PPO-true"),
-        ("wall_ratio", "peer_wall_ratio", "wall time / PPO-true"),
-    ]
-    for axis, (ours, peer, title) in zip(axes, panels, strict=True):
-        axis.bar(x - width / 2, [e[ours] for e in summary], width, label="prefgym")
-        axis.bar(x + width / 2, [e[peer] for e in summary], width, label="imitation 1.0.1")
-        axis.axhline(1.0, color="black", linewidth=0.8)
-        axis.set_ylabel(title)
-        axis.grid(axis="y", alpha=0.3)
-    axes[0].axhline(0.9, color="grey", linestyle="--", linewidth=0.8)
-    axes[1].axhline(1.3, color="grey", linestyle="--", linewidth=0.8)
-    axes[0].legend(loc="lower right", fontsize=8)
-    axes[0].set_title("Label efficiency, medians over runs", fontsize=10)
-    axes[1].set_xlabel(
-        "Acrobot, Pendulum: ratio of the improvement over a random policy", fontsize=8
-    )
-    axes[1].set_xticks(x, labels, fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    header = [
-        "env",
-        "oracle",
-        "labels",
-        "steps",
-        "seed",
-        "ours",
-        "PPO-true",
-        "ratio",
-        "ours s",
-        "PPO s",
-        "wall ratio",
-        "CPU ratio",
-        "imitation",
-        "imit. ratio",
-        "imit. s",
-    ]
-    keys = [
-        "env",
-        "oracle",
-        "labels",
-        "steps",
-        "seed",
-        "ours_return",
-        "ppo_true_return",
-        "return_ratio",
-        "ours_wall_s",
-        "ppo_true_wall_s",
-        "wall_ratio",
-        "cpu_ratio",
-        "peer_return",
-        "peer_return_ratio",
-        "peer_wall_s",
-    ]
-    return format_table(header, [[row.get(k, math.nan) for k in keys] for row in rows])
-
-
-def summary_table(summary: list[dict[str, Any]]) -> str:
-    header = [
-        "env",
-        "oracle",
-        "labels",
-        "steps",
-        "init. envs",
-        "seeds",
-        "runs",
-        "ours",
-        "PPO-true",
-        "ratio",
-        "basis",
-        "wall ratio",
-        "CPU ratio",
-        "imitation",
-        "imit. ratio",
-        "imit. wall ratio",
-        "imit. CPU ratio",
-    ]
-    keys = [
-        "env",
-        "oracle",
-        "labels",
-        "steps",
-        "rollout_envs",
-        "seeds",
-        "runs",
-        "ours_return",
-        "ppo_true_return",
-        "return_ratio",
-        "ratio_basis",
-        "wall_ratio",
-        "cpu_ratio",
-        "peer_return",
-        "peer_return_ratio",
-        "peer_wall_ratio",
-        "peer_cpu_ratio",
-    ]
-    return format_table(header, [[entry[k] for k in keys] for entry in summary])
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--envs", nargs="+", choices=list(ENV_IDS), default=list(ENV_IDS), metavar="ENV"
-    )
-    parser.add_argument("--oracles", nargs="+", default=list(ORACLES), metavar="ORACLE")
-    parser.add_argument(
-        "--labels", nargs="+", type=int, metavar="N", help="label budgets (default: per env)"
-    )
-    parser.add_argument(
-        "--steps", nargs="+", type=int, metavar="N", help="agent steps (default: per env)"
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED")
-    parser.add_argument(
-        "--rollout-envs",
-        type=int,
-        default=TRAIN_DEFAULTS.rollout_envs,
-        metavar="N",
-        help="envs that roll out prefgym's initial segments together "
-        f"(default: {TRAIN_DEFAULTS.rollout_envs}, prefgym's)",
-    )
-    parser.add_argument(
-        "--peer",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run imitation's preference comparisons in benchmarks/.venv-imitation",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="CartPole, oracle and mistake, 100 labels, 100k steps, seeds 0 1 (about 9 minutes)",
-    )
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "label_efficiency")
-    parser.add_argument(
-        "--merge",
-        nargs="+",
-        type=Path,
-        metavar="CSV",
-        help="run nothing: summarise the results.csv files of earlier runs (seeds run in "
-        "parallel processes, say) into --out",
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.envs, args.oracles, args.labels, args.steps = (
-            ["CartPole"],
-            ["oracle", "mistake"],
-            None,
-            None,
-        )
-        args.seeds = [0, 1]
-    return args
-
-
-def read_results(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Rows of earlier runs' ``results.csv`` files, with their numbers as numbers."""
-    rows = []
-    for path in paths:
-        if not path.is_file():
-            raise SystemExit(f"--merge: {path} is not a file; pass the results.csv of a run")
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                typed: dict[str, Any] = dict(row)
-                for key in ("labels", "steps", "seed"):
-                    typed[key] = int(row[key])
-                if row.get("rollout_envs"):  # runs made before it was recorded have none
-                    typed["rollout_envs"] = int(row["rollout_envs"])
-                for key in COLUMNS:
-                    if key.endswith(("_return", "_ratio", "_s", "_std")) and key in row:
-                        typed[key] = float(row[key]) if row[key] else math.nan
-                rows.append(typed)
-    return rows
-
-
-def report(rows: list[dict[str, Any]], out: Path) -> None:
-    """Write the summary and the plot, and print the tables and the targets."""
-    summary = summarise(rows)
-    write_csv(out / "summary.csv", summary, list(summary[0]))
-    plot(summary, out / "label_efficiency.png")
-    print(f"\nall runs:\n{table(rows)}")
-    print(f"\nmedians over runs:\n{summary_table(summary)}")
-    print("\ntargets:\n" + "\n".join(check_targets(summary)))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.merge:
-        args.out.mkdir(parents=True, exist_ok=True)
-        merged = read_results(args.merge)
-        write_csv(args.out / "results.csv", merged, COLUMNS)
-        report(merged, args.out)
-        print(f"\nwrote {args.out / 'results.csv'}, summary.csv, label_efficiency.png")
-        return 0
-    from prefgym.runs import set_threads
-
-    set_threads(1)
-    prefgym.register_envs()
-    for oracle in args.oracles:
-        peer_teacher(oracle)  # fail early on a misspelt oracle
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs, peer_work = args.out / "runs", args.out / "imitation"
-    rows: list[dict[str, Any]] = []
-    ppo_cache: dict[tuple[str, int, int], tuple[float, Timing]] = {}
-    peer_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
-    warm_up(ENV_IDS[args.envs[0]])
-    started = time.perf_counter()
-    for env in args.envs:
-        env_id = ENV_IDS[env]
-        basis = "vs random" if env in RANDOM_NORMALISED else "plain"
-        base_id = PEER_BASE_IDS.get(env)
-        random = random_return(env_id)
-        print(f"{env}: random policy true return {random:.1f}", flush=True)
-        for labels in args.labels or [DEFAULT_LABELS[env]]:
-            for steps in args.steps or [DEFAULT_STEPS[env]]:
-                for seed in args.seeds:
-                    key = (env_id, steps, seed)
-                    if key not in ppo_cache:
-                        ppo_cache[key] = run_ppo_true(env_id, steps, seed)
-                    ppo_return, ppo_time = ppo_cache[key]
-                    for oracle in args.oracles:
-                        mean, std, ours = run_ours(
-                            env_id, oracle, labels, steps, seed, runs, args.rollout_envs
-                        )
-                        row: dict[str, Any] = {
-                            "env": env,
-                            "oracle": oracle,
-                            "labels": labels,
-                            "steps": steps,
-                            "seed": seed,
-                            "rollout_envs": args.rollout_envs,
-                            "ours_return": mean,
-                            "ours_return_std": std,
-                            "ppo_true_return": ppo_return,
-                            "random_return": random,
-                            "ratio_basis": basis,
-                            "return_ratio": ratio(mean, ppo_return, random, basis),
-                            "ours_wall_s": ours.wall_s,
-                            "ppo_true_wall_s": ppo_time.wall_s,
-                            "wall_ratio": ours.wall_s / ppo_time.wall_s,
-                            "ours_cpu_s": ours.cpu_s,
-                            "ppo_true_cpu_s": ppo_time.cpu_s,
-                            "cpu_ratio": ours.cpu_s / ppo_time.cpu_s,
-                            "peer_teacher": "",
-                            "peer_env": "",
-                            "peer_return": math.nan,
-                            "peer_return_peer_env": math.nan,
-                            "peer_return_ratio": math.nan,
-                            "peer_wall_s": math.nan,
-                            "peer_wall_ratio": math.nan,
-                            "peer_cpu_s": math.nan,
-                            "peer_cpu_ratio": math.nan,
-                            "peer_steps": "",
-                            "peer_error": "",
-                        }
-                        if args.peer:
-                            teacher = peer_teacher(oracle)
-                            peer_key = (env_id, labels, steps, seed, teacher_name(teacher))
-                            if peer_key not in peer_cache:
-                                peer_cache[peer_key] = run_peer(
-                                    env_id, labels, steps, seed, teacher, peer_work, base_id
-                                )
-                            peer = peer_cache[peer_key]
-                            row["peer_teacher"] = teacher_name(teacher)
-                            row["peer_env"] = base_id or ""
-                            if "error" in peer:
-                                row["peer_error"] = peer["error"]
-                            else:
-                                peer_return = peer["true_return_mean"]
-                                row["peer_return_peer_env"] = peer_return
-                                if base_id:
-                                    peer_return, _ = rescore_peer(
-                                        env_id, seed, Path(peer["policy_path"])
-                                    )
-                                row["peer_return"] = peer_return
-                                row["peer_return_ratio"] = ratio(
-                                    peer_return, ppo_return, random, basis
-                                )
-                                row["peer_wall_s"] = peer["wall_seconds"]
-                                row["peer_wall_ratio"] = peer["wall_seconds"] / ppo_time.wall_s
-                                row["peer_cpu_s"] = peer["cpu_seconds"]
-                                row["peer_cpu_ratio"] = peer["cpu_seconds"] / ppo_time.cpu_s
-                                row["peer_steps"] = peer["agent_steps"]
-                        rows.append(row)
-                        write_csv(args.out / "results.csv", rows, COLUMNS)
-                        print(table([row]).splitlines()[-1], flush=True)
-                        if row["peer_error"]:
-                            print(f"  imitation failed: {row['peer_error']}", flush=True)
-                        elif row["peer_env"]:
-                            print(
-                                f"  imitation trained on {row['peer_env']} (scored "
-                                f"{row['peer_return_peer_env']:.1f} there), scored above on "
-                                f"{env_id}",
-                                flush=True,
-                            )
-    print(f"\nran for {time.perf_counter() - started:.0f} s")
-    report(rows, args.out)
-    errors = sorted({row["peer_error"] for row in rows if row["peer_error"]})
-    if errors:
-        print("\nimitation errors:\n" + "\n".join(errors))
-    print(f"\nwrote {args.out / 'results.csv'}, summary.csv, label_efficiency.png")
-    return 0
 
 
 if __name__ == "__main__":

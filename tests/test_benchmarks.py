@@ -1,8 +1,6 @@
 import importlib.util
 import math
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,49 +22,76 @@ def label_efficiency():
     return _load("label_efficiency")
 
 
-def test_ratio_plain_and_against_random(label_efficiency):
-    assert label_efficiency.ratio(450.0, 500.0, 280.0, "plain") == pytest.approx(0.9)
+def test_normalised_return_is_the_improvement_over_random_as_a_fraction(label_efficiency):
+    assert label_efficiency.normalised(450.0, 500.0, 250.0) == pytest.approx(0.8)
     # Pendulum-like: random -1200, PPO -200, ours -300 -> 900 / 1000 of the improvement
-    assert label_efficiency.ratio(-300.0, -200.0, -1200.0, "vs random") == pytest.approx(0.9)
-    assert math.isnan(label_efficiency.ratio(-500.0, -500.0, -500.0, "vs random"))
+    assert label_efficiency.normalised(-300.0, -200.0, -1200.0) == pytest.approx(0.9)
+    assert math.isnan(label_efficiency.normalised(-500.0, -500.0, -500.0))
 
 
-def test_true_reward_vec_env_pays_the_hidden_reward(label_efficiency):
-    from prefgym.agents.sb3 import make_vec_env
+def test_each_task_is_one_sweep_with_its_true_reward_baseline(label_efficiency):
+    from prefgym.sweeps import expand
 
-    venv = label_efficiency.TrueRewardVecEnv(make_vec_env("prefgym/CartPole-v1", 2, seed=0))
-    venv.reset()
-    _, rewards, _, infos = venv.step(np.zeros(2, dtype=np.int64))
-    assert rewards.tolist() == [info["true_reward"] for info in infos] == [1.0, 1.0]
-    venv.close()
-
-
-def test_cpu_time_counts_work_and_not_waiting(label_efficiency):
-    elapsed = label_efficiency.timer()
-    time.sleep(0.3)
-    busy = time.perf_counter() + 0.1
-    while time.perf_counter() < busy:
-        pass
-    timing = elapsed()
-    assert timing.wall_s >= 0.4
-    assert 0.05 < timing.cpu_s < 0.3
-
-
-def test_warm_up_pays_the_first_optimisers_imports_before_timing():
-    # a fresh interpreter: this one may have imported torch._dynamo already
-    path = str(BENCHMARKS / "label_efficiency.py")
-    code = (
-        "import sys, importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('le', {path!r})\n"
-        "le = sys.modules['le'] = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(le)\n"
-        "import prefgym; prefgym.register_envs()\n"
-        "before = 'torch._dynamo' in sys.modules\n"
-        "le.warm_up('prefgym/CartPole-v1')\n"
-        "print(before, 'torch._dynamo' in sys.modules)\n"
+    spec = label_efficiency.sweep_spec(
+        "Acrobot", ["oracle", "mistake"], [200], 100_000, range(10), 4
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["False", "True"]
+    trials = expand(spec)
+    assert len(trials) == 2 * 10 + 10
+    one = next(t for t in trials if t.kind == "preference")
+    assert one.settings["segment_length"] == label_efficiency.SEGMENT_LENGTH
+    assert one.settings["round_steps"] == label_efficiency.ROUND_STEPS
+    assert spec.episodes == label_efficiency.EPISODES
+
+
+def _synthetic_sweep(label_efficiency, path):
+    """A CartPole sweep whose trials 'finished' with fixed numbers (nothing trained)."""
+    from prefgym.sweeps import SweepDir, TrialResult
+
+    spec = label_efficiency.sweep_spec("CartPole", ["oracle"], [100], 100_000, [0, 1, 2, 3], 4)
+    sweep = SweepDir.create(path, spec)
+    (path / "random_returns.json").write_text('{"prefgym/CartPole-v1": 250.0}')
+    ours = {0: (480.0, 120.0), 1: (500.0, 110.0), 2: (400.0, 130.0), 3: (500.0, 115.0)}
+    for trial in sweep.trials():
+        sweep.trial_path(trial.name).mkdir(parents=True)
+        if trial.kind == "true-reward":
+            result = TrialResult(trial.name, 500.0, 0.0, 100.0, 100_000, 0, 100.0)
+        else:
+            score, wall = ours[trial.seed]
+            result = TrialResult(trial.name, score, 0.0, wall, 100_000, 100, wall)
+        sweep.write_result(result)
+    return sweep
+
+
+def test_rows_and_summary_give_iqms_with_cis_and_check_the_targets(label_efficiency, tmp_path):
+    sweep = _synthetic_sweep(label_efficiency, tmp_path / "CartPole")
+    rows = label_efficiency.rows_of({"CartPole": sweep})
+    assert [r["seed"] for r in rows] == [0, 1, 2, 3]
+    assert rows[0]["score"] == pytest.approx((480 - 250) / 250)
+    assert rows[2]["wall_ratio"] == pytest.approx(1.3)
+    (entry,) = label_efficiency.summarise(rows)
+    scores = sorted((np.array([480.0, 500.0, 400.0, 500.0]) - 250) / 250)
+    assert entry["score"] == pytest.approx(np.mean(scores[1:3]))  # IQM of 4: the middle two
+    assert entry["score_low"] <= entry["score"] <= entry["score_high"]
+    assert entry["wall_ratio"] == pytest.approx(np.mean([1.15, 1.2]))
+    assert entry["ours_return"] == 490.0 and entry["seeds"] == 4
+    lines = label_efficiency.check_targets([entry])
+    assert (
+        lines[0] == "PASS  CartPole/oracle/100 labels/100000 steps: median true return 490.0 >= 475"
+    )
+    assert lines[1].startswith("PASS") and "wall ratio IQM 1.17 [" in lines[1]
+    assert "normalised IQM [95% CI]" in label_efficiency.summary_table([entry])
+
+
+def test_the_benchmark_runs_its_sweep_and_carries_it_on(label_efficiency, tmp_path, capsys):
+    argv = ["--envs", "CartPole", "--oracles", "oracle", "--labels", "8", "--steps", "1024"]
+    argv += ["--seeds", "2", "--no-peer", "--num-cpus", "2", "--out", str(tmp_path)]
+    assert label_efficiency.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "4 trials" in out and "IQM over seeds with 95% stratified bootstrap CIs" in out
+    with open(tmp_path / "summary.csv") as f:
+        assert len(f.read().splitlines()) == 2
+    assert label_efficiency.main(argv) == 0  # run again: every trial is there already
+    assert "4 trials (4 finished before)" in capsys.readouterr().out
 
 
 def test_peer_teacher_keeps_what_imitation_can_express(label_efficiency):
@@ -85,86 +110,6 @@ def test_imitation_trains_its_agent_exactly_as_many_steps_as_ours(label_efficien
     assert extra == 0 and per_training % rollout == 0  # SB3 rounds nothing up
     assert (iterations + 1) * per_training == math.ceil(steps / rollout) * rollout
     assert 0.75 <= iterations / (steps / label_efficiency.ROUND_STEPS) <= 1.25  # about ours
-
-
-def test_summary_takes_medians_and_checks_targets(label_efficiency):
-    base = {
-        "env": "CartPole",
-        "oracle": "oracle",
-        "labels": 100,
-        "steps": 100_000,
-        "ratio_basis": "plain",
-        "ppo_true_return": 500.0,
-        "ppo_true_wall_s": 100.0,
-        "peer_return": math.nan,
-        "peer_return_ratio": math.nan,
-        "peer_wall_s": math.nan,
-        "peer_wall_ratio": math.nan,
-    }
-    rows = [
-        dict(
-            base,
-            seed=s,
-            ours_return=r,
-            return_ratio=r / 500,
-            ours_wall_s=w,
-            wall_ratio=w / 100,
-            cpu_ratio=c,
-        )  # fmt: skip
-        for s, r, w, c in [(0, 480.0, 110.0, 1.05), (1, 400.0, 120.0, 1.1), (2, 500.0, 150.0, 1.0)]
-    ]
-    (entry,) = label_efficiency.summarise(rows)
-    assert entry["seeds"] == 3
-    assert entry["ours_return"] == 480.0
-    assert entry["wall_ratio"] == pytest.approx(1.2)
-    assert entry["cpu_ratio"] == pytest.approx(1.05)
-    assert math.isnan(entry["peer_cpu_ratio"])  # rows made before CPU time was measured
-    lines = label_efficiency.check_targets([entry])
-    assert lines[0].startswith("PASS") and ">= 475" in lines[0]
-    assert lines[1].startswith("PASS") and "<= 1.3 (CPU-time ratio 1.05)" in lines[1]
-    assert len(lines) == 2  # no imitation result, no comparison with it
-
-
-def test_summary_keeps_runs_with_other_rollout_envs_apart(label_efficiency):
-    row = {"env": "Acrobot", "oracle": "oracle", "labels": 200, "steps": 100_000}
-    row |= {"ratio_basis": "vs random", "ours_return": -80.0}
-    rows = [dict(row, seed=0, rollout_envs=4), dict(row, seed=1, rollout_envs=4)]
-    rows += [dict(row, seed=0, rollout_envs=16, ours_return=-90.0)]
-    summary = label_efficiency.summarise(rows)
-    assert [(e["rollout_envs"], e["seeds"], e["ours_return"]) for e in summary] == [
-        (4, 2, -80.0),
-        (16, 1, -90.0),
-    ]
-
-
-def test_summary_counts_a_seed_run_twice_once(label_efficiency):
-    row = {"env": "Acrobot", "oracle": "oracle", "labels": 200, "steps": 100_000}
-    row |= {"ratio_basis": "vs random", "ours_return": -80.0, "rollout_envs": 4}
-    rows = [dict(row, seed=0), dict(row, seed=1), dict(row, seed=0, peer_return=-120.0)]
-    (entry,) = label_efficiency.summarise(rows)
-    assert (entry["seeds"], entry["runs"]) == (2, 3)
-
-
-def test_merge_summarises_the_results_of_runs_made_apart(label_efficiency, tmp_path, capsys):
-    row = {column: "" for column in label_efficiency.COLUMNS}
-    row.update(env="Hopper", oracle="oracle", labels="700", steps="300000", ratio_basis="plain")
-    for seed, ours in ((0, 3000.0), (1, 2800.0)):
-        run = tmp_path / f"seed{seed}"
-        run.mkdir()
-        values = dict(
-            row, seed=seed, ours_return=ours, ppo_true_return=3200.0, return_ratio=ours / 3200,
-            ours_wall_s=110.0, ppo_true_wall_s=100.0, wall_ratio=1.1, peer_return="nan",
-        )  # fmt: skip
-        label_efficiency.write_csv(run / "results.csv", [values], label_efficiency.COLUMNS)
-    out = tmp_path / "merged"
-    paths = [str(tmp_path / f"seed{s}" / "results.csv") for s in (0, 1)]
-    assert label_efficiency.main(["--merge", *paths, "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "PASS  Hopper/oracle/700 labels/300000 steps: return ratio 0.91 >= 0.9" in printed
-    assert (out / "label_efficiency.png").stat().st_size > 0
-    assert len((out / "results.csv").read_text().splitlines()) == 3
-    with pytest.raises(SystemExit, match="is not a file"):
-        label_efficiency.main(["--merge", str(tmp_path / "missing.csv"), "--out", str(out)])
 
 
 def test_peer_policy_is_rescored_on_our_task_as_our_own(label_efficiency, tmp_path):

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 from prefgym.faces import lazy_face
 
 if TYPE_CHECKING:
-    from prefgym.sweeps._report import compare, sweep_report
+    from prefgym.sweeps._report import (
+        Scored,
+        compare,
+        random_returns,
+        scored_trials,
+        sweep_report,
+    )
+    from prefgym.sweeps._stats import Estimate, aggregates, probability_of_improvement
     from prefgym.sweeps._sweep_dir import SweepDir, TrialResult, is_sweep
     from prefgym.sweeps._tune import pending_trials, ray_session, resume_sweep, run_sweep
     from prefgym.sweeps.config import SweepSpec, Trial, expand, read_grid_file, seed_list

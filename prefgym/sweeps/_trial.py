@@ -53,6 +53,7 @@ def run_trial(sweep_path: str, name: str, report: Report, threads: int = 1) -> T
         return done
     trial = {t.name: t for t in sweep.trials()}[name]
     set_threads(threads)
+    _warm_up()
     path = sweep.trial_path(name)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
@@ -68,6 +69,18 @@ def run_trial(sweep_path: str, name: str, report: Report, threads: int = 1) -> T
     (path / ERROR_FILE).unlink(missing_ok=True)
     report(_final(result))
     return result
+
+
+def _warm_up() -> None:
+    """Pay a fresh worker's one-time imports before the clock starts.
+
+    Stable-Baselines3, and ``torch._dynamo``, which the first optimiser a process builds
+    imports (about 1 s here): every trial runs in a new worker, so each would carry them.
+    """
+    import stable_baselines3  # noqa: F401
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 def _final(result: TrialResult) -> dict[str, Any]:

@@ -199,7 +199,7 @@ class Progress:
     """One line per trial state change, with counts and the sweep's ETA."""
 
     def __init__(
-        self, sweep: SweepDir, names: list[str], pending: list[str], stream: TextIO
+        self, sweep: SweepDir, names: list[str], pending: list[str], stream: TextIO | None
     ) -> None:
         """Track ``pending`` of the sweep's trials ``names`` (the others finished before)."""
         self.sweep, self.stream = sweep, stream
@@ -209,6 +209,10 @@ class Progress:
         self.started: dict[str, float] = {}
         self.durations: list[float] = []
         self.began = time.monotonic()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks into ``tune/`` (never read back here): the stream stays."""
+        return {**self.__dict__, "stream": None}
 
     def start(self) -> None:
         """Say what the sweep holds."""
@@ -266,7 +270,8 @@ class Progress:
         stamp = time.strftime("%H:%M:%S")
         eta = self._eta()
         tail = f" · {eta}" if eta else ""
-        print(f"[{stamp}] {text}  [{self._counts()}{tail}]", file=self.stream, flush=True)
+        stream = self.stream or sys.stderr
+        print(f"[{stamp}] {text}  [{self._counts()}{tail}]", file=stream, flush=True)
 
 
 def _duration(seconds: float) -> str:
