@@ -155,3 +155,12 @@ def sft() -> LanguageModel:
     from prefgym.lm import load_language_model
 
     return load_language_model("sft", task="sentiment", progress=False)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray for the session's sweeps (started on first use, dashboard off, 2 CPUs)."""
+    from prefgym.sweeps import ray_session
+
+    with ray_session(num_cpus=2):
+        yield

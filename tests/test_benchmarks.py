@@ -82,7 +82,9 @@ def test_rows_and_summary_give_iqms_with_cis_and_check_the_targets(label_efficie
     assert "normalised IQM [95% CI]" in label_efficiency.summary_table([entry])
 
 
-def test_the_benchmark_runs_its_sweep_and_carries_it_on(label_efficiency, tmp_path, capsys):
+def test_the_benchmark_runs_its_sweep_and_carries_it_on(
+    label_efficiency, tmp_path, capsys, ray_cluster
+):
     argv = ["--envs", "CartPole", "--oracles", "oracle", "--labels", "8", "--steps", "1024"]
     argv += ["--seeds", "2", "--no-peer", "--num-cpus", "2", "--out", str(tmp_path)]
     assert label_efficiency.main(argv) == 0

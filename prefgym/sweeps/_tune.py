@@ -11,6 +11,7 @@ unpickle ``tune/``, and nothing from disk is unpickled here.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import socket
@@ -86,7 +87,8 @@ def _run(sweep: SweepDir, address: str | None, num_cpus: int | None, stream: Tex
     progress.start()
     if not pending:
         return
-    with ray_session(address, num_cpus):
+    no_gpus = 0 if spec.gpus_per_trial == 0 else None  # a local Ray need not look for any
+    with ray_session(address, num_cpus, no_gpus):
         _fit(sweep, spec, pending, progress)
     progress.finish()
 
@@ -154,7 +156,9 @@ def _address(address: str | None) -> str | None:
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(
+    address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None
+) -> Iterator[None]:
     """Ray started (locally: no dashboard, no usage report, no file in the home directory).
 
     Inside a session already started (a test session's shared Ray), sweeps run on it and
@@ -173,8 +177,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         os.environ.setdefault("RAY_AUTH_MODE", "token")
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     import logging
+    import threading
 
     import ray  # after the environment above: Ray reads its settings on import
+
+    # Tune's import (about 2 s) runs while ray.init waits for its processes to start.
+    tune_import = threading.Thread(target=importlib.import_module, args=("ray.tune",))
+    tune_import.start()
 
     options: dict[str, Any] = {
         "include_dashboard": False,
@@ -186,9 +195,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if address is None:
         if num_cpus is not None:
             options["num_cpus"] = num_cpus
+        if num_gpus is not None:
+            options["num_gpus"] = num_gpus
         ray.init(**options)
     else:
         ray.init(address=address, **options)
+    tune_import.join()
     try:
         yield
     finally:
@@ -208,6 +220,8 @@ class Progress:
         self.state.update({n: "pending" for n in pending})
         self.started: dict[str, float] = {}
         self.durations: list[float] = []
+        self.slots = 1
+        """The most trials seen running at once: how many run side by side."""
         self.began = time.monotonic()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -225,6 +239,7 @@ class Progress:
         again = self.state.get(name) == "failed"
         self.state[name] = "running"
         self.started[name] = time.monotonic()
+        self.slots = max(self.slots, sum(s == "running" for s in self.state.values()))
         self._say(f"{name}: {'retrying' if again else 'running'}")
 
     def result(self, name: str, metrics: dict[str, Any]) -> None:
@@ -260,7 +275,7 @@ class Progress:
         if not self.durations or not (running or pending):
             return "ETA after the first trial" if running or pending else ""
         each = statistics.median(self.durations)
-        slots = max(1, len(running))
+        slots = self.slots
         now = time.monotonic()
         left = sum(max(0.0, each - (now - self.started.get(n, now))) for n in running)
         seconds = (left + pending * each) / slots

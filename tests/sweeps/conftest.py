@@ -1,8 +1,7 @@
-"""One local Ray for the sweep tests (started once per session, dashboard off, 2 CPUs)."""
+"""A tiny sweep run once per session on the shared local Ray (``ray_cluster``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,6 @@ from prefgym.sweeps import SweepSpec
 
 TINY = {"steps": [1024], "round_steps": [512], "labels": [8]}
 """Trials of a few seconds: one PPO rollout a round, two rounds."""
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
-    """A local Ray shared by the session's sweeps (CI has 2 cores)."""
-    from prefgym.sweeps import ray_session
-
-    with ray_session(num_cpus=2):
-        yield
 
 
 @pytest.fixture(scope="session")
