@@ -494,6 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.peer:
         add_peers(rows, args.out / "imitation", args.num_cpus or os.cpu_count() or 1)
     print(f"\nran for {time.perf_counter() - started:.0f} s")
+    if not rows:
+        print("no preference trial has a finished baseline to compare with; see the sweeps above")
+        return 1
     write_csv(args.out / "results.csv", rows, COLUMNS)
     summary = summarise(rows)
     write_csv(args.out / "summary.csv", summary, list(summary[0]))

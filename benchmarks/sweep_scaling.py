@@ -90,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "sweep_scaling")
     args = parser.parse_args(argv)
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    for earlier in ("alone", "sweep"):  # only what an earlier run of this script made
+        shutil.rmtree(args.out / earlier, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     alone = one_trial(args, args.out)
     print(f"one trial alone: {alone:.1f} s", flush=True)
     wall, startup = the_sweep(args, args.out)

@@ -11,9 +11,11 @@ from prefgym.cli._flags import FlagGroup
 from prefgym.runs.config import TrainConfig
 from prefgym.sweeps.config import SweepSpec
 
-GRID_FLAGS = FlagGroup(TrainConfig, names={"env_id": "env"}, skip=frozenset({"seed"}))
-"""One option per ``TrainConfig`` field, each taking the values to try."""
-_SPEC_OPTIONS = ("baseline", "cpus_per_trial", "gpus_per_trial", "max_failures", "episodes")
+GRID_FLAGS = FlagGroup(TrainConfig, names={"env_id": "env"}, skip=frozenset({"seed", "reward"}))
+"""One option per ``TrainConfig`` field, each taking the values to try (the true-reward
+agent is ``--baseline``'s)."""
+SPEC_FLAGS = FlagGroup(SweepSpec, skip=frozenset({"grid", "seeds", "kind"}))
+"""The sweep's own settings: ``--baseline``, ``--cpus-per-trial``, ... (from ``SweepSpec``)."""
 
 
 def add_sweep_parser(commands: Any) -> None:
@@ -36,17 +38,9 @@ def add_sweep_parser(commands: Any) -> None:
         metavar="FIELD=V1,V2",
         help="any settings field (nested text fields dotted: ppo.lr=1e-5,3e-5)",
     )
-    sweep.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 1)")
+    sweep.add_argument("--seeds", type=int, help="seeds 0..N-1 (default: seed 0 only)")
     sweep.add_argument("--seed-list", type=int, nargs="+", metavar="SEED", help="these seeds")
-    sweep.add_argument(
-        "--baseline",
-        choices=["none", "true-reward"],
-        help="true-reward: the same agent on the hidden reward, for every task and seed",
-    )
-    sweep.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
-    sweep.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default 0)")
-    sweep.add_argument("--max-failures", type=int, help="retries of a crashed trial (default 2)")
-    sweep.add_argument("--episodes", type=int, help="evaluation episodes (default 20)")
+    SPEC_FLAGS.add_to(sweep)
     sweep.add_argument(
         "--address", help="a Ray cluster (HOST:PORT or ray://HOST:PORT; default $RAY_ADDRESS)"
     )
@@ -66,7 +60,9 @@ def add_sweep_parser(commands: Any) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The sweep a command line describes: the grid file, then the options over it."""
+    from prefgym.schema import from_json
     from prefgym.sweeps import read_grid_file, seed_list
+    from prefgym.sweeps.config import split_values
 
     settings: dict[str, Any] = read_grid_file(args.file) if args.file else {}
     grid: dict[str, list[Any]] = dict(settings.pop("grid", {}))
@@ -75,7 +71,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
             raise ValueError(f"--grid {item!r} is not FIELD=V1,V2 (e.g. --grid members=3,5)")
-        grid[name] = [_value(v) for v in values.split(",")]
+        grid[name] = [_value(v) for v in split_values(values)]
     if args.text:
         settings["kind"] = "text"
     if args.seeds is not None and args.seed_list:
@@ -84,11 +80,10 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         settings["seeds"] = seed_list(args.seeds)
     elif args.seed_list:
         settings["seeds"] = seed_list(args.seed_list)
-    settings.setdefault("seeds", [0])
-    for name in _SPEC_OPTIONS:
-        if getattr(args, name) is not None:
-            settings[name] = getattr(args, name)
-    return SweepSpec(grid=grid, **settings)
+    settings.update(SPEC_FLAGS.given(args))
+    document = {**SweepSpec().to_json(), **settings, "grid": grid}
+    where = f"grid file {args.file}" if args.file else "the sweep"
+    return from_json(SweepSpec, document, where)  # every value checked for its type
 
 
 def _value(text: str) -> Any:
@@ -104,15 +99,13 @@ def _sweep(args: argparse.Namespace) -> int:
     from prefgym.sweeps import resume_sweep, run_sweep, sweep_report
 
     if args.resume:
-        given = (
-            [
-                f"--{name.replace('_', '-')}"
-                for name in ("out", "file", "grid", "seeds", "seed_list", *_SPEC_OPTIONS)
-                if getattr(args, name)
-            ]
-            + GRID_FLAGS.flags_given(args)
-            + (["--text"] if args.text else [])
-        )
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("out", "file", "grid", "seeds", "seed_list")
+            if getattr(args, name) is not None
+        ]
+        given += GRID_FLAGS.flags_given(args) + SPEC_FLAGS.flags_given(args)
+        given += ["--text"] if args.text else []
         if given:
             raise ValueError(
                 f"--resume takes the grid from {args.resume}/sweep.json; drop " + ", ".join(given)

@@ -54,7 +54,7 @@ def plot_profiles(
     axis.set_ylim(-0.02, 1.02)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    axis.set_title("Performance profiles (95% stratified bootstrap bands)")
+    axis.set_title("Performance profiles (95% bootstrap bands, runs resampled within tasks)")
     return [save_png(plt, fig, path)]
 
 

@@ -98,50 +98,65 @@ def random_returns(sweep: SweepDir, env_ids: list[str], episodes: int) -> dict[s
 
 
 def scored_trials(sweep: SweepDir) -> tuple[list[Scored], bool]:
-    """Every finished trial with its score, and whether the scores are normalised.
+    """Every finished trial that can be scored, and whether the scores are normalised.
 
-    A task whose true-reward agent did no better than random cannot be normalised:
-    its trials are left out (see :func:`unnormalised_tasks`).
+    A trial whose baseline has not finished, or whose baseline did no better than
+    random, cannot be normalised and is left out; :func:`unscored` says which and why.
     """
+    scored, normalised, _ = _score_all(sweep)
+    return scored, normalised
+
+
+def unscored(sweep: SweepDir) -> dict[str, list[str]]:
+    """Finished trials left out of the statistics, by reason."""
+    return _score_all(sweep)[2]
+
+
+def _score_all(sweep: SweepDir) -> tuple[list[Scored], bool, dict[str, list[str]]]:
     spec, trials = sweep.spec(), sweep.trials()
     finished = [(t, r) for t in trials if (r := sweep.result(t.name)) is not None]
+    normalised = spec.kind == "control" and spec.baseline == TRUE_REWARD
+    if not normalised:
+        return [Scored(t, r, r.score) for t, r in finished], False, {}
     bases: dict[str, list[float]] = defaultdict(list)
     for trial, result in finished:
         if trial.kind == TRUE_REWARD:
             bases[baseline_key(trial)].append(result.score)
-    normalised = spec.kind == "control" and spec.baseline == TRUE_REWARD
-    if not normalised:
-        return [Scored(t, r, r.score) for t, r in finished], False
     randoms = random_returns(sweep, sorted({t.task for t, _ in finished}), spec.episodes)
-    scored = []
+    scored: list[Scored] = []
+    left_out: dict[str, list[str]] = defaultdict(list)
     for trial, result in finished:
-        base = bases.get(baseline_key(trial))
+        base, floor = bases.get(baseline_key(trial)), randoms[trial.task]
         if not base:
-            continue  # its baseline has not finished yet
-        floor = randoms[trial.task]
-        span = float(np.mean(base)) - floor
-        score = (result.score - floor) / span if span > 0 else math.nan
-        if math.isfinite(score):
+            left_out["its true-reward baseline has not finished"].append(trial.name)
+        elif float(np.mean(base)) <= floor:
+            why = (
+                f"its true-reward baseline ({float(np.mean(base)):.4g}) is no better than "
+                f"random ({floor:.4g}) on {trial.task}: give it more steps"
+            )
+            left_out[why].append(trial.name)
+        else:
+            score = (result.score - floor) / (float(np.mean(base)) - floor)
             scored.append(Scored(trial, result, score))
-    return scored, True
+    return scored, True, dict(left_out)
 
 
-def unnormalised_tasks(sweep: SweepDir) -> dict[str, tuple[float, float]]:
-    """Tasks whose true-reward agent's mean return is not above random: ``(baseline, random)``."""
-    spec = sweep.spec()
-    if spec.kind != "control" or spec.baseline != TRUE_REWARD:
-        return {}
-    bases: dict[str, list[float]] = defaultdict(list)
-    for trial in sweep.trials():
-        result = sweep.result(trial.name)
-        if trial.kind == TRUE_REWARD and result is not None:
-            bases[trial.task].append(result.score)
-    randoms = random_returns(sweep, sorted(bases), spec.episodes)
-    return {
-        task: (float(np.mean(v)), randoms[task])
-        for task, v in bases.items()
-        if float(np.mean(v)) <= randoms[task]
-    }
+def _config_matrices(scored: list[Scored]) -> dict[str, tuple[np.ndarray, int]]:
+    """Per configuration, a seeds x tasks matrix of the seeds every task has.
+
+    With each matrix, how many seeds were dropped because some task lacks them.
+    """
+    by_config: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for s in scored:
+        by_config[s.trial.configuration()][s.trial.task][s.trial.seed] = s.score
+    matrices = {}
+    for config, tasks in by_config.items():
+        seeds = sorted(set.intersection(*(set(v) for v in tasks.values())))
+        everyone = set().union(*(set(v) for v in tasks.values()))
+        if seeds:
+            matrix = np.array([[tasks[t][s] for t in sorted(tasks)] for s in seeds])
+            matrices[config] = (matrix, len(everyone) - len(seeds))
+    return matrices
 
 
 def _groups(scored: list[Scored]) -> dict[tuple[str, str], list[Scored]]:
@@ -149,21 +164,6 @@ def _groups(scored: list[Scored]) -> dict[tuple[str, str], list[Scored]]:
     for s in scored:
         groups[(s.trial.task, s.trial.configuration())].append(s)
     return groups
-
-
-def _across_tasks(scored: list[Scored]) -> dict[str, np.ndarray]:
-    """Per configuration, a seeds x tasks matrix (only configurations on >= 2 tasks)."""
-    by_config: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    for s in scored:
-        by_config[s.trial.configuration()][s.trial.task][s.trial.seed] = s.score
-    matrices = {}
-    for config, tasks in by_config.items():
-        if len(tasks) < 2:
-            continue
-        seeds = sorted(set.intersection(*(set(v) for v in tasks.values())))
-        if seeds:
-            matrices[config] = np.array([[tasks[t][s] for t in sorted(tasks)] for s in seeds])
-    return matrices
 
 
 def sweep_report(path: str | os.PathLike[str], *, reps: int | None = None) -> str:
@@ -178,7 +178,7 @@ def sweep_report(path: str | os.PathLike[str], *, reps: int | None = None) -> st
     reps = reps or REPS
     sweep = SweepDir.open(path)
     spec, trials = sweep.spec(), sweep.trials()
-    scored, normalised = scored_trials(sweep)
+    scored, normalised, left_out = _score_all(sweep)
     done = sum(sweep.result(t.name) is not None for t in trials)
     failed = [t.name for t in trials if sweep.result(t.name) is None and sweep.error(t.name)]
     what = (
@@ -211,12 +211,14 @@ def sweep_report(path: str | os.PathLike[str], *, reps: int | None = None) -> st
         lines.append(
             format_table(["task", "configuration", "IQM reaches", "CI low reaches"], reach)
         )
-    for task, (base, floor) in sorted(unnormalised_tasks(sweep).items()):
+    for why, names in sorted(left_out.items()):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        lines += ["", f"{len(names)} finished trial(s) left out ({shown}): {why}"]
+    if normalised and scored:
         lines += [
             "",
-            f"{task}: the true-reward agent scored {base:.4g}, no better than random "
-            f"({floor:.4g}), so its trials cannot be normalised and are left out; give it "
-            "more --steps",
+            "the CIs resample the runs of each configuration; the baseline's mean, the "
+            "denominator, is taken as exact",
         ]
     if failed:
         lines += ["", "failed: " + "; ".join(f"{n} ({sweep.error(n)})" for n in failed)]
@@ -249,10 +251,14 @@ def _estimates(
         estimates[(task, config)] = est
         raw = float(np.median([s.result.score for s in group]))
         summary.append((_summary_row(task, config, len(group), est, raw), est))
-    for config, matrix in sorted(_across_tasks(scored).items()):
+    for config, (matrix, dropped) in sorted(_config_matrices(scored).items()):
+        if matrix.shape[1] < 2:
+            continue
         est = aggregates(matrix, reps=reps)
-        label = f"all {matrix.shape[1]} tasks"
-        summary.append((_summary_row(label, config, matrix.size, est, math.nan), est))
+        label = f"all {matrix.shape[1]} tasks" + (
+            f" ({dropped} seed(s) missing on some task left out)" if dropped else ""
+        )
+        summary.append((_summary_row(label, config, matrix.shape[0], est, math.nan), est))
     return estimates, summary
 
 
@@ -269,14 +275,10 @@ def _draw(
 
     plots = plot_scores(estimates, sweep.plots / "scores.png", what)
     if normalised:
-        by_config: dict[str, list[float]] = defaultdict(list)
-        for s in scored:
-            by_config[s.trial.configuration()].append(s.score)
         lowest = min(0.0, min(s.score for s in scored))
         taus = np.linspace(lowest, max(1.2, max(s.score for s in scored)), 61)
-        profiles = performance_profile(
-            {k: np.array(v) for k, v in by_config.items()}, taus, reps=reps
-        )
+        matrices = {k: m for k, (m, _) in _config_matrices(scored).items()}
+        profiles = performance_profile(matrices, taus, reps=reps)
         plots += plot_profiles(profiles, taus, sweep.plots / "performance_profile.png")
     curves = _label_curves(estimates, scored)
     if curves:
@@ -372,42 +374,64 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def compare(a: str, b: str, *, reps: int | None = None) -> str:
     """P(A > B) for two configurations, each ``SWEEP[:field=value,...]``, over shared tasks.
 
+    Each selector must pick one configuration per task (say which label budget, say,
+    when the sweep varies it); runs of A and B need not be as many.
+
     Raises:
-        ValueError: A selector matches no finished trial, or A and B share no task.
+        ValueError: A selector matches no finished trial or several configurations,
+            one sweep is normalised and the other not, or A and B share no task.
     """
     from prefgym.sweeps._stats import REPS
 
-    runs_a, runs_b = _select(a), _select(b)
+    (runs_a, normalised_a), (runs_b, normalised_b) = _select(a), _select(b)
+    if normalised_a != normalised_b:
+        raise ValueError(
+            f"{a!r} and {b!r} are scored differently (one sweep has a true-reward baseline, "
+            "the other not): compare sweeps that both have --baseline true-reward or neither"
+        )
     tasks = sorted(set(runs_a) & set(runs_b))
     if not tasks:
         raise ValueError(f"{a!r} and {b!r} share no task with finished trials: nothing to compare")
-    n = min(min(len(runs_a[t]) for t in tasks), min(len(runs_b[t]) for t in tasks))
-    x = np.array([[runs_a[t][i] for t in tasks] for i in range(n)])
-    y = np.array([[runs_b[t][i] for t in tasks] for i in range(n)])
+    x, y = _task_matrix(runs_a, tasks), _task_matrix(runs_b, tasks)
     estimate = probability_of_improvement(x, y, reps=reps or REPS)
     return (
         f"P({a} > {b}) = {estimate} (95% CI), over {len(tasks)} task(s) "
-        f"({', '.join(tasks)}), {n} seeds each"
+        f"({', '.join(tasks)}), {x.shape[0]} and {y.shape[0]} seeds"
     )
 
 
-def _select(selector: str) -> dict[str, list[float]]:
-    """Scores per task of the finished trials ``SWEEP[:field=value,...]`` picks."""
+def _task_matrix(runs: dict[str, list[float]], tasks: list[str]) -> np.ndarray:
+    """Runs x tasks, keeping the runs every task has (the first ``n`` seeds of each)."""
+    n = min(len(runs[t]) for t in tasks)
+    return np.array([[runs[t][i] for t in tasks] for i in range(n)])
+
+
+def _select(selector: str) -> tuple[dict[str, list[float]], bool]:
+    """Scores per task of the finished trials ``SWEEP[:field=value,...]`` picks.
+
+    With them, whether the scores are normalised.
+    """
+    from prefgym.sweeps.config import split_values
+
     path, _, spec = selector.partition(":")
     sweep = SweepDir.open(path)
-    wanted = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
-    bad = [part for part in spec.split(",") if part and "=" not in part]
+    parts = split_values(spec) if spec else []
+    bad = [part for part in parts if "=" not in part]
     if bad:
         raise ValueError(f"selector {selector!r}: {bad[0]!r} is not field=value")
-    scored, _ = scored_trials(sweep)
+    wanted = dict(part.split("=", 1) for part in parts)
+    scored, normalised = scored_trials(sweep)
     if sweep.spec().kind == "control":
         wanted.setdefault("reward", "learned")  # the true-reward baseline only when asked for
     runs: dict[str, list[float]] = defaultdict(list)
+    configurations: dict[str, set[str]] = defaultdict(set)
     fields: set[str] = set()
     for s in sorted(scored, key=lambda s: s.trial.seed):
-        fields |= set(s.trial.settings)
-        if all(str(s.trial.settings.get(k)) == v for k, v in wanted.items()):
+        flat = _flat(s.trial.settings)
+        fields |= set(flat)
+        if all(flat.get(k) in (v, _parsed(v)) for k, v in wanted.items()):
             runs[s.trial.task].append(s.score)
+            configurations[s.trial.task].add(s.trial.configuration())
     unknown = [k for k in wanted if k not in fields]
     if unknown:
         import difflib
@@ -419,4 +443,32 @@ def _select(selector: str) -> dict[str, list[float]]:
         )
     if not runs:
         raise ValueError(f"selector {selector!r} matches no finished trial")
-    return runs
+    several = {t: c for t, c in configurations.items() if len(c) > 1}
+    if several:
+        task, names = next(iter(sorted(several.items())))
+        example = f"{path}:{sorted(names)[0].replace(' ', ',')}"
+        raise ValueError(
+            f"selector {selector!r} picks {len(names)} configurations on {task} "
+            f"({'; '.join(sorted(names))}): name one, e.g. {example}"
+        )
+    return dict(runs), normalised
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Settings with nested ones as dotted names (``ppo.lr``)."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _parsed(text: str) -> Any:
+    """A selector's value as the settings hold it: a number, boolean or null, else the text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool)) or value is None else text

@@ -1,23 +1,24 @@
 """Statistics over seeds with rliable (Agarwal et al. 2021): IQM, mean, median, profiles.
 
 Scores come as a matrix of runs (seeds) by tasks. Point estimates are rliable's
-aggregates; 95% confidence intervals are stratified bootstrap intervals (runs are
-resampled within each task). The bootstrap is seeded, so a report is the same
-every time it is drawn.
+(``aggregate_iqm``, ``aggregate_mean``, ``aggregate_median``,
+``probability_of_improvement``, the run-score distribution of its performance
+profiles). Their 95% confidence intervals are percentile intervals of a
+stratified bootstrap, as rliable's: each resample draws the runs again within
+each task. The bootstrap is drawn here, from a seeded ``np.random.Generator``,
+because rliable's draws from numpy's global generator; so a report is the same
+every time it is drawn, and no global state is touched.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 REPS = 2000
-"""Bootstrap resamples of an interval (rliable's default for profiles; its 50,000 for
-aggregates takes seconds a row and moves the bounds by about 0.01 here)."""
+"""Bootstrap resamples of an interval."""
 CONFIDENCE = 0.95
 AGGREGATES = ("iqm", "mean", "median")
 
@@ -34,7 +35,7 @@ class Estimate:
         return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]"
 
 
-def _functions(tasks: int) -> dict[str, object]:
+def _functions(tasks: int) -> dict[str, Callable[[np.ndarray], float]]:
     """Rliable's aggregates; the median of one task is over its runs.
 
     rliable's median is of the per-task means (the median task), which for one task
@@ -46,41 +47,50 @@ def _functions(tasks: int) -> dict[str, object]:
     return {"iqm": metrics.aggregate_iqm, "mean": metrics.aggregate_mean, "median": median}
 
 
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Numpy's global generator seeded, and restored after.
+def stratified_bootstrap(
+    matrices: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    *,
+    reps: int = REPS,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of ``statistic(*matrices)``, runs resampled within each task.
 
-    rliable's bootstraps draw their indices with ``np.random.choice`` (its ``random_state``
-    argument reaches arch, which does not draw them), so the global state is what seeds them.
+    Args:
+        matrices: Runs x tasks score matrices (one per configuration the statistic
+            takes), each resampled on its own.
+        statistic: Maps the (resampled) matrices to an array of estimates.
+        reps: Resamples.
+        seed: Seeds the resampling.
+
+    Returns:
+        The lower and upper ends, each shaped like ``statistic``'s result.
     """
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="random_state is deprecated")
-            yield
-    finally:
-        np.random.set_state(state)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(reps):
+        resampled = []
+        for m in matrices:
+            rows = rng.integers(0, m.shape[0], size=m.shape)  # per task, its own runs
+            resampled.append(np.take_along_axis(m, rows, axis=0))
+        draws.append(np.atleast_1d(statistic(*resampled)))
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(np.array(draws), [tail, 100 - tail], axis=0)
+    return low, high
 
 
 def aggregates(scores: np.ndarray, *, reps: int = REPS, seed: int = 0) -> dict[str, Estimate]:
     """IQM, mean and median of ``scores`` (runs x tasks) with stratified bootstrap CIs."""
-    from rliable import library as rly
-
     scores = _matrix(scores)
     functions = _functions(scores.shape[1])
 
     def all_three(x: np.ndarray) -> np.ndarray:
-        return np.array([functions[name](x) for name in AGGREGATES])  # type: ignore[operator]
+        return np.array([functions[name](x) for name in AGGREGATES])
 
-    with _seeded(seed):
-        points, intervals = rly.get_interval_estimates(
-            {"x": scores}, all_three, reps=reps, confidence_interval_size=CONFIDENCE
-        )
+    points = all_three(scores)
+    low, high = stratified_bootstrap([scores], all_three, reps=reps, seed=seed)
     return {
-        name: Estimate(
-            float(points["x"][i]), float(intervals["x"][0, i]), float(intervals["x"][1, i])
-        )
+        name: Estimate(float(points[i]), float(low[i]), float(high[i]))
         for i, name in enumerate(AGGREGATES)
     }
 
@@ -92,26 +102,23 @@ def probability_of_improvement(
 
     Args:
         x: Scores of X, runs x tasks.
-        y: Scores of Y on the same tasks (in the same column order), runs x tasks.
+        y: Scores of Y on the same tasks (in the same column order), runs x tasks; the
+            number of runs may differ from X's.
         reps: Bootstrap resamples.
         seed: Seeds the bootstrap.
     """
-    from rliable import library as rly
     from rliable import metrics
 
     x, y = _matrix(x), _matrix(y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y need the same tasks, got {x.shape[1]} and {y.shape[1]} columns")
-    with _seeded(seed):
-        points, intervals = rly.get_interval_estimates(
-            {"xy": [x, y]},
-            lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
-            reps=reps,
-            confidence_interval_size=CONFIDENCE,
-        )
-    return Estimate(
-        float(points["xy"][0]), float(intervals["xy"][0, 0]), float(intervals["xy"][1, 0])
-    )
+
+    def improvement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.array([metrics.probability_of_improvement(a, b)])
+
+    point = float(improvement(x, y)[0])
+    low, high = stratified_bootstrap([x, y], improvement, reps=reps, seed=seed)
+    return Estimate(point, float(low[0]), float(high[0]))
 
 
 def performance_profile(
@@ -119,16 +126,29 @@ def performance_profile(
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """For each configuration, the fraction of runs scoring above each tau, with a CI band.
 
+    Each task weighs the same (the fraction is averaged over tasks, as rliable's run-score
+    distribution), and the band resamples runs within tasks.
+
+    Args:
+        scores: Configuration -> runs x tasks matrix.
+        taus: The thresholds.
+        reps: Bootstrap resamples.
+        seed: Seeds the bootstrap.
+
     Returns:
         ``{configuration: (fraction, low, high)}``, each of ``taus``' length.
     """
-    from rliable import library as rly
 
-    with _seeded(seed):
-        points, intervals = rly.create_performance_profile(
-            {k: _matrix(v) for k, v in scores.items()}, taus, reps=reps
-        )
-    return {k: (points[k], intervals[k][0], intervals[k][1]) for k in scores}
+    def fraction(m: np.ndarray) -> np.ndarray:
+        """Rliable's run-score distribution (``library.score_distributions``), vectorised."""
+        return (m[..., None] > taus).mean(axis=(0, 1))
+
+    profiles = {}
+    for name, matrix in scores.items():
+        matrix = _matrix(matrix)
+        low, high = stratified_bootstrap([matrix], fraction, reps=reps, seed=seed)
+        profiles[name] = (fraction(matrix), low, high)
+    return profiles
 
 
 def _matrix(scores: np.ndarray) -> np.ndarray:

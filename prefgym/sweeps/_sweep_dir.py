@@ -43,7 +43,7 @@ class TrialResult:
     score: float
     """The true return of the deterministic policy (control) or the final true score (text)."""
     score_std: float
-    """Its standard deviation over evaluation episodes (control; NaN for text)."""
+    """Its standard deviation over evaluation episodes (control; 0 for text)."""
     train_seconds: float
     """Wall seconds the trial's training took (every attempt that ended; no evaluation)."""
     steps: int
@@ -107,7 +107,7 @@ class SweepDir:
             "prefgym": __version__,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "spec": spec.to_json(),
-            "trials": [t.name for t in trials],
+            "trials": [{"name": t.name, "settings": t.settings} for t in trials],
         }
         try:
             create_atomic(sweep.file, json.dumps(document, indent=2) + "\n")
@@ -143,7 +143,10 @@ class SweepDir:
         return spec_from_json(document.get("spec"), f"{self.file}: spec")
 
     def trials(self) -> list[Trial]:
-        """The sweep's trials, expanded from its spec and checked against the names it lists.
+        """The sweep's trials, expanded from its spec and checked against the ones it lists.
+
+        Each trial's whole settings are listed, so a prefgym whose defaults changed since
+        the sweep began cannot resume it with other settings than its finished trials had.
 
         Raises:
             ValueError: ``sweep.json`` is damaged, or its trial list does not match its
@@ -151,10 +154,11 @@ class SweepDir:
         """
         trials = expand(self.spec())
         listed = read_json_object(self.file, "the sweep's settings").get("trials")
-        if listed != [t.name for t in trials]:
+        if listed != [{"name": t.name, "settings": t.settings} for t in trials]:
             raise ValueError(
-                f"{self.file}: the trial list does not match the grid; the file was edited or "
-                "written by another prefgym version: start a new sweep"
+                f"{self.file}: the trials it lists are not the grid's as this prefgym expands "
+                "it (the file was edited, or prefgym's settings changed since the sweep "
+                "began); finish it with the prefgym that started it, or start a new sweep"
             )
         return trials
 

@@ -53,7 +53,7 @@ def run_trial(sweep_path: str, name: str, report: Report, threads: int = 1) -> T
         return done
     trial = {t.name: t for t in sweep.trials()}[name]
     set_threads(threads)
-    _warm_up()
+    _warm_up(control=trial.kind != TEXT)
     path = sweep.trial_path(name)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
@@ -71,14 +71,17 @@ def run_trial(sweep_path: str, name: str, report: Report, threads: int = 1) -> T
     return result
 
 
-def _warm_up() -> None:
+def _warm_up(*, control: bool) -> None:
     """Pay a fresh worker's one-time imports before the clock starts.
 
-    Stable-Baselines3, and ``torch._dynamo``, which the first optimiser a process builds
-    imports (about 1 s here): every trial runs in a new worker, so each would carry them.
+    Stable-Baselines3 (for a control trial), and ``torch._dynamo``, which the first
+    optimiser a process builds imports: every trial runs in a new worker, so each would
+    carry them in its training time.
     """
-    import stable_baselines3  # noqa: F401
     import torch
+
+    if control:
+        import stable_baselines3  # noqa: F401
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
@@ -127,18 +130,16 @@ def _with_patience(work: Callable[[], None]) -> None:
 def _train(trial: Trial, path: Path, report: Report) -> None:
     """Train the trial's run: start it, or carry it on from its last round."""
     from prefgym.runs import resume, resume_text, train, train_text
-    from prefgym.runs.config import TextTrainConfig, TrainConfig
+    from prefgym.runs.config import TextTrainConfig
 
     config = trial.config()
     started = (path / "config.json").exists()
-    if trial.kind == TEXT:
-        assert isinstance(config, TextTrainConfig)
+    if isinstance(config, TextTrainConfig):
         if started:
             resume_text(path, progress=False, on_round=report)
         else:
             train_text(config, path, progress=False, on_round=report)
         return
-    assert isinstance(config, TrainConfig)
     if started:
         resume(path, show_progress=False, on_round=report)
     else:

@@ -94,8 +94,10 @@ def _run(sweep: SweepDir, address: str | None, num_cpus: int | None, stream: Tex
 
 
 def _fit(sweep: SweepDir, spec: SweepSpec, pending: list[Trial], progress: Progress) -> None:
+    import ray
     from ray import tune
 
+    _check_resources(spec, ray.cluster_resources())
     resources = {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
     trainable = tune.with_resources(_trainable, resources)
     tuner = tune.Tuner(
@@ -116,6 +118,25 @@ def _fit(sweep: SweepDir, spec: SweepSpec, pending: list[Trial], progress: Progr
         ),
     )
     tuner.fit()
+
+
+def _check_resources(spec: SweepSpec, cluster: dict[str, float]) -> None:
+    """Refuse per-trial resources the Ray cluster cannot grant (Tune would wait forever).
+
+    Raises:
+        ValueError: A trial asks for more CPUs or GPUs than the cluster has.
+    """
+    cpus, gpus = float(cluster.get("CPU", 0.0)), float(cluster.get("GPU", 0.0))
+    if spec.cpus_per_trial > cpus:
+        raise ValueError(
+            f"--cpus-per-trial {spec.cpus_per_trial:g} is more than the {cpus:g} CPUs of this "
+            "Ray; lower it (or raise --num-cpus, or join a bigger cluster with --address)"
+        )
+    if spec.gpus_per_trial > gpus:
+        raise ValueError(
+            f"--gpus-per-trial {spec.gpus_per_trial:g} is more than the {gpus:g} GPUs of this "
+            "Ray; lower it (0 runs on CPUs)"
+        )
 
 
 def _trainable(config: dict[str, Any]) -> None:
@@ -167,6 +188,19 @@ def ray_session(
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         yield
         return
+    if num_cpus is not None and num_cpus < 1:
+        raise ValueError(f"--num-cpus must be >= 1, got {num_cpus}")
+    saved = dict(os.environ)
+    try:
+        with _started(address, num_cpus, num_gpus):
+            yield
+    finally:  # Ray's settings and the cluster token do not outlive the session
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextmanager
+def _started(address: str | None, num_cpus: int | None, num_gpus: int | None) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network access
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay quiet
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -262,7 +296,9 @@ class Progress:
     def finish(self) -> None:
         """The closing line."""
         wall = time.monotonic() - self.began
-        self._say(f"sweep finished in {wall:.0f} s")
+        left = sum(s != "done" for s in self.state.values())
+        ended = "finished" if not left else f"ended with {left} of {self.total} trials unfinished"
+        self._say(f"sweep {ended} in {wall:.0f} s")
 
     def _counts(self) -> str:
         states = list(self.state.values())

@@ -43,9 +43,9 @@ TEXT = "text"
 class SweepSpec:
     """A sweep: the grid, the seeds and how each trial runs; written to ``sweep.json``."""
 
-    grid: dict[str, list[Any]]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
     """Settings field -> the values to try (one value: fixed for every trial)."""
-    seeds: list[int]
+    seeds: list[int] = field(default_factory=lambda: [0])
     """The seeds every combination runs with."""
     kind: SweepKind = "control"
     """``control`` (``prefgym train`` runs) or ``text`` (``prefgym text train`` runs)."""
@@ -117,10 +117,14 @@ class Trial:
         return str(self.settings["env_id"])
 
     def configuration(self) -> str:
-        """What the trial is, minus task and seed: the row label its seeds are pooled under."""
-        if self.kind == TRUE_REWARD:
-            return TRUE_REWARD
+        """What the trial is, minus task and seed: the row label its seeds are pooled under.
+
+        A true-reward baseline is ``true-reward`` and the varied settings it uses
+        (``true-reward steps=5000``): baselines of other settings are other rows.
+        """
         parts = [f"{k}={v}" for k, v in self.varied.items() if k not in ("env_id", "seed")]
+        if self.kind == TRUE_REWARD:
+            return " ".join([TRUE_REWARD, *parts])
         return " ".join(parts) or "default"
 
     def config(self) -> TrainConfig | TextTrainConfig:
@@ -166,6 +170,11 @@ def check_grid(grid: dict[str, list[Any]], kind: str) -> None:
             )
         if name == "seed":
             raise ValueError("the grid may not set 'seed': give the seeds with --seeds")
+        if name == "reward" and kind == "control":
+            raise ValueError(
+                "the grid may not set 'reward': the true-reward agent is a baseline, "
+                "add it with --baseline true-reward"
+            )
         if not isinstance(values, list) or not values:
             raise ValueError(
                 f"grid field {name!r} has no values ({values!r}): give at least one, "
@@ -184,21 +193,29 @@ def expand(spec: SweepSpec) -> list[Trial]:
     varied = [name for name, values in axes if len(values) > 1]
     kind = TEXT if spec.kind == "text" else PREFERENCE
     trials: dict[str, Trial] = {}
+
+    def add(trial: Trial) -> None:
+        known = trials.setdefault(trial.name, trial)
+        if known.settings != trial.settings:
+            raise ValueError(
+                f"two trials of the grid would both be named {trial.name!r} "
+                f"({known.varied} and {trial.varied}); give them values that differ "
+                "in letters or digits"
+            )
+
     for values in itertools.product(*(v for _, v in axes)):
         chosen = dict(zip((n for n, _ in axes), values, strict=True))
         for seed in spec.seeds:
-            trial = _trial(kind, {**chosen, "seed": seed}, varied)
-            trials.setdefault(trial.name, trial)
+            add(_trial(kind, {**chosen, "seed": seed}, varied))
             if spec.baseline == TRUE_REWARD:
-                baseline = {
-                    k: v for k, v in chosen.items() if k not in PREFERENCE_ONLY and k != "reward"
-                }
-                base = _trial(
-                    TRUE_REWARD,
-                    {**baseline, "reward": "true", "seed": seed},
-                    [n for n in varied if n not in PREFERENCE_ONLY],
+                baseline = {k: v for k, v in chosen.items() if k not in PREFERENCE_ONLY}
+                add(
+                    _trial(
+                        TRUE_REWARD,
+                        {**baseline, "reward": "true", "seed": seed},
+                        [n for n in varied if n not in PREFERENCE_ONLY],
+                    )
                 )
-                trials.setdefault(base.name, base)
     if not trials:
         raise ValueError("the sweep grid has no trials: every field needs at least one value")
     return list(trials.values())
@@ -276,10 +293,37 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
         raise ValueError(f"[grid] in {path} must be a table of field = [values]")
-    data["grid"] = {k: v if isinstance(v, list) else [v] for k, v in grid.items()}
+    data["grid"] = {k: v if isinstance(v, list) else [v] for k, v in _dotted(grid).items()}
     if "seeds" in data:
         data["seeds"] = seed_list(data["seeds"])
     return data
+
+
+def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted names: TOML reads ``ppo.lr = [...]`` as ``{"ppo": {"lr": ...}}``."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def split_values(text: str) -> list[str]:
+    """``a,b,c`` as its values, where a piece with ``=`` belongs to the value before it.
+
+    Oracle specs hold commas (``mistake,eps_mistake=0.2``), so
+    ``oracle,mistake,eps_mistake=0.2`` is the two values ``oracle`` and
+    ``mistake,eps_mistake=0.2``.
+    """
+    values: list[str] = []
+    for piece in text.split(","):
+        if "=" in piece and values:
+            values[-1] += "," + piece
+        else:
+            values.append(piece)
+    return values
 
 
 def _parse(text: str, *, toml: bool) -> Any:

@@ -111,3 +111,32 @@ def test_report_and_compare_read_a_sweep(
     assert capsys.readouterr().out.startswith(
         f"P({sweep.path}:labels=20 > {sweep.path}:labels=10) = 1 ["
     )
+
+
+def test_grid_file_values_are_checked_for_their_type(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text('cpus_per_trial = "2"\n')
+    err = _error(["sweep", "--file", str(grid), "--out", str(tmp_path / "s")], capsys)
+    assert "cpus_per_trial must be a number" in err and str(grid) in err
+    grid.write_text("max_failures = 1.5\n")
+    assert "max_failures must be an integer" in _error(
+        ["sweep", "--file", str(grid), "--out", str(tmp_path / "s")], capsys
+    )
+
+
+def test_an_oracle_spec_with_commas_is_one_grid_value() -> None:
+    spec = spec_from_args(_args(["--grid", "oracle=oracle,mistake,eps_mistake=0.2"]))
+    assert spec.grid == {"oracle": ["oracle", "mistake,eps_mistake=0.2"]}
+    assert len(expand(spec)) == 2
+
+
+def test_resources_a_ray_cannot_grant_are_refused() -> None:
+    from prefgym.sweeps._tune import _check_resources
+
+    with pytest.raises(ValueError, match=r"--cpus-per-trial 4 is more than the 2 CPUs"):
+        _check_resources(SweepSpec(cpus_per_trial=4), {"CPU": 2.0})
+    with pytest.raises(ValueError, match=r"--gpus-per-trial 1 is more than the 0 GPUs"):
+        _check_resources(SweepSpec(gpus_per_trial=1), {"CPU": 2.0})
+    _check_resources(SweepSpec(cpus_per_trial=2), {"CPU": 2.0})

@@ -121,3 +121,30 @@ def test_grid_files_in_toml_and_yaml(tmp_path: Path) -> None:
         read_grid_file(broken)
     with pytest.raises(ValueError, match="must end in .toml"):
         read_grid_file(tmp_path / "grid.json")
+
+
+def test_baselines_of_other_settings_are_other_rows_and_reward_is_not_a_grid_field() -> None:
+    spec = SweepSpec(grid={"steps": [5000, 10_000]}, seeds=[0], baseline="true-reward")
+    labels = sorted(t.configuration() for t in expand(spec) if t.kind == TRUE_REWARD)
+    assert labels == ["true-reward steps=10000", "true-reward steps=5000"]
+    with pytest.raises(ValueError, match="add it with --baseline true-reward"):
+        SweepSpec(grid={"reward": ["true"]}, seeds=[0])
+
+
+def test_two_trials_that_would_share_a_name_are_refused() -> None:
+    spec = SweepSpec(grid={"labeler": ["a b", "a_b"], "oracle": ["human"]}, seeds=[0])
+    with pytest.raises(ValueError, match="would both be named"):
+        expand(spec)
+
+
+def test_nested_toml_tables_and_oracle_specs_with_commas(tmp_path: Path) -> None:
+    from prefgym.sweeps.config import split_values
+
+    grid = tmp_path / "text.toml"
+    grid.write_text('kind = "text"\n[grid]\nppo.lr = [1e-5, 3e-5]\n')
+    assert SweepSpec(**read_grid_file(grid)).grid == {"ppo.lr": [1e-5, 3e-5]}
+    assert split_values("oracle,mistake,eps_mistake=0.2,stoc") == [
+        "oracle",
+        "mistake,eps_mistake=0.2",
+        "stoc",
+    ]

@@ -98,13 +98,25 @@ def test_probability_of_improvement_between_two_configurations(tmp_path: Path) -
     # CartPole: every 20-label run beats every 10-label run (16 of 16 pairs) except
     # 450 vs 400? no: 450 > 400; Pendulum: -300 vs -400: all 16 pairs too.
     assert text.startswith(f"P({path}:labels=20 > {path}:labels=10) = 1 [")
-    assert "over 2 task(s)" in text and "4 seeds each" in text
+    assert "over 2 task(s)" in text and "4 and 4 seeds" in text
     with pytest.raises(ValueError, match="did you mean 'labels'"):
         compare(f"{path}:lables=20", f"{path}:labels=10")
     with pytest.raises(ValueError, match="matches no finished trial"):
         compare(f"{path}:labels=30", f"{path}:labels=10")
     baseline = compare(f"{path}:reward=true", f"{path}:labels=20", reps=300)
     assert baseline.startswith("P(")
+    with pytest.raises(ValueError, match=r"picks 2 configurations on prefgym/CartPole-v1"):
+        compare(f"{path}", f"{path}:labels=10")  # both budgets at once: name one
+
+
+def test_compare_refuses_normalised_against_raw_scores(tmp_path: Path) -> None:
+    normalised = _synthetic(tmp_path / "s").path
+    raw = SweepDir.create(tmp_path / "raw", SweepSpec(grid={"labels": [10]}, seeds=[0, 1]))
+    for trial in raw.trials():
+        raw.trial_path(trial.name).mkdir(parents=True)
+        raw.write_result(TrialResult(trial.name, 400.0, 0.0, 1.0, 100, 10))
+    with pytest.raises(ValueError, match="scored differently"):
+        compare(f"{normalised}:labels=10", f"{raw.path}:labels=10")
 
 
 def test_a_task_whose_baseline_is_no_better_than_random_is_said_and_left_out(
@@ -115,8 +127,10 @@ def test_a_task_whose_baseline_is_no_better_than_random_is_said_and_left_out(
         json.dumps({**RANDOM, "prefgym/Pendulum-v1": -100.0})
     )
     text = sweep_report(sweep.path, reps=200)
-    assert "prefgym/Pendulum-v1: the true-reward agent scored -200, no better than random" in text
+    assert "12 finished trial(s) left out (Pendulum-v1.labels-10.seed-0" in text
+    assert "true-reward baseline (-200) is no better than random (-100)" in text
     assert not any("Pendulum" in line and "labels=" in line for line in text.splitlines()[:12])
+    assert "all 2 tasks" not in text  # one task is left
 
 
 def test_the_report_of_a_real_tiny_sweep(finished_sweep: Path) -> None:

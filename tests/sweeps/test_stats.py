@@ -59,3 +59,13 @@ def test_performance_profile_is_the_fraction_of_runs_above_each_tau() -> None:
 def test_non_finite_scores_are_refused() -> None:
     with pytest.raises(ValueError, match="finite"):
         aggregates(np.array([1.0, np.nan]))
+
+
+def test_the_profile_is_rliable_s_run_score_distribution() -> None:
+    from rliable import library as rly
+
+    rng = np.random.default_rng(3)
+    scores = rng.normal(0.7, 0.3, size=(6, 3))
+    taus = np.linspace(0.0, 1.5, 16)
+    fraction, _, _ = performance_profile({"a": scores}, taus, reps=50)["a"]
+    np.testing.assert_allclose(fraction, rly.score_distributions(scores, taus))

@@ -19,6 +19,7 @@ def test_a_sweep_is_made_once(tmp_path: Path) -> None:
     assert is_sweep(sweep.path)
     document = json.loads(sweep.file.read_text())
     assert document["format"] == "prefgym-sweep" and len(document["trials"]) == 4
+    assert document["trials"][0]["settings"]["labels"] == 10
     assert sweep.spec() == _spec()
     with pytest.raises(FileExistsError, match="prefgym sweep --resume"):
         SweepDir.create(tmp_path / "s", _spec())
@@ -41,7 +42,7 @@ def test_a_damaged_or_edited_sweep_json_is_named(tmp_path: Path) -> None:
     sweep = SweepDir.create(tmp_path / "s", _spec())
     document = json.loads(sweep.file.read_text())
     sweep.file.write_text(json.dumps({**document, "trials": document["trials"][:3]}))
-    with pytest.raises(ValueError, match="trial list does not match the grid"):
+    with pytest.raises(ValueError, match="the trials it lists are not the grid"):
         sweep.trials()
     spec = {**document["spec"], "seeds": [0, -1]}
     sweep.file.write_text(json.dumps({**document, "spec": spec}))
