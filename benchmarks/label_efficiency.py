@@ -464,7 +464,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="CartPole, oracle and mistake, 100 labels, 100k steps, 2 seeds (about 10 minutes)",
+        help="CartPole, oracle and mistake, 100 labels, 100k steps, 2 seeds",
     )
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     parser.add_argument("--address", help="a Ray cluster to run on (default: a local Ray)")

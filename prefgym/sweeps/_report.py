@@ -5,8 +5,7 @@ true-reward baseline in the sweep it is normalised: the improvement over a
 uniformly random policy as a fraction of the true-reward agent's,
 ``(return - random) / (baseline - random)``, where ``baseline`` is the mean over
 seeds of the true-reward trials with the same task, steps and agent. So 1 is the
-true-reward agent's level and 0 random play, on every task (CartPole's random
-policy scores 266 of 500 where failures reset in place). Text trials and sweeps
+true-reward agent's level and 0 random play, on every task. Text trials and sweeps
 without a baseline are scored raw.
 """
 

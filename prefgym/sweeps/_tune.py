@@ -215,7 +215,7 @@ def _started(address: str | None, num_cpus: int | None, num_gpus: int | None) ->
 
     import ray  # after the environment above: Ray reads its settings on import
 
-    # Tune's import (about 2 s) runs while ray.init waits for its processes to start.
+    # Tune's import runs while ray.init waits for its processes to start.
     tune_import = threading.Thread(target=importlib.import_module, args=("ray.tune",))
     tune_import.start()
 
