@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -62,7 +61,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The sweep a command line describes: the grid file, then the options over it."""
     from prefgym.schema import from_json
     from prefgym.sweeps import read_grid_file, seed_list
-    from prefgym.sweeps.config import split_values
+    from prefgym.sweeps.config import parse_value, split_values
 
     settings: dict[str, Any] = read_grid_file(args.file) if args.file else {}
     grid: dict[str, list[Any]] = dict(settings.pop("grid", {}))
@@ -71,7 +70,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
             raise ValueError(f"--grid {item!r} is not FIELD=V1,V2 (e.g. --grid members=3,5)")
-        grid[name] = [_value(v) for v in split_values(values)]
+        grid[name] = [parse_value(v) for v in split_values(values)]
     if args.text:
         settings["kind"] = "text"
     if args.seeds is not None and args.seed_list:
@@ -84,15 +83,6 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     document = {**SweepSpec().to_json(), **settings, "grid": grid}
     where = f"grid file {args.file}" if args.file else "the sweep"
     return from_json(SweepSpec, document, where)  # every value checked for its type
-
-
-def _value(text: str) -> Any:
-    """A grid value from the command line: a JSON number, boolean or null, else the text."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if isinstance(value, (int, float, bool)) or value is None else text
 
 
 def _sweep(args: argparse.Namespace) -> int:

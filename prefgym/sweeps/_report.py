@@ -410,7 +410,7 @@ def _select(selector: str) -> tuple[dict[str, list[float]], bool]:
 
     With them, whether the scores are normalised.
     """
-    from prefgym.sweeps.config import split_values
+    from prefgym.sweeps.config import dotted, parse_value, split_values
 
     path, _, spec = selector.partition(":")
     sweep = SweepDir.open(path)
@@ -426,9 +426,9 @@ def _select(selector: str) -> tuple[dict[str, list[float]], bool]:
     configurations: dict[str, set[str]] = defaultdict(set)
     fields: set[str] = set()
     for s in sorted(scored, key=lambda s: s.trial.seed):
-        flat = _flat(s.trial.settings)
+        flat = dotted(s.trial.settings)
         fields |= set(flat)
-        if all(flat.get(k) in (v, _parsed(v)) for k, v in wanted.items()):
+        if all(flat.get(k) in (v, parse_value(v)) for k, v in wanted.items()):
             runs[s.trial.task].append(s.score)
             configurations[s.trial.task].add(s.trial.configuration())
     unknown = [k for k in wanted if k not in fields]
@@ -451,23 +451,3 @@ def _select(selector: str) -> tuple[dict[str, list[float]], bool]:
             f"({'; '.join(sorted(names))}): name one, e.g. {example}"
         )
     return dict(runs), normalised
-
-
-def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Settings with nested ones as dotted names (``ppo.lr``)."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
-def _parsed(text: str) -> Any:
-    """A selector's value as the settings hold it: a number, boolean or null, else the text."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return value if isinstance(value, (int, float, bool)) or value is None else text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -293,21 +294,34 @@ def read_grid_file(path: str | Path) -> dict[str, Any]:
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
         raise ValueError(f"[grid] in {path} must be a table of field = [values]")
-    data["grid"] = {k: v if isinstance(v, list) else [v] for k, v in _dotted(grid).items()}
+    data["grid"] = {k: v if isinstance(v, list) else [v] for k, v in dotted(grid).items()}
     if "seeds" in data:
         data["seeds"] = seed_list(data["seeds"])
     return data
 
 
-def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested tables as dotted names: TOML reads ``ppo.lr = [...]`` as ``{"ppo": {"lr": ...}}``."""
+def dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables as dotted names (``{"ppo": {"lr": 1}}`` -> ``{"ppo.lr": 1}``).
+
+    A grid file's ``ppo.lr = [...]`` is such a table in TOML, and a text trial's
+    settings hold nested configs.
+    """
     flat: dict[str, Any] = {}
     for key, value in table.items():
         if isinstance(value, dict):
-            flat.update(_dotted(value, f"{prefix}{key}."))
+            flat.update(dotted(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def parse_value(text: str) -> Any:
+    """A value from a command line: a JSON number, boolean or null, else the text itself."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float, bool)) or value is None else text
 
 
 def split_values(text: str) -> list[str]:
