@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,12 @@ def sweep_report(path: str | os.PathLike[str], *, reps: int | None = None) -> st
     return "\n".join(lines)
 
 
+def _natural_key(item: tuple[tuple[str, str], Any]) -> list[Any]:
+    """Rows in natural order: ``labels=30`` before ``labels=100``."""
+    (task, config), _ = item
+    return [task, *(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", config))]
+
+
 def _estimates(
     scored: list[Scored], reps: int
 ) -> tuple[
@@ -245,7 +252,7 @@ def _estimates(
     """
     estimates: dict[tuple[str, str], dict[str, Estimate]] = {}
     summary = []
-    for (task, config), group in sorted(_groups(scored).items()):
+    for (task, config), group in sorted(_groups(scored).items(), key=_natural_key):
         est = aggregates(np.array([s.score for s in group]), reps=reps)
         estimates[(task, config)] = est
         raw = float(np.median([s.result.score for s in group]))
