@@ -179,8 +179,9 @@ def sweep_report(path: str | os.PathLike[str], *, reps: int | None = None) -> st
     sweep = SweepDir.open(path)
     spec, trials = sweep.spec(), sweep.trials()
     scored, normalised, left_out = _score_all(sweep)
-    done = sum(sweep.result(t.name) is not None for t in trials)
-    failed = [t.name for t in trials if sweep.result(t.name) is None and sweep.error(t.name)]
+    results = {t.name: sweep.result(t.name) for t in trials}  # each result.json read once here
+    done = sum(r is not None for r in results.values())
+    failed = [name for name, r in results.items() if r is None and sweep.error(name)]
     what = (
         "normalised return (1 = true-reward agent, 0 = random)"
         if normalised
@@ -222,7 +223,7 @@ def sweep_report(path: str | os.PathLike[str], *, reps: int | None = None) -> st
         ]
     if failed:
         lines += ["", "failed: " + "; ".join(f"{n} ({sweep.error(n)})" for n in failed)]
-    _write_results(sweep, trials, scored)
+    _write_results(sweep, trials, results, scored)
     if summary:
         _write_csv(sweep.path / "summary.csv", [r for r, _ in summary])
     plots = _draw(sweep, scored, estimates, normalised, what, reps) if scored else []
@@ -346,12 +347,17 @@ def _reach(labels: int | None, most: int) -> str:
     return str(labels) if labels is not None else f"> {most}"
 
 
-def _write_results(sweep: SweepDir, trials: list[Trial], scored: list[Scored]) -> None:
+def _write_results(
+    sweep: SweepDir,
+    trials: list[Trial],
+    results: dict[str, TrialResult | None],
+    scored: list[Scored],
+) -> None:
     score = {s.trial.name: s.score for s in scored}
     keys = sorted({k for t in trials for k in t.varied if k != "seed"})
     rows = []
     for trial in trials:
-        result = sweep.result(trial.name)
+        result = results[trial.name]
         row: dict[str, Any] = {"trial": trial.name, "kind": trial.kind}
         row.update({k: trial.settings.get(k, trial.varied.get(k, "")) for k in keys})
         if trial.kind == TRUE_REWARD:  # its preference settings are defaults it does not use
