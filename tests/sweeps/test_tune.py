@@ -84,6 +84,19 @@ def _results(path: Path) -> dict[str, float]:
     return {p.parent.name: p.stat().st_mtime_ns for p in path.glob("trials/*/result.json")}
 
 
+def _session_processes(sid: int) -> list[int]:
+    """Live processes of session ``sid``: the killed driver's Ray workers until they end."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 @pytest.mark.timeout(900)
 def test_a_sweep_killed_with_kill_9_resumes_without_running_a_trial_twice(tmp_path: Path) -> None:
     """The driver is killed mid-sweep; ``--resume`` finishes every trial, none retrained."""
@@ -122,8 +135,15 @@ def test_a_sweep_killed_with_kill_9_resumes_without_running_a_trial_twice(tmp_pa
     assert finished and interrupted, "no trial finished while another was mid-run"
     os.kill(driver.pid, signal.SIGKILL)  # the driver only, as a crash would
     driver.wait()
-    kept_rows = {p.name: read_metrics(p / "metrics.csv") for p in interrupted}
+    deadline = time.monotonic() + 120  # a trial may still write its result until Ray ends it
+    while _session_processes(driver.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _session_processes(driver.pid) == [], "Ray processes outlived the killed driver"
     before = _results(out)
+    assert len(before) < 4, "every trial finished before the driver's kill took effect"
+    kept_rows = {
+        p.name: read_metrics(p / "metrics.csv") for p in interrupted if p.name not in before
+    }
     time.sleep(1.0)
 
     resumed = subprocess.run(
