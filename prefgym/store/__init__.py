@@ -2,8 +2,8 @@
 
 ``PreferenceStore`` is the one class; private modules behind it hold the file
 format, its transaction idiom and the ``meta`` table (``_file``), the functions of
-each table (``_segments``, ``_queries`` with the leases, ``_judgments``) and the
-records it hands out (``_records``).
+each table (``_segments``, ``_queries`` with the leases, ``_judgments``), the
+trainer's heartbeat (``_heartbeat``) and the records it hands out (``_records``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
         decode_array,
         encode_array,
     )
+    from prefgym.store._heartbeat import STALE_SECONDS, TrainerState, TrainerStatus
+    from prefgym.store._judgments import JudgedMeanwhile
     from prefgym.store._records import (
         Judgeable,
         Query,

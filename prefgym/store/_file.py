@@ -38,7 +38,7 @@ import numpy as np
 
 APPLICATION_ID = 0x50524647
 """``PRAGMA application_id`` of every prefgym store (the bytes ``PRFG``)."""
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """``PRAGMA user_version`` this module writes and reads.
 
 The policy for changing the store: every change to the tables bumps this version
@@ -47,7 +47,14 @@ and adds the step that brings a store of the previous version to it to
 later one (``tests/store/test_migrations.py`` migrates a committed store of each
 past version). A store of a newer version than this is refused, never changed.
 """
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def _add_judgment_seconds(conn: sqlite3.Connection) -> None:
+    """Version 1 to 2: judgments record the seconds a person took (NULL for older ones)."""
+    conn.execute("ALTER TABLE judgments ADD COLUMN seconds REAL")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_judgment_seconds}
 """``{version: step}``: ``step`` turns a store of ``version`` into one of ``version + 1``,
 inside the write transaction that also sets the new version."""
 
@@ -83,6 +90,7 @@ CREATE TABLE judgments (
     ranking TEXT,
     judge TEXT NOT NULL,
     created REAL NOT NULL,
+    seconds REAL,
     UNIQUE (query_id, judge),
     CHECK ((preference IS NULL) <> (ranking IS NULL))
 );

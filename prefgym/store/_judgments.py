@@ -9,6 +9,7 @@ and undoing one makes the query pending again. The functions here take the open
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -26,8 +27,17 @@ from prefgym.store._records import (
 )
 
 
+class JudgedMeanwhile(StoreError):
+    """Another judge answered the query after it was shown to this one; nothing was stored."""
+
+
 def insert_judgments(
-    file: StoreFile, items: Sequence[tuple[int, Judgeable]], judge: str
+    file: StoreFile,
+    items: Sequence[tuple[int, Judgeable]],
+    judge: str,
+    *,
+    seconds: float | None = None,
+    shown_at: float | None = None,
 ) -> list[int]:
     """Record many judgments by one judge in one transaction: all or none are stored.
 
@@ -37,11 +47,19 @@ def insert_judgments(
             (or its name) for a pair query, a sequence of segment ids best
             first for a ranking query.
         judge: Who judged.
+        seconds: Seconds the judge took (a person, from the query shown to the answer).
+        shown_at: When the queries were shown (the store's clock): if another judge
+            answered one of them since, :class:`JudgedMeanwhile` is raised and nothing
+            is stored, so two windows never both answer a pair by accident.
 
     Returns:
         The new judgment ids, in the order of ``items``.
     """
     check_name(judge)
+    if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
+    if shown_at is not None and not math.isfinite(shown_at):
+        raise ValueError(f"shown_at must be a finite time, got {shown_at!r}")
     answers: list[tuple[int, Preference | None, tuple[int, ...] | None]] = []
     for query_id, answer in items:
         if isinstance(answer, str):
@@ -63,15 +81,27 @@ def insert_judgments(
                     f"query {query_id} already has judgment {row[0]} by judge {judge!r}; "
                     "a judge answers a query once (undo that judgment to change it)"
                 )
+            if shown_at is not None:
+                other = conn.execute(
+                    "SELECT judge FROM judgments WHERE query_id = ? AND judge != ?"
+                    " AND created >= ? ORDER BY id LIMIT 1",
+                    (query_id, judge, shown_at),
+                ).fetchone()
+                if other is not None:
+                    raise JudgedMeanwhile(
+                        f"query {query_id} was judged by {other[0]!r} after it was shown to "
+                        f"{judge!r}; nothing was stored (ask for a second opinion with --rejudge)"
+                    )
             cursor = conn.execute(
-                "INSERT INTO judgments (query_id, preference, ranking, judge, created)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO judgments (query_id, preference, ranking, judge, created, seconds)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     query_id,
                     None if preference is None else preference.value,
                     None if order is None else json.dumps(order),
                     judge,
                     now,
+                    seconds,
                 ),
             )
             ids.append(int(cursor.lastrowid or 0))
@@ -128,8 +158,9 @@ def count_judgments(file: StoreFile, *, judge: str | None = None) -> int:
 
 def _judgments(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[StoredJudgment]:
     rows = conn.execute(
-        "SELECT j.id, j.query_id, q.segment_ids, j.preference, j.ranking, j.judge, j.created"
-        f" FROM judgments j JOIN queries q ON q.id = j.query_id WHERE {where} ORDER BY j.id",
+        "SELECT j.id, j.query_id, q.segment_ids, j.preference, j.ranking, j.judge, j.created,"
+        " j.seconds FROM judgments j JOIN queries q ON q.id = j.query_id"
+        f" WHERE {where} ORDER BY j.id",
         args,
     )
     return [
@@ -141,6 +172,7 @@ def _judgments(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> l
             order=None if r[4] is None else tuple(json.loads(r[4])),
             judge=r[5],
             created=r[6],
+            seconds=r[7],
         )
         for r in rows
     ]

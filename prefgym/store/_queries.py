@@ -159,6 +159,42 @@ def release(file: StoreFile, query_id: int, labeler: str) -> bool:
     return cursor.rowcount > 0
 
 
+def renew(file: StoreFile, query_id: int, labeler: str, *, lease_seconds: float) -> bool:
+    """Extend ``labeler``'s lease on a query to ``lease_seconds`` from now (a pair on screen).
+
+    A lease that lapsed is taken back if no one else took the query meanwhile.
+
+    Returns:
+        False if another labeler holds the query now (the caller should move on).
+    """
+    query_id = check_id(query_id, "query id")
+    check_name(labeler, "labeler")
+    if not lease_seconds > 0:
+        raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
+    with file.write() as conn:
+        query_segment_ids(conn, file.path, query_id)
+        now = file.clock()
+        cursor = conn.execute(
+            "UPDATE queries SET lease_owner = ?, lease_expires = ? WHERE id = ?"
+            " AND (lease_owner = ? OR lease_owner IS NULL OR lease_expires <= ?)",
+            (labeler, now + lease_seconds, query_id, labeler, now),
+        )
+    return cursor.rowcount > 0
+
+
+def lease_holders(file: StoreFile) -> dict[str, list[int]]:
+    """``{owner: query ids}`` of every lease that has not expired."""
+    rows = file.connection.execute(
+        "SELECT lease_owner, id FROM queries WHERE lease_owner IS NOT NULL"
+        " AND lease_expires > ? ORDER BY id",
+        (file.clock(),),
+    )
+    holders: dict[str, list[int]] = {}
+    for owner, query_id in rows:
+        holders.setdefault(owner, []).append(query_id)
+    return holders
+
+
 def query_segment_ids(conn: sqlite3.Connection, path: Path, query_id: int) -> tuple[int, ...]:
     """The segment ids of query ``query_id``, read inside the caller's transaction.
 

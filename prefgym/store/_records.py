@@ -50,6 +50,9 @@ class StoredJudgment:
     """Who judged: an oracle preset name or a person's id."""
     created: float
     """When it was made (the store's clock)."""
+    seconds: float | None = None
+    """Seconds the judge took, from the query shown to the answer (a person's; None for an
+    oracle, and for judgments stored before version 2 of the store)."""
 
 
 Judgeable = Preference | str | Sequence[int]

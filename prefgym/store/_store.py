@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from prefgym.judgments import Preference
 from prefgym.segments import Segment
 from prefgym.store._file import StoreFile, read_meta, write_meta
+from prefgym.store._heartbeat import TrainerState, TrainerStatus, read_beat, write_beat
 from prefgym.store._judgments import (
     count_judgments,
     delete_judgment,
@@ -39,10 +40,12 @@ from prefgym.store._queries import (
     claim,
     count_queries,
     insert_queries,
+    lease_holders,
     load_pending,
     load_queries,
     load_query,
     release,
+    renew,
 )
 from prefgym.store._records import (
     Judgeable,
@@ -217,32 +220,78 @@ class PreferenceStore:
         """End ``labeler``'s lease on a query; False if it held none (e.g. it had expired)."""
         return release(self._file, query_id, labeler)
 
+    def renew_lease(self, query_id: int, labeler: str, *, lease_seconds: float = 300.0) -> bool:
+        """Extend ``labeler``'s lease on a query on screen; False if another labeler holds it."""
+        return renew(self._file, query_id, labeler, lease_seconds=lease_seconds)
+
+    def lease_owners(self) -> dict[str, list[int]]:
+        """``{owner: query ids}`` of the leases that have not expired."""
+        return lease_holders(self._file)
+
     # --------------------------------------------------------------- judgments
 
-    def add_judgment(self, query_id: int, preference: Preference | str, judge: str) -> int:
+    def add_judgment(
+        self,
+        query_id: int,
+        preference: Preference | str,
+        judge: str,
+        *,
+        seconds: float | None = None,
+        shown_at: float | None = None,
+    ) -> int:
         """Record (and commit) a judge's answer to a pair query; returns its id.
+
+        Args:
+            query_id: A pair query.
+            preference: The answer.
+            judge: Who judged.
+            seconds: Seconds a person took, from the pair shown to the answer.
+            shown_at: When the pair was shown (:attr:`clock`): refuse the answer if
+                another judge answered the pair since.
 
         Raises:
             ValueError: ``preference`` is not one of the four.
+            JudgedMeanwhile: Another judge answered it since ``shown_at``.
             StoreError: Unknown query, not a pair, or ``judge`` already judged it.
         """
-        return self.add_judgments([(query_id, Preference.parse(preference))], judge)[0]
+        item = (query_id, Preference.parse(preference))
+        return self.add_judgments([item], judge, seconds=seconds, shown_at=shown_at)[0]
 
-    def add_ranking(self, query_id: int, order: Sequence[int], judge: str) -> int:
+    def add_ranking(
+        self,
+        query_id: int,
+        order: Sequence[int],
+        judge: str,
+        *,
+        seconds: float | None = None,
+        shown_at: float | None = None,
+    ) -> int:
         """Record (and commit) a judge's ranking of a K-wise query; returns its id.
 
         Args:
             query_id: A query of K >= 3 segments.
             order: The query's segment ids, best first.
             judge: Who judged.
+            seconds: Seconds a person took, from the query shown to the answer.
+            shown_at: When the query was shown (:attr:`clock`): refuse the answer if
+                another judge answered it since.
 
         Raises:
             ValueError: ``order`` is not a permutation of the query's segments.
+            JudgedMeanwhile: Another judge answered it since ``shown_at``.
             StoreError: Unknown query, a pair query, or ``judge`` already judged it.
         """
-        return self.add_judgments([(query_id, integer_ids(order, "a ranking"))], judge)[0]
+        item = (query_id, integer_ids(order, "a ranking"))
+        return self.add_judgments([item], judge, seconds=seconds, shown_at=shown_at)[0]
 
-    def add_judgments(self, items: Sequence[tuple[int, Judgeable]], judge: str) -> list[int]:
+    def add_judgments(
+        self,
+        items: Sequence[tuple[int, Judgeable]],
+        judge: str,
+        *,
+        seconds: float | None = None,
+        shown_at: float | None = None,
+    ) -> list[int]:
         """Record many judgments by one judge in one transaction: all or none are stored.
 
         Args:
@@ -250,11 +299,14 @@ class PreferenceStore:
                 (or its name) for a pair query, a sequence of segment ids best
                 first for a ranking query.
             judge: Who judged.
+            seconds: Seconds the judge took for each (a person's).
+            shown_at: When the queries were shown: refuse them all if another judge
+                answered one since.
 
         Returns:
             The new judgment ids, in the order of ``items``.
         """
-        return insert_judgments(self._file, items, judge)
+        return insert_judgments(self._file, items, judge, seconds=seconds, shown_at=shown_at)
 
     def undo(self, judgment_id: int) -> StoredJudgment:
         """Delete one judgment (committed at once); its query is pending again.
@@ -271,6 +323,16 @@ class PreferenceStore:
     def n_judgments(self, *, judge: str | None = None) -> int:
         """Number of stored judgments (by ``judge`` if given)."""
         return count_judgments(self._file, judge=judge)
+
+    # ---------------------------------------------------------------- trainer
+
+    def beat(self, state: TrainerState, *, waiting_for: int = 0) -> TrainerStatus:
+        """Record that this process's trainer is alive and in ``state`` (for the window)."""
+        return write_beat(self._file, state, waiting_for=waiting_for)
+
+    def trainer(self) -> TrainerStatus | None:
+        """The trainer's last heartbeat, or None if no trainer has run on this store."""
+        return read_beat(self._file)
 
     # -------------------------------------------------------------------- meta
 

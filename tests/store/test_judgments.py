@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prefgym.judgments import Preference
-from prefgym.store import Judgeable, PreferenceStore, StoreError
+from prefgym.store import Judgeable, JudgedMeanwhile, PreferenceStore, StoreError
 
 if TYPE_CHECKING:  # fixtures hand these over at run time
     from conftest import FakeClock, Filled
@@ -209,3 +209,38 @@ def test_a_failed_batch_keeps_every_lease_and_writes_nothing(
     assert store.n_judgments() == 0
     assert store.release_query(q1, "window")  # the lease was still held
     assert [p.id for p in store.pending_queries()] == [q1, q2]
+
+
+def test_a_person_s_seconds_are_stored_with_the_judgment(
+    store_path: Path, rng: np.random.Generator, clock: FakeClock, filled: Filled
+) -> None:
+    with PreferenceStore(store_path, clock=clock) as store:
+        seg = filled(store, rng)
+        q1, q2 = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3], seg[4]]])
+        store.add_judgment(q1, "left", "alice", seconds=2.5)
+        store.add_ranking(q2, [seg[4], seg[2], seg[3]], "alice", seconds=7.0)
+        store.add_judgment(q1, "right", "oracle")
+        for bad in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="seconds must be a finite number >= 0"):
+                store.add_judgment(q1, "left", "bob", seconds=bad)
+    with PreferenceStore(store_path, clock=clock) as store:
+        assert [j.seconds for j in store.judgments()] == [2.5, 7.0, None]
+
+
+def test_an_answer_to_a_pair_judged_by_someone_else_since_it_was_shown_is_refused(
+    store: PreferenceStore, rng: np.random.Generator, clock: FakeClock, filled: Filled
+) -> None:
+    seg = filled(store, rng)
+    q1, q2 = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3]]])
+    shown_to_bob = clock.now
+    store.add_judgment(q2, "equal", "oracle")  # before bob saw q1: not a conflict for q1
+    clock.now += 5
+    store.add_judgment(q1, "left", "alice", shown_at=clock.now - 3)
+    clock.now += 5
+    with pytest.raises(JudgedMeanwhile, match=r"query \d+ was judged by 'alice' after it was"):
+        store.add_judgment(q1, "right", "bob", shown_at=shown_to_bob)
+    assert [(j.query_id, j.judge) for j in store.judgments()] == [(q2, "oracle"), (q1, "alice")]
+    # a second opinion asked for later (--rejudge) is shown after alice's answer: stored
+    assert store.add_judgment(q1, "right", "bob", shown_at=clock.now) > 0
+    # the oracle's judgment of q2 predates bob's view of it: his answer is a second opinion
+    assert store.add_judgment(q2, "left", "bob", shown_at=clock.now) > 0

@@ -48,7 +48,13 @@ def test_a_store_of_version_1_opens_with_everything_it_holds(tmp_path: Path) -> 
         ("oracle", None),
     ]
     assert judgments[2].order == (4, 2, 3) and judgments[2].created == 1_700_000_004.0
+    assert [j.seconds for j in judgments] == [None, None, None]  # version 2 adds the column
     assert _version(tmp_path / "store.sqlite") == store_file.SCHEMA_VERSION
+    with PreferenceStore(tmp_path / "store.sqlite") as store:  # and the migrated store takes it
+        query = store.add_queries([store.segment_ids()[:2]])[0]
+        store.add_judgment(query, "left", "bob", seconds=1.5)
+        assert store.judgments(judge="bob")[0].seconds == 1.5
+    assert store_file.backup_path(tmp_path / "store.sqlite", 1).exists()
 
 
 def _add_labeler_seconds(conn: sqlite3.Connection) -> None:

@@ -114,3 +114,30 @@ def test_queries_lists_every_query_in_order(tmp_path: Path) -> None:
             (ids[1], ids[2]),
             (ids[0], ids[1], ids[2]),
         ]
+
+
+def test_a_lease_on_screen_is_renewed_and_an_owner_s_leases_listed(
+    store_path: Path, rng: np.random.Generator, clock: FakeClock, filled: Filled
+) -> None:
+    with (
+        PreferenceStore(store_path, clock=clock) as one,
+        PreferenceStore(store_path, clock=clock) as two,
+    ):
+        seg = filled(one, rng)
+        q1, q2 = one.add_queries([[seg[0], seg[1]], [seg[2], seg[3]]])
+        assert one.claim_query("w1", lease_seconds=10).id == q1  # type: ignore[union-attr]
+        clock.now += 8
+        assert one.renew_lease(q1, "w1", lease_seconds=10)  # still on screen
+        clock.now += 8  # 16 s after the claim: without the renewal it would have lapsed
+        assert two.claim_query("w2", lease_seconds=10).id == q2  # type: ignore[union-attr]
+        assert two.claim_query("w2", lease_seconds=10) is None
+        assert not two.renew_lease(q1, "w2", lease_seconds=10)  # w1 holds it
+        assert one.lease_owners() == {"w1": [q1], "w2": [q2]}
+        clock.now += 11  # both lapse; a lapsed lease nobody took is taken back
+        assert one.lease_owners() == {}
+        assert one.renew_lease(q1, "w1", lease_seconds=10)
+        assert two.lease_owners() == {"w1": [q1]}
+        with pytest.raises(StoreError, match="unknown query id 99"):
+            one.renew_lease(99, "w1")
+        with pytest.raises(ValueError, match="lease_seconds must be > 0"):
+            one.renew_lease(q1, "w1", lease_seconds=0)
