@@ -151,3 +151,29 @@ def finished_before(run_path: str | os.PathLike[str]) -> bool:
     if note is not None:
         print(run.finished_message(note))
     return note is not None
+
+
+def add_max_wait(parser: argparse.ArgumentParser) -> None:
+    """``--max-wait SECONDS``: how long each refit waits for people (``--oracle human``)."""
+    parser.add_argument(
+        "--max-wait",
+        metavar="SECONDS",
+        help="with --oracle human, each refit waits until people answer every pair asked, "
+        "this many seconds at most (default: as long as they take); also with --resume",
+    )
+
+
+def max_wait_of(args: argparse.Namespace) -> float | None:
+    """The seconds ``--max-wait`` gives (None if left out), or a ValueError naming the value."""
+    if args.max_wait is None:
+        return None
+    try:
+        value = float(args.max_wait)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:  # NaN too
+        raise ValueError(
+            f"--max-wait {args.max_wait!r} is not a number of seconds >= 0; give one, or "
+            "leave --max-wait out to wait as long as people take"
+        )
+    return value

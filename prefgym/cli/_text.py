@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from prefgym.agents.text.config import DPOConfig, GRPOConfig, TokenPPOConfig
-from prefgym.cli._flags import FlagGroup, check_resume, finished_before
+from prefgym.cli._flags import (
+    FlagGroup,
+    add_max_wait,
+    check_resume,
+    finished_before,
+    max_wait_of,
+)
 from prefgym.lm.config import TextRewardConfig
 from prefgym.runs import format_table
 from prefgym.runs.config import TextTrainConfig
@@ -69,6 +75,7 @@ def add_text_parser(commands: Any) -> None:
         group.add_to(train)
     train.add_argument("--lr", type=float, help="learning rate of whichever trainer runs")
     train.add_argument("--kl-coef", type=float, help="KL weight of PPO or GRPO, whichever runs")
+    add_max_wait(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -101,11 +108,11 @@ def run_text(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         if finished_before(out):
             return 0
-        result = resume_text(out, progress=not args.quiet)
+        result = resume_text(out, progress=not args.quiet, max_wait=max_wait_of(args))
     else:
         config = text_config(args)
         out = Path(args.out or f"runs/text-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}")
-        result = train_text(config, out, progress=not args.quiet)
+        result = train_text(config, out, progress=not args.quiet, max_wait=max_wait_of(args))
     print(text_report(out))
     print()
     print(format_table(["final (vs SFT)", "value"], [[k, v] for k, v in result.items()]))

@@ -13,8 +13,9 @@ the text game behind three seams:
   against the learned reward, or an offline trainer (DPO) on the judgments
   themselves.
 
-Each round the loop judges what is pending (at once by a synthetic oracle, or
-waits for a person's first judgments), refits the reward model on every judgment
+Each round the loop judges what is pending (at once by a synthetic oracle; with
+people labeling in the window it waits, up to ``max_wait``, until every query asked
+so far is answered, so the refit sees every answer), refits the reward model on every judgment
 in the store, normalises it on the source's reference segments and hands it to
 the agent, which trains to the round's end; then the source takes in the
 rollouts and the due queries are asked. While every judgment is a tie the model
@@ -22,7 +23,9 @@ has learned nothing, and normalising it would blow its noise up into a reward
 the agent would chase; the agent is paid nothing instead. The learner's own
 state (tuned L2, step count) lives in the store's meta beside the judgments, so
 a run interrupted anywhere resumes without losing or re-asking a judgment and
-fits as it would have.
+fits as it would have. The loop beats in the store (running, waiting for people,
+finished, stopped) so that a labeling window can tell people whether anyone uses
+their answers.
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ from prefgym.judges import Oracle
 from prefgym.loop._judging import SegmentCache, judge_pending
 from prefgym.reward import FitReport, Learner, RewardEnsemble
 from prefgym.segments import Segment
-from prefgym.store import PreferenceStore, TrainingData, training_data
+from prefgym.store import (
+    PreferenceStore,
+    StoreError,
+    TrainerState,
+    TrainingData,
+    training_data,
+)
 
 LEARNER_STATE = "learner_state"
 """The store's meta key holding the learner's state."""
@@ -46,6 +55,8 @@ _FITTED = "judgments"
 """The learner state's record of the judgments the saved model was fitted on."""
 _LEGACY_LEARNER_KEYS = {"weight_decay": "weight_decay", "steps": "learner_steps"}
 """Where runs written before the learner state had one key saved each field."""
+BEAT_SECONDS = 5.0
+"""How often a running loop renews its heartbeat in the store, at most."""
 
 
 class Agent(Protocol):
@@ -148,7 +159,11 @@ class RoundResult:
     round: int
     step: int
     labels_asked: int
+    """Queries asked so far."""
     labels_judged: int
+    """Answers given so far, of every kind (can't-tell and equal included)."""
+    labels_trainable: int
+    """Answers the last refit trained on (an "incomparable" answer teaches nothing)."""
     measured: dict[str, float]
     """The agent's own measurements (a control agent's true and learned return)."""
     fit: FitReport | None
@@ -161,6 +176,7 @@ class RoundResult:
             "step": self.step,
             "labels_asked": self.labels_asked,
             "labels_judged": self.labels_judged,
+            "labels_trainable": self.labels_trainable,
             **self.measured,
             **({} if self.fit is None else self.fit.row()),
             "seconds": self.seconds,
@@ -180,11 +196,12 @@ class PreferenceLoop:
         store: PreferenceStore,
         oracle: Oracle | None,
         rng: np.random.Generator,
-        min_judgments: int = 0,
+        max_wait: float | None = None,
         poll_seconds: float = 0.5,
         final_refit: bool = True,
         on_refit: Callable[[FitReport], None] | None = None,
         on_round: Callable[[RoundResult], None] | None = None,
+        on_wait: Callable[[int, float], None] | None = None,
         progress: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -198,14 +215,18 @@ class PreferenceLoop:
                 offline trainer (handed the judgments at each refit).
             fitting: The reward model and its learner; None for an offline trainer.
             store: Where segments, queries and judgments live.
-            oracle: Judges new queries at once; None when a person labels through the store.
+            oracle: Judges new queries at once; None when people label through the store
+                (a labeling window): then each refit waits until every query is answered.
             rng: Source of the loop's randomness (the learner's splits and resamples).
-            min_judgments: Judgments to wait for before the first refit (a person labels).
+            max_wait: Seconds to wait for people's answers before a refit, at most (None:
+                as long as it takes); the queries left stay pending and count later.
             poll_seconds: How often to look for a person's judgments while waiting.
             final_refit: Refit once more after the last round, so the saved model has seen
                 the last judgments; False keeps the model the agent trained against.
             on_refit: Called after each fit of the reward model (to save it).
             on_round: Called after each round (logging, checkpoints).
+            on_wait: Called while waiting for people, with the number of queries they
+                have not answered and the seconds waited; with 0 when the wait is over.
             progress: Called with the number of agent steps just done.
             clock: Seconds, for timing.
             sleep: Waits while a person labels.
@@ -217,19 +238,31 @@ class PreferenceLoop:
             )
         self.source, self.plan, self.agent, self.fitting = source, plan, agent, fitting
         self.store, self.oracle, self.rng = store, oracle, rng
-        self.min_judgments, self.poll_seconds, self.final_refit = (
-            min_judgments,
-            poll_seconds,
-            final_refit,
-        )
-        self.on_refit, self.on_round, self.progress = on_refit, on_round, progress
+        if max_wait is not None and not max_wait >= 0:
+            raise ValueError(f"max_wait must be >= 0 seconds (or None: no limit), got {max_wait}")
+        self.max_wait, self.poll_seconds, self.final_refit = max_wait, poll_seconds, final_refit
+        self.on_refit, self.on_round, self.on_wait = on_refit, on_round, on_wait
+        self.progress = progress
         self.clock, self.sleep = clock, sleep
         self.segments = SegmentCache(store)
+        self._trainable = 0
+        self._last_beat = -float("inf")
+        self._last_status: tuple[str, int] = ("", 0)
         if fitting is not None:
             fitting.learner.load_state(self._learner_state(fitting.learner))
 
     def run(self) -> list[RoundResult]:
         """Run (or resume) the loop until the agent reaches the plan's end."""
+        self._beat("running")
+        try:
+            results = self._rounds()
+        except BaseException:
+            self._beat("stopped", quiet=True)
+            raise
+        self._beat("finished")
+        return results
+
+    def _rounds(self) -> list[RoundResult]:
         results: list[RoundResult] = []
         self.source.start(self.segments)
         self._judge_pending()
@@ -248,7 +281,7 @@ class PreferenceLoop:
             if done:
                 break
             self.agent.learn(
-                self.plan.round_end(self.agent.steps) - self.agent.steps, self.progress
+                self.plan.round_end(self.agent.steps) - self.agent.steps, self._progress
             )
             self.source.collect(self.segments)
             self._ask()
@@ -257,6 +290,7 @@ class PreferenceLoop:
                 step=self.agent.steps,
                 labels_asked=self.store.n_queries(),
                 labels_judged=self.store.n_judgments(),
+                labels_trainable=self._trainable,
                 measured=self.agent.recent_metrics(),
                 fit=fit,
                 seconds=self.clock() - started,
@@ -266,6 +300,23 @@ class PreferenceLoop:
             if self.on_round is not None:
                 self.on_round(result)
         return results
+
+    def _progress(self, steps: int) -> None:
+        self._beat("running")
+        if self.progress is not None:
+            self.progress(steps)
+
+    def _beat(self, state: TrainerState, *, waiting_for: int = 0, quiet: bool = False) -> None:
+        """Renew the heartbeat: at once on a change, else at most every :data:`BEAT_SECONDS`."""
+        now = self.clock()
+        if (state, waiting_for) == self._last_status and now - self._last_beat < BEAT_SECONDS:
+            return
+        self._last_beat, self._last_status = now, (state, waiting_for)
+        try:
+            self.store.beat(state, waiting_for=waiting_for)
+        except StoreError:
+            if not quiet:
+                raise
 
     def _ask(self) -> None:
         """Ask the queries due by now, and judge them if an oracle is at hand."""
@@ -279,11 +330,25 @@ class PreferenceLoop:
             judge_pending(self.store, self.oracle, self.segments)
 
     def _wait_for_judgments(self) -> None:
-        """Before the first refit, wait for a person's first judgments."""
-        if self.oracle is not None or self.plan.due(self.plan.total) == 0:
+        """With people labeling, wait until every query asked is answered (or ``max_wait``)."""
+        if self.oracle is not None:
             return
-        while self.store.n_judgments() < self.min_judgments:
+        started = self.clock()
+        waited = False
+        while True:
+            pending = len(self.store.pending_queries())
+            seconds = self.clock() - started
+            if pending == 0 or (self.max_wait is not None and seconds >= self.max_wait):
+                break
+            waited = True
+            self._beat("waiting", waiting_for=pending)
+            if self.on_wait is not None:
+                self.on_wait(pending, seconds)
             self.sleep(self.poll_seconds)
+        if waited:
+            self._beat("running")
+            if self.on_wait is not None:
+                self.on_wait(0, self.clock() - started)
 
     def _refit(self, *, always: bool) -> FitReport | None:
         """Fit the reward model on every trainable judgment and hand it to the agent.
@@ -295,7 +360,8 @@ class PreferenceLoop:
                 uninterrupted run would have.
         """
         data = training_data(self.store)
-        if len(data.pairs) + len(data.rankings) == 0:
+        self._trainable = len(data.pairs) + len(data.rankings)
+        if self._trainable == 0:
             return None
         segments = self.segments.load(data.segment_ids)
         if isinstance(self.agent, Trainer):

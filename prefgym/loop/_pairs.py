@@ -153,8 +153,8 @@ def control_loop(
         oracle: Judges new queries at once; None when a person labels through the store.
         config: Loop settings.
         rng: Source of all the loop's randomness.
-        **hooks: ``on_round``, ``on_refit``, ``progress``, ``clock`` and ``sleep``
-            of :class:`PreferenceLoop`.
+        **hooks: ``max_wait``, ``on_round``, ``on_refit``, ``on_wait``, ``progress``,
+            ``clock`` and ``sleep`` of :class:`PreferenceLoop`.
     """
     source = ActivePairs(
         env_id=env_id,
@@ -173,7 +173,6 @@ def control_loop(
         store=store,
         oracle=oracle,
         rng=rng,
-        min_judgments=config.min_judgments,
         poll_seconds=config.poll_seconds,
         **hooks,
     )

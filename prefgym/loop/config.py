@@ -45,10 +45,8 @@ class LoopConfig:
     """Vector envs stepped together in rollouts outside training (the initial segments): more
     envs means fewer policy calls, each on a bigger batch, and another random stream for the rest
     of the run. Rollouts that keep rendered frames use at most 4, one renderer each."""
-    min_judgments: int = 1
-    """Judgments needed before the first refit (a person may still be labeling)."""
     poll_seconds: float = 0.5
-    """How often to look for a person's judgments while waiting for ``min_judgments``."""
+    """How often to look for people's judgments while the loop waits for them."""
     keep_frames: bool = False
     """Show a person real clips: queries come from fresh rollouts of the current policy with
     rendered frames (kept in the store), not from the frameless training rollouts."""

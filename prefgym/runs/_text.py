@@ -55,7 +55,9 @@ from prefgym.loop import LabelRounds, PreferenceLoop, RewardFitting
 from prefgym.reward import FitReport, Learner, LearnerConfig
 from prefgym.runs._metrics import MetricsLog, read_metrics, truncate_metrics
 from prefgym.runs._run_dir import POLICY_DIR, RunDir
+from prefgym.runs._waiting import check_max_wait, wait_reporter
 from prefgym.runs.config import (
+    HUMAN,
     RLAIF,
     TextTrainConfig,
     queries_per_round,
@@ -120,8 +122,13 @@ def metric_columns(algo: str) -> list[str]:
     return ["iteration", "labels_judged", *EVAL_COLUMNS, *REWARD_COLUMNS, *train, *BATCH_COLUMNS]
 
 
-def make_oracle(spec: str, task_rubric: str, rng: np.random.Generator) -> Oracle:
-    """The run's judge: a B-Pref teacher from its spec, or ``rlaif`` (SmolLM2 by a rubric)."""
+def make_oracle(spec: str, task_rubric: str, rng: np.random.Generator) -> Oracle | None:
+    """The run's judge: a B-Pref teacher, ``rlaif`` (SmolLM2 by a rubric), or None (``human``).
+
+    With None, people judge in the labeling window and the loop waits for them.
+    """
+    if spec == HUMAN:
+        return None
     if spec == RLAIF:
         from prefgym.judges import AIFeedbackOracle
         from prefgym.lm import load_smollm2
@@ -144,15 +151,18 @@ class TextRun:
         *,
         progress: bool = True,
         on_round: Callable[[dict[str, float]], None] | None = None,
+        max_wait: float | None = None,
     ) -> None:
         """Load the models and open the store; resumes whatever the directory holds.
 
         ``on_round`` is called with each metrics row once it is written (a sweep reports it).
+        With ``oracle="human"`` each refit waits for people's answers, ``max_wait``
+        seconds at most (None: as long as they take).
         """
         from prefgym.envs.text_env import text_task
 
         self.run_dir, self.config, self.progress = run, config, progress
-        self.on_round = on_round
+        self.on_round, self.max_wait = on_round, check_max_wait(max_wait)
         task = text_task_name(config.env_id)
         self.lm: LanguageModel = load_language_model(config.model, task=task, progress=progress)
         self.policy: PreTrainedModel = self.lm.model
@@ -268,13 +278,15 @@ class TextRun:
             if self.iteration == 0 and not self.store.get_meta("evaluated", False):
                 self._write({"iteration": 0, "labels_judged": 0, **self.evaluate()})
                 self.store.set_meta("evaluated", True)
-            self._loop(bar.update).run()
+            self._loop(bar.update, wait_reporter(bar, f"text {c.algo}")).run()
         finally:
             bar.close()
             self._metrics.close()
         return self.final_evaluation()
 
-    def _loop(self, progress: Callable[[int], None]) -> PreferenceLoop:
+    def _loop(
+        self, progress: Callable[[int], None], on_wait: Callable[[int, float], None]
+    ) -> PreferenceLoop:
         """The shared preference loop with the text game's source, plan and learner."""
         c = self.config
         counts = queries_per_round(c)  # one count: a run that asks nothing has one round
@@ -318,6 +330,8 @@ class TextRun:
             rng=self.rng,
             final_refit=False,  # the final evaluation scores with the model the policy trained on
             on_refit=self._refitted,
+            on_wait=on_wait,
+            max_wait=self.max_wait,
             progress=progress,
         )
 
@@ -389,7 +403,7 @@ class TextRun:
             temperature=self._temperature,
         )
         result["win_rate"] = win_rate(self.judge, policy, sft)
-        if isinstance(self.oracle, SyntheticOracle) or self.config.oracle == RLAIF:
+        if self.oracle is not None:  # people are not asked to judge the evaluation
             result["oracle_win_rate"] = win_rate(self.oracle, policy, sft)
         write_json(self.run_dir.path / FINAL_FILE, result)
         self.run_dir.mark_finished(
@@ -408,12 +422,17 @@ def train_text(
     *,
     progress: bool = True,
     on_round: Callable[[dict[str, float]], None] | None = None,
+    max_wait: float | None = None,
 ) -> dict[str, float]:
-    """Run ``config`` in a new run directory ``out``; returns the final evaluation."""
-    check_model_spec(config.model)  # before the directory: a typo leaves no run behind
+    """Run ``config`` in a new run directory ``out``; returns the final evaluation.
+
+    ``max_wait``: seconds each refit waits for people's answers (``oracle="human"``).
+    """
+    check_model_spec(config.model)
+    check_max_wait(max_wait)  # before the directory: a typo leaves no run behind
     run = RunDir.create(out, {"text": config.to_json()})
     with run.trainer_lock():
-        text_run = TextRun(run, config, progress=progress, on_round=on_round)
+        text_run = TextRun(run, config, progress=progress, on_round=on_round, max_wait=max_wait)
         try:
             return text_run.run()
         finally:
@@ -425,15 +444,20 @@ def resume_text(
     *,
     progress: bool = True,
     on_round: Callable[[dict[str, float]], None] | None = None,
+    max_wait: float | None = None,
 ) -> dict[str, float]:
-    """Carry on the text run in ``out`` from its last checkpoint."""
+    """Carry on the text run in ``out`` from its last checkpoint.
+
+    ``max_wait`` as for :func:`train_text`.
+    """
+    check_max_wait(max_wait)
     run = RunDir.open(out)
     config = run.text_config()
     with run.trainer_lock():
         if run.finished() is not None and (run.path / FINAL_FILE).is_file():
             result = read_json_object(run.path / FINAL_FILE, "the run's final result")
             return result
-        text_run = TextRun(run, config, progress=progress, on_round=on_round)
+        text_run = TextRun(run, config, progress=progress, on_round=on_round, max_wait=max_wait)
         try:
             return text_run.run()
         finally:

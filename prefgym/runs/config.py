@@ -49,6 +49,8 @@ DEFAULT_ITERATIONS = {"ppo": 100, "grpo": 100, "dpo": 4}
 """Iterations of a run that names none."""
 RLAIF = "rlaif"
 """The oracle name that asks a language model (SmolLM2) to judge."""
+HUMAN = "human"
+"""The ``--oracle`` value that leaves the judging to people in the labeling window."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class TextTrainConfig:
     """``ppo`` (reward model + token-level PPO), ``dpo`` (on the judgments) or ``grpo``."""
     oracle: str = "stoc"
     """A B-Pref preset or spec (``prefgym list-oracles``; myopia does not apply to one-step
-    text) or ``rlaif`` (SmolLM2 judges by the task's rubric)."""
+    text), ``rlaif`` (SmolLM2 judges by the task's rubric) or ``human`` (people judge in
+    the labeling window, and each refit waits for them)."""
     labels: int = 2000
     """Comparisons asked in all; a K-wise ranking counts as its C(K, 2) pairs (InstructGPT)."""
     responses_per_prompt: int = 2
@@ -118,8 +121,13 @@ class TextTrainConfig:
         text_task_name(self.env_id)  # a single-step text game, or an error naming them
         if self.grpo_reward not in ("model", "oracle"):
             raise ValueError(f"grpo_reward must be 'model' or 'oracle', got {self.grpo_reward!r}")
-        if self.oracle != RLAIF:
-            teacher = parse_oracle(self.oracle, others=(RLAIF,))
+        if self.oracle == HUMAN and self.algo == "grpo" and self.grpo_reward == "oracle":
+            raise ValueError(
+                "grpo_reward='oracle' pays the simulated oracle's true score, and people have "
+                "none: use grpo_reward='model' with oracle='human'"
+            )
+        if self.oracle not in (RLAIF, HUMAN):
+            teacher = parse_oracle(self.oracle, others=(RLAIF, HUMAN))
             if teacher.gamma != 1.0:
                 raise ValueError(
                     f"oracle {self.oracle!r} discounts myopically (gamma={teacher.gamma}); a text "
@@ -182,8 +190,6 @@ def round_starts(config: TextTrainConfig) -> list[int]:
     ]
 
 
-HUMAN = "human"
-"""The ``--oracle`` value that leaves the judging to a person in the labeling window."""
 PREFERENCE_ONLY = (
     "oracle",
     "labels",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -62,6 +63,7 @@ def small_loop(
     on_round: Callable[[RoundResult], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     seed: int = 0,
+    **hooks: Any,
 ) -> PreferenceLoop:
     space = gym.make(ENV_ID)
     ensemble = RewardEnsemble(
@@ -80,6 +82,7 @@ def small_loop(
         rng=np.random.default_rng(seed),
         on_round=on_round,
         sleep=sleep,
+        **hooks,
     )
 
 

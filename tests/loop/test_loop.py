@@ -54,20 +54,22 @@ def test_spends_the_budget_on_schedule_and_never_asks_twice(
     assert all(r.fit is not None for r in rounds)
 
 
-def test_uses_judgments_that_arrive_late(tmp_path: Path) -> None:
+def test_a_person_slower_than_the_rounds_has_every_judgment_trained_on(tmp_path: Path) -> None:
+    """The loop waits for people before each refit: no round trains on a partial queue."""
     path = tmp_path / "store.sqlite"
     stop = threading.Event()
 
-    def person() -> None:  # answers by true return, slowly, through its own connection
+    def person() -> None:  # answers by true return, one at a time, through its own connection
         with PreferenceStore(path) as store:
             while not stop.is_set():
-                for query in store.pending_queries(limit=3):
+                for query in store.pending_queries(limit=1):
                     left, right = store.get_segments(query.segment_ids, frames=False)
                     better = "left" if left.true_return >= right.true_return else "right"
-                    store.add_judgment(query.id, better, "person")
-                time.sleep(0.05)
+                    store.add_judgment(query.id, better, "person", seconds=0.02)
+                time.sleep(0.02)
 
     rounds: list[RoundResult] = []
+    waits: list[tuple[int, float]] = []
     with PreferenceStore(path) as store:
         config = LoopConfig(
             labels=40, steps=2_000, segment_length=10, round_steps=400, poll_seconds=0.01
@@ -75,30 +77,93 @@ def test_uses_judgments_that_arrive_late(tmp_path: Path) -> None:
         thread = threading.Thread(target=person)
         thread.start()
         try:
-            small_loop(store, RandomAgent(10), config, oracle=None, on_round=rounds.append).run()
+            loop = small_loop(
+                store,
+                RandomAgent(10),
+                config,
+                oracle=None,
+                on_round=rounds.append,
+                on_wait=lambda n, s: waits.append((n, s)),
+            )
+            loop.run()
         finally:
             stop.set()
             thread.join()
-        trained_on = [r.fit.n_train + r.fit.n_val for r in rounds if r.fit is not None]
-        assert trained_on == sorted(trained_on) and trained_on[-1] > trained_on[0]
+        # each round trained on every answer to the queries asked before it
+        asked_before = [config.schedule().initial] + [r.labels_asked for r in rounds[:-1]]
+        assert [r.labels_trainable for r in rounds] == asked_before
+        assert [r.fit.n_train + r.fit.n_val for r in rounds] == asked_before  # type: ignore[union-attr]
+        assert store.n_judgments() == store.n_queries() == 40  # the last ones too (final refit)
+        assert store.get_meta(LEARNER_STATE)["judgments"][0] == 40
         assert {j.judge for j in store.judgments()} == {"person"}
+        assert store.trainer().state == "finished"  # type: ignore[union-attr]
+    assert waits and waits[-1][0] == 0 and any(n > 1 for n, _ in waits)
 
 
-def test_waits_for_a_persons_first_judgment(tmp_path: Path) -> None:
-    waits: list[float] = []
+def test_waiting_beats_and_ends_the_moment_the_last_answer_arrives(tmp_path: Path) -> None:
+    beats: list[tuple[str, int]] = []
     with PreferenceStore(tmp_path / "store.sqlite") as store:
 
-        def sleep(seconds: float) -> None:  # the person answers during the third wait
-            waits.append(seconds)
-            if len(waits) == 3:
-                (query, *_) = store.pending_queries()
-                store.add_judgment(query.id, "left", "person")
+        def sleep(seconds: float) -> None:  # a person answers one pair per poll
+            status = store.trainer()
+            assert status is not None
+            beats.append((status.state, status.waiting_for))
+            query = store.pending_queries(limit=1)[0]
+            store.add_judgment(query.id, "left", "person")
 
-        config = LoopConfig(
-            labels=8, steps=400, segment_length=10, round_steps=400, poll_seconds=0.25
+        config = LoopConfig(labels=8, steps=400, segment_length=10, round_steps=400)
+        rounds: list[RoundResult] = []
+        loop = small_loop(store, RandomAgent(10), config, oracle=None, sleep=sleep)
+        loop.on_round = rounds.append
+        loop.run()
+        assert store.n_judgments() == 8 and store.pending_queries() == []
+        assert store.trainer().state == "finished"  # type: ignore[union-attr]
+    initial = config.schedule().initial
+    assert beats[:initial] == [("waiting", n) for n in range(initial, 0, -1)]
+    assert len(beats) == 8  # one poll per answer: none after the last answer of a wait
+
+
+def test_max_wait_lets_the_run_go_on_without_answers(tmp_path: Path) -> None:
+    """Nobody labels: each refit waits max_wait, the queries stay pending, nothing crashes."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        config = LoopConfig(labels=8, steps=800, segment_length=10, round_steps=400)
+        loop = small_loop(
+            store,
+            RandomAgent(10),
+            config,
+            oracle=None,
+            sleep=sleep,
+            max_wait=2.0,
+            clock=lambda: now[0],
         )
-        small_loop(store, RandomAgent(10), config, oracle=None, sleep=sleep).run()
-    assert waits == [0.25, 0.25, 0.25]
+        rounds = loop.run()
+        assert [r.labels_judged for r in rounds] == [0, 0]
+        assert [r.labels_trainable for r in rounds] == [0, 0]
+        assert store.n_queries() == 8 and len(store.pending_queries()) == 8
+    assert now[0] == pytest.approx(3 * 2.0)  # two rounds and the final refit, 2 s each
+    with pytest.raises(ValueError, match="max_wait must be >= 0 seconds"):
+        small_loop(store, RandomAgent(10), config, oracle=None, max_wait=-1.0)
+
+
+def test_a_person_who_cannot_tell_anything_does_not_crash_the_run(tmp_path: Path) -> None:
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+
+        def sleep(seconds: float) -> None:
+            for query in store.pending_queries():
+                store.add_judgment(query.id, "incomparable", "person")
+
+        config = LoopConfig(labels=8, steps=800, segment_length=10, round_steps=400)
+        agent = RandomAgent(10)
+        rounds = small_loop(store, agent, config, oracle=None, sleep=sleep).run()
+        assert store.n_judgments() == 8  # every answer counts against the budget, none re-asked
+    assert [r.labels_trainable for r in rounds] == [0, 0]
+    assert all(r.fit is None for r in rounds) and agent.steps == 800
+    assert agent.rewards_set == []  # paid nothing: no model learned from ties
 
 
 class Crash(Exception):
