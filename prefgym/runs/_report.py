@@ -11,6 +11,8 @@ from dataclasses import asdict
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
+
 from prefgym.runs._run_dir import RunDir
 from prefgym.store import PreferenceStore
 
@@ -34,33 +36,82 @@ def _cell(value: object) -> str:
 
 
 def labeler_table(store: PreferenceStore) -> tuple[list[str], list[list[object]]]:
-    """Judgments per judge, and agreement where two judges answered the same pair.
+    """Judgments per judge, their time and truth, and agreement where two judges shared a query.
+
+    "median s" is the median seconds a person took per judgment (shown to key;
+    oracles take none). "truth" is the share of a judge's strict answers (left or
+    right, and each pair of segments a ranking orders) that agree with the hidden
+    true return, over the pairs whose true returns differ.
 
     Returns:
-        A header and rows ``(judge, judgments, left, right, equal, incomparable)``,
-        followed by rows ``(judge A ~ judge B, shared pairs, agreement)``.
+        A header and rows ``(judge, judgments, left, right, equal, incomparable,
+        rankings, median s, truth)``, followed by rows ``(judge A ~ judge B, shared
+        queries, agreement)``.
     """
+    judgments = store.judgments()
+    ids = sorted({s for j in judgments for s in j.segment_ids})
+    returns = dict(
+        zip(ids, (s.true_return for s in store.get_segments(ids, frames=False)), strict=True)
+    )
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    answers: dict[int, dict[str, str]] = defaultdict(dict)
-    for judgment in store.judgments():
+    seconds: dict[str, list[float]] = defaultdict(list)
+    truth: dict[str, list[bool]] = defaultdict(list)
+    answers: dict[int, dict[str, object]] = defaultdict(dict)
+    for judgment in judgments:
         kind = "ranking" if judgment.preference is None else judgment.preference.value
         counts[judgment.judge][kind] += 1
-        answers[judgment.query_id][judgment.judge] = kind
-    header = ["judge", "judgments", "left", "right", "equal", "incomparable", "rankings"]
+        answers[judgment.query_id][judgment.judge] = judgment.order or kind
+        if judgment.seconds is not None:
+            seconds[judgment.judge].append(judgment.seconds)
+        for better, worse in _strict_orders(judgment.segment_ids, kind, judgment.order):
+            if returns[better] != returns[worse]:
+                truth[judgment.judge].append(returns[better] > returns[worse])
+    header = [
+        "judge",
+        "judgments",
+        "left",
+        "right",
+        "equal",
+        "incomparable",
+        "rankings",
+        "median s",
+        "truth",
+    ]
     rows: list[list[object]] = []
     for judge in sorted(counts):
         c = counts[judge]
         kinds = ("left", "right", "equal", "incomparable", "ranking")
-        rows.append([judge, sum(c.values()), *(c[k] for k in kinds)])
+        took = float(np.median(seconds[judge])) if seconds[judge] else math.nan
+        agree = truth[judge]
+        rows.append(
+            [
+                judge,
+                sum(c.values()),
+                *(c[k] for k in kinds),
+                took,
+                f"{sum(agree) / len(agree):.0%}" if agree else "-",
+            ]
+        )
     shared: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for by_judge in answers.values():
         for a, b in combinations(sorted(by_judge), 2):
             shared[(a, b)].append(by_judge[a] == by_judge[b])
     for (a, b), agree in sorted(shared.items()):
-        rows.append(
-            [f"{a} ~ {b}", len(agree), f"agree {sum(agree) / len(agree):.0%}", "", "", "", ""]
-        )
+        rows.append([f"{a} ~ {b}", len(agree), f"agree {sum(agree) / len(agree):.0%}", *[""] * 6])
     return header, rows
+
+
+def _strict_orders(
+    segment_ids: tuple[int, ...], kind: str, order: tuple[int, ...] | None
+) -> list[tuple[int, int]]:
+    """``(better, worse)`` segment pairs an answer asserts: one a pair, C(K, 2) a ranking."""
+    if order is not None:
+        return list(combinations(order, 2))
+    if kind == "left":
+        return [(segment_ids[0], segment_ids[1])]
+    if kind == "right":
+        return [(segment_ids[1], segment_ids[0])]
+    return []
 
 
 def report(run_path: str | os.PathLike[str] | RunDir) -> str:
@@ -154,6 +205,12 @@ def text_report(run_path: str | Path) -> str:
             f"{'fluent' if s['fluent'] else 'not fluent'})"
             for s in last
         ]
+    run.check_store()
+    if run.store.exists():
+        with PreferenceStore(run.store) as store:
+            header, table = labeler_table(store)
+        if table:
+            text += ["", format_table(header, table)]
     return "\n".join(text)
 
 
