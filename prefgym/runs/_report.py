@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from prefgym.runs._run_dir import RunDir
-from prefgym.store import PreferenceStore
+from prefgym.store import PreferenceStore, training_data
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -114,12 +114,28 @@ def _strict_orders(
     return []
 
 
+def judges_section(run: RunDir) -> list[str]:
+    """The lines on who judged: questions asked, answers given and trainable, and per judge."""
+    run.check_store()
+    if not run.store.exists():
+        return []
+    with PreferenceStore(run.store) as store:
+        asked, given = store.n_queries(), store.n_judgments()
+        data = training_data(store)
+        header, table = labeler_table(store)
+    if not asked:
+        return []
+    trainable = len(data.pairs) + len(data.rankings)
+    lines = ["", f"questions asked {asked}, answers given {given}, answers trainable {trainable}"]
+    if table:
+        lines += ["", format_table(header, table)]
+    return lines
+
+
 def report(run_path: str | os.PathLike[str] | RunDir) -> str:
     """Redraw the run's plots and return its tables as text."""
     from prefgym.runs._metrics import read_metrics
     from prefgym.runs._plots import plot_metrics
-    from prefgym.runs._report import format_table, labeler_table
-    from prefgym.store import PreferenceStore
 
     run = run_path if isinstance(run_path, RunDir) else RunDir.open(run_path)
     config = asdict(run.train_config())
@@ -152,12 +168,7 @@ def report(run_path: str | os.PathLike[str] | RunDir) -> str:
         text += ["", "plots: " + ", ".join(str(p) for p in plots)]
     else:
         text.append("no round has finished yet")
-    run.check_store()
-    if run.store.exists():
-        with PreferenceStore(run.store) as store:
-            header, table = labeler_table(store)
-        if table:
-            text += ["", format_table(header, table)]
+    text += judges_section(run)
     try:
         run.saved_agent()  # the report reads no agent; it only says when one cannot be read
     except ValueError as error:
@@ -205,12 +216,7 @@ def text_report(run_path: str | Path) -> str:
             f"{'fluent' if s['fluent'] else 'not fluent'})"
             for s in last
         ]
-    run.check_store()
-    if run.store.exists():
-        with PreferenceStore(run.store) as store:
-            header, table = labeler_table(store)
-        if table:
-            text += ["", format_table(header, table)]
+    text += judges_section(run)
     return "\n".join(text)
 
 

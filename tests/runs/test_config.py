@@ -86,8 +86,13 @@ def test_an_unknown_oracle_lists_human_among_the_choices(spec: str) -> None:
         TrainConfig(oracle=spec)
     with pytest.raises(ValueError, match="'human' .* combines with nothing"):
         TrainConfig(oracle="stoc+human")
-    with pytest.raises(ValueError, match=r"did you mean 'rlaif'\?.*Choices: .*myopic, rlaif$"):
+    with pytest.raises(
+        ValueError, match=r"did you mean 'rlaif'\?.*Choices: .*myopic, rlaif, human$"
+    ):
         TextTrainConfig(oracle="RLAIF")
+    assert TextTrainConfig(oracle="human").oracle == "human"  # people may label text runs
+    with pytest.raises(ValueError, match="people have none: use grpo_reward='model'"):
+        TextTrainConfig(oracle="human", algo="grpo", grpo_reward="oracle")
 
 
 def test_the_loop_gets_the_runs_settings_and_atari_gets_christianos_t0() -> None:

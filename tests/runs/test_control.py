@@ -214,3 +214,48 @@ def test_a_true_reward_run_is_a_run_directory_without_judgments(tmp_path: Path) 
     assert run.finished() is not None and run.train_config().true_reward
     assert evaluate(run, episodes=2)["episodes"] == 2
     assert "PPO on the true reward" in report(run)
+
+
+def test_a_person_who_first_cannot_tell_and_answers_slowly_has_every_answer_used(
+    tmp_path: Path,
+) -> None:
+    """``--oracle human``: a first "can't tell" crashes nothing; the trainer waits each round."""
+    import threading
+
+    out = tmp_path / "run"
+    stop = threading.Event()
+
+    def person() -> None:  # slower than the trainer's rounds: 0.1 s a pair
+        while not (out / "store.sqlite").exists() and not stop.is_set():
+            time.sleep(0.05)
+        with PreferenceStore(out / "store.sqlite") as store:
+            while not stop.is_set():
+                for query in store.pending_queries(limit=1):
+                    left, right = store.get_segments(query.segment_ids, frames=False)
+                    answer = "left" if left.true_return >= right.true_return else "right"
+                    if store.n_judgments() == 0:
+                        answer = "incomparable"
+                    store.add_judgment(query.id, answer, "person", seconds=0.1)
+                time.sleep(0.1)
+
+    config = TrainConfig(
+        oracle="human", labels=12, steps=3_072, round_steps=1_024, segment_length=20
+    )
+    thread = threading.Thread(target=person)
+    thread.start()
+    try:
+        run = train(config, out, show_progress=False)
+    finally:
+        stop.set()
+        thread.join()
+    rows = read_metrics(run.metrics)
+    assert [r["step"] for r in rows] == [1024, 2048, 3072]
+    assert [r["labels_judged"] for r in rows] == [r["labels_trainable"] + 1 for r in rows]
+    with PreferenceStore(run.store) as store:
+        assert store.n_judgments() == store.n_queries() == 12 and not store.pending_queries()
+        assert store.get_meta(LEARNER_STATE)["judgments"][0] == 12  # the last ones too
+        assert store.trainer().state == "finished"  # type: ignore[union-attr]
+    text = report(run)
+    assert "questions asked 12, answers given 12, answers trainable 11" in text
+    assert "person" in text and "median s" in text
+    assert resume(out, show_progress=False).finished() is not None  # nothing left to do

@@ -186,3 +186,48 @@ def test_a_local_model_directory_can_be_the_policy(tmp_path: Path) -> None:
     config = _small(model=str(tmp_path / "model"), algo="grpo", grpo_reward="oracle", iterations=2)
     result = train_text(config, tmp_path / "run", progress=False)
     assert 0.0 <= result["win_rate"] <= 1.0
+
+
+def test_a_text_run_judged_by_a_person_waits_for_and_trains_on_every_ranking(
+    tmp_path: Path,
+) -> None:
+    """``--oracle human``: the trainer waits; a person ranks 3 responses through the store."""
+    import threading
+    import time
+
+    from prefgym.runs import text_report
+
+    store_path = tmp_path / "run" / "store.sqlite"
+    stop = threading.Event()
+
+    def person() -> None:  # ranks each query by true score, as the window would store it
+        while not store_path.exists() and not stop.is_set():
+            time.sleep(0.05)
+        with PreferenceStore(store_path) as store:
+            while not stop.is_set():
+                for query in store.pending_queries(limit=1):
+                    segments = store.get_segments(query.segment_ids, frames=False)
+                    order = sorted(
+                        query.segment_ids,
+                        key=lambda i: -segments[query.segment_ids.index(i)].true_return,
+                    )
+                    store.add_ranking(query.id, order, "person", seconds=0.5)
+                time.sleep(0.05)
+
+    config = _small(oracle="human", responses_per_prompt=3, labels=24, label_rounds=2, iterations=4)
+    thread = threading.Thread(target=person)
+    thread.start()
+    try:
+        train_text(config, tmp_path / "run", progress=False)
+    finally:
+        stop.set()
+        thread.join()
+    with PreferenceStore(store_path) as store:
+        judgments = store.judgments()
+        assert store.pending_queries() == [] and len(judgments) == store.n_queries() == 8
+        assert {j.judge for j in judgments} == {"person"} and all(j.order for j in judgments)
+        # every ranking asked was answered before the refit that followed it
+        assert store.get_meta(LEARNER_STATE)["judgments"][0] == 8
+        assert store.trainer().state == "finished"  # type: ignore[union-attr]
+    report = text_report(tmp_path / "run")
+    assert "person" in report and "median s" in report and "0.5" in report
