@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from prefgym.runs._run_dir import RunDir
-from prefgym.store import PreferenceStore, training_data
+from prefgym.store import PreferenceStore, StoredJudgment, training_data
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -49,13 +49,9 @@ def labeler_table(store: PreferenceStore) -> tuple[list[str], list[list[object]]
         queries, agreement)``.
     """
     judgments = store.judgments()
-    ids = sorted({s for j in judgments for s in j.segment_ids})
-    returns = dict(
-        zip(ids, (s.true_return for s in store.get_segments(ids, frames=False)), strict=True)
-    )
+    truth = _agreement_with_truth(store, judgments)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     seconds: dict[str, list[float]] = defaultdict(list)
-    truth: dict[str, list[bool]] = defaultdict(list)
     answers: dict[int, dict[str, object]] = defaultdict(dict)
     for judgment in judgments:
         kind = "ranking" if judgment.preference is None else judgment.preference.value
@@ -63,9 +59,6 @@ def labeler_table(store: PreferenceStore) -> tuple[list[str], list[list[object]]
         answers[judgment.query_id][judgment.judge] = judgment.order or kind
         if judgment.seconds is not None:
             seconds[judgment.judge].append(judgment.seconds)
-        for better, worse in _strict_orders(judgment.segment_ids, kind, judgment.order):
-            if returns[better] != returns[worse]:
-                truth[judgment.judge].append(returns[better] > returns[worse])
     header = [
         "judge",
         "judgments",
@@ -99,6 +92,22 @@ def labeler_table(store: PreferenceStore) -> tuple[list[str], list[list[object]]
     for (a, b), agree in sorted(shared.items()):
         rows.append([f"{a} ~ {b}", len(agree), f"agree {sum(agree) / len(agree):.0%}", *[""] * 6])
     return header, rows
+
+
+def _agreement_with_truth(
+    store: PreferenceStore, judgments: Sequence[StoredJudgment]
+) -> dict[str, list[bool]]:
+    """Per judge, whether each strict order it asserted agrees with the true returns."""
+    ids = sorted({s for j in judgments for s in j.segment_ids})
+    segments = store.get_segments(ids, frames=False)
+    returns = {i: s.true_return for i, s in zip(ids, segments, strict=True)}
+    truth: dict[str, list[bool]] = defaultdict(list)
+    for judgment in judgments:
+        kind = "ranking" if judgment.preference is None else judgment.preference.value
+        for better, worse in _strict_orders(judgment.segment_ids, kind, judgment.order):
+            if returns[better] != returns[worse]:
+                truth[judgment.judge].append(returns[better] > returns[worse])
+    return truth
 
 
 def _strict_orders(

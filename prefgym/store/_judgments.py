@@ -73,25 +73,7 @@ def insert_judgments(
         for query_id, preference, order in answers:
             segment_ids = query_segment_ids(conn, file.path, query_id)
             check_answer(query_id, segment_ids, preference, order)
-            row = conn.execute(
-                "SELECT id FROM judgments WHERE query_id = ? AND judge = ?", (query_id, judge)
-            ).fetchone()
-            if row is not None:
-                raise StoreError(
-                    f"query {query_id} already has judgment {row[0]} by judge {judge!r}; "
-                    "a judge answers a query once (undo that judgment to change it)"
-                )
-            if shown_at is not None:
-                other = conn.execute(
-                    "SELECT judge FROM judgments WHERE query_id = ? AND judge != ?"
-                    " AND created >= ? ORDER BY id LIMIT 1",
-                    (query_id, judge, shown_at),
-                ).fetchone()
-                if other is not None:
-                    raise JudgedMeanwhile(
-                        f"query {query_id} was judged by {other[0]!r} after it was shown to "
-                        f"{judge!r}; nothing was stored (ask for a second opinion with --rejudge)"
-                    )
+            _check_unjudged(conn, query_id, judge, shown_at)
             cursor = conn.execute(
                 "INSERT INTO judgments (query_id, preference, ranking, judge, created, seconds)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -110,6 +92,32 @@ def insert_judgments(
                 (query_id,),
             )
     return ids
+
+
+def _check_unjudged(
+    conn: sqlite3.Connection, query_id: int, judge: str, shown_at: float | None
+) -> None:
+    """Raise unless ``judge`` has not answered the query, nor anyone else since ``shown_at``."""
+    row = conn.execute(
+        "SELECT id FROM judgments WHERE query_id = ? AND judge = ?", (query_id, judge)
+    ).fetchone()
+    if row is not None:
+        raise StoreError(
+            f"query {query_id} already has judgment {row[0]} by judge {judge!r}; "
+            "a judge answers a query once (undo that judgment to change it)"
+        )
+    if shown_at is None:
+        return
+    other = conn.execute(
+        "SELECT judge FROM judgments WHERE query_id = ? AND judge != ? AND created >= ?"
+        " ORDER BY id LIMIT 1",
+        (query_id, judge, shown_at),
+    ).fetchone()
+    if other is not None:
+        raise JudgedMeanwhile(
+            f"query {query_id} was judged by {other[0]!r} after it was shown to "
+            f"{judge!r}; nothing was stored (ask for a second opinion with --rejudge)"
+        )
 
 
 def delete_judgment(file: StoreFile, judgment_id: int) -> StoredJudgment:
