@@ -2,11 +2,15 @@
 
 Rollouts of any policy on a (vectorised) environment are cut into segments of
 ``length`` consecutive steps. A segment never crosses an episode boundary.
+Rolled out on a :func:`make_vector_env` with ``replayable=True``, every segment
+records its episode's seed and the actions before it (``info["seed"]``,
+``info["prefix_actions"]``), so that the labeling window can re-simulate it and
+render it sharp at full size instead of showing small stored frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +124,11 @@ class SegmentCutter:
         self.length = length
         self.env_id = env_id
         self._buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(n_envs)]
+        self._starts: list[Mapping[str, Any]] = [{} for _ in range(n_envs)]
+
+    def starting(self, i: int) -> bool:
+        """Whether environment ``i``'s next step starts a segment."""
+        return not self._buffers[i]
 
     def add(
         self,
@@ -129,6 +138,7 @@ class SegmentCutter:
         dones: np.ndarray,
         frames: np.ndarray | None = None,
         valid: np.ndarray | None = None,
+        starts: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[Segment]:
         """Record one step of every environment.
 
@@ -139,6 +149,8 @@ class SegmentCutter:
             dones: Whether the step ended the episode, ``(n_envs,)``.
             frames: Frames of the observations, ``(n_envs, H, W, 3)``, or None.
             valid: Which environments really stepped, ``(n_envs,)``; None means all.
+            starts: Per environment, the ``info`` of a segment that starts with this
+                step (how to re-simulate it); None or a missing entry records nothing.
 
         Returns:
             The segments completed by this step.
@@ -148,15 +160,18 @@ class SegmentCutter:
             if valid is not None and not valid[i]:
                 continue
             buffer = self._buffers[i]
+            if not buffer:
+                start = None if starts is None else starts[i]
+                self._starts[i] = start or {}
             frame = None if frames is None else frames[i]
             buffer.append((observations[i], actions[i], true_rewards[i], frame))
             if len(buffer) == self.length:
-                completed.append(self._segment(buffer))
+                completed.append(self._segment(buffer, self._starts[i]))
             if len(buffer) == self.length or dones[i]:
                 self._buffers[i] = []
         return completed
 
-    def _segment(self, steps: list[tuple[Any, ...]]) -> Segment:
+    def _segment(self, steps: list[tuple[Any, ...]], info: Mapping[str, Any]) -> Segment:
         observations, actions, rewards, frames = zip(*steps, strict=True)
         return Segment(
             observations=np.stack(observations),
@@ -164,18 +179,61 @@ class SegmentCutter:
             true_rewards=np.asarray(rewards, dtype=np.float64),
             frames=None if frames[0] is None else np.stack(frames),
             env_id=self.env_id,
+            info=dict(info),
         )
 
 
+class ReplayableEpisodes(gym.Wrapper[Any, Any, Any, Any]):
+    """Seeds every episode itself and keeps its actions, so any stretch of it can be replayed.
+
+    The first reset's seed seeds the first episode and draws the seeds of the next
+    ones (an autoreset passes none), so ``reset(seed=episode_seed)`` followed by
+    the recorded actions re-simulates the episode exactly.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        """Wrap ``env``."""
+        super().__init__(env)
+        self.episode_seed = 0
+        self.episode_actions: list[Any] = []
+        self._seeds = np.random.default_rng()
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Start an episode with a seed of its own."""
+        if seed is not None:
+            self._seeds = np.random.default_rng(seed)
+            self.episode_seed = int(seed)
+        else:
+            self.episode_seed = int(self._seeds.integers(2**31))
+        self.episode_actions = []
+        return self.env.reset(seed=self.episode_seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Step, keeping the action."""
+        self.episode_actions.append(np.asarray(action).tolist())
+        return self.env.step(action)
+
+    def replay_info(self) -> dict[str, Any]:
+        """How to reach the episode's next step: its seed and the actions so far."""
+        return {"seed": self.episode_seed, "prefix_actions": list(self.episode_actions)}
+
+
 def make_vector_env(
-    env_id: str, n_envs: int, *, frames: bool = False, **kwargs: Any
+    env_id: str, n_envs: int, *, frames: bool = False, replayable: bool = False, **kwargs: Any
 ) -> gym.vector.VectorEnv:
-    """A synchronous vector env that resets finished episodes in the same step."""
+    """A synchronous vector env that resets finished episodes in the same step.
+
+    With ``replayable``, each episode is seeded on its own (:class:`ReplayableEpisodes`)
+    and :func:`rollout_segments` records in each segment how to re-simulate it.
+    """
     return gym.make_vec(
         env_id,
         num_envs=n_envs,
         vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        wrappers=[ReplayableEpisodes] if replayable else None,
         render_mode="rgb_array" if frames else None,
         **kwargs,
     )
@@ -225,6 +283,9 @@ def rollout_segments(
     mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     env_id = env.spec.id if env.spec is not None else ""
     cutter = SegmentCutter(env.num_envs, length, env_id=env_id)
+    replayable = [e for e in getattr(env, "envs", []) if isinstance(e, ReplayableEpisodes)]
+    if len(replayable) != env.num_envs:
+        replayable = []
     observations, _ = env.reset(seed=seed)
     resetting = np.zeros(env.num_envs, dtype=bool)
     segments: list[Segment] = []
@@ -235,10 +296,13 @@ def rollout_segments(
         if frames:
             images = np.stack(env.render())[:, ::frame_stride, ::frame_stride]  # type: ignore[arg-type]
         actions = policy(observations)
+        starts = [e.replay_info() if cutter.starting(i) else None for i, e in enumerate(replayable)]
         next_observations, _, terminated, truncated, infos = env.step(actions)
         dones = np.logical_or(terminated, truncated)
         true_rewards = _true_rewards(infos, env.num_envs)
-        cut = cutter.add(observations, actions, true_rewards, dones, images, ~resetting)
+        cut = cutter.add(
+            observations, actions, true_rewards, dones, images, ~resetting, starts or None
+        )
         segments += cut
         episode_steps += ~resetting
         ended = dones & ~resetting

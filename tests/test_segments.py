@@ -147,3 +147,31 @@ def test_first_non_finite_finds_the_first_bad_element_and_counts_them() -> None:
     )
     assert first_non_finite(segment) == NonFinite("true_rewards", (1,), np.inf, 2)
     assert first_non_finite(segment, ("observations", "actions")) is None
+
+
+@pytest.mark.parametrize("env_id", ["prefgym/CartPole-v1", "prefgym/Pendulum-v1"])
+def test_a_replayable_rollout_records_how_to_re_simulate_every_segment(env_id: str) -> None:
+    """Seed and prefix actions reproduce each segment, in later episodes too."""
+    import gymnasium as gym
+
+    env = make_vector_env(env_id, 2, replayable=True)
+    env.action_space.seed(3)
+    segments = rollout_segments(env, random_policy(env.action_space), 30, 50, seed=7)
+    env.close()  # 750 steps an env: past the fixed horizon (500, 200), into later episodes
+    seeds = {s.info["seed"] for s in segments}
+    assert len(seeds) > 2  # segments of later episodes, each episode seeded on its own
+    assert any(s.info["prefix_actions"] for s in segments)
+    single = gym.make(env_id)
+    for segment in segments:
+        observation, _ = single.reset(seed=segment.info["seed"])
+        for action in segment.info["prefix_actions"]:
+            observation, *_ = single.step(np.asarray(action, dtype=segment.actions.dtype))
+        for t, action in enumerate(segment.actions):
+            np.testing.assert_allclose(observation, segment.observations[t], atol=1e-6)
+            observation, *_ = single.step(action)
+    single.close()
+    plain = make_vector_env(env_id, 2)  # not replayable: nothing recorded
+    assert all(
+        s.info == {}
+        for s in rollout_segments(plain, random_policy(plain.action_space), 4, 10, seed=7)
+    )

@@ -103,7 +103,7 @@ class ActivePairs:
         """``count`` segments of the agent's current policy, outside training."""
         frames = self.config.keep_frames
         n_envs = min(self.config.rollout_envs, 4) if frames else self.config.rollout_envs
-        env = make_vector_env(self.env_id, n_envs, frames=frames)
+        env = make_vector_env(self.env_id, n_envs, frames=frames, replayable=frames)
         env.action_space.seed(int(self.rng.integers(2**31)))
         segments = rollout_segments(
             env,
