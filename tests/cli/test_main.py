@@ -193,3 +193,30 @@ def test_convert_needs_trust_and_then_the_run_evaluates(
     shown = capsys.readouterr().out.splitlines()[-1].split()
     result = prefgym.runs.evaluate(run.path, episodes=2, seed=7)
     assert shown == [format_table(["x"], [[result[k]]]).split()[-1] for k in KEYS]
+
+
+@pytest.mark.parametrize("value", ["-3", "soon", "nan"])
+@pytest.mark.parametrize("command", [["train"], ["text", "train"]])
+def test_a_bad_max_wait_is_named_and_leaves_no_run(
+    command: list[str], value: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    err = _error([*command, "--oracle", "human", "--max-wait", value, "--out", str(out)], capsys)
+    assert err.count("\n") == 1 and err.startswith("prefgym: error: ")
+    assert f"--max-wait {value!r} is not a number of seconds >= 0" in err
+    assert not out.exists()
+
+
+def test_max_wait_reaches_the_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[object] = []
+
+    def start(config: TrainConfig, out: object, **kwargs: object) -> RunDir:
+        waits.append(kwargs["max_wait"])
+        raise ValueError("not training in this test")
+
+    monkeypatch.setattr(prefgym.runs, "train", start)
+    _error(["train", "--oracle", "human", "--max-wait", "90"], capsys)
+    _error(["train", "--oracle", "human"], capsys)
+    assert waits == [90.0, None]
