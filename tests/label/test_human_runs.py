@@ -1,0 +1,129 @@
+"""A person labels a live run: a real trainer process and a real window under Xvfb.
+
+The person is xdotool pressing keys, slower than the trainer's rounds; the trainer
+must wait for every answer and finish having trained on each of them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from prefgym.loop import LEARNER_STATE
+from prefgym.runs import read_metrics
+from prefgym.store import PreferenceStore
+from tests.label.windows import label_process, needs_xvfb, xdotool, xvfb
+
+
+def _trainer(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", SDL_VIDEODRIVER="dummy")
+    return subprocess.Popen(
+        [sys.executable, "-m", "prefgym.cli", *args, "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _pending(store_path: Path) -> int:
+    if not store_path.exists():
+        return 0
+    with PreferenceStore(store_path) as store:
+        return len(store.pending_queries())
+
+
+def _label_until_done(
+    trainer: subprocess.Popen[str], run: Path, keys: Sequence[str], timeout: float = 240
+) -> None:
+    """Open the window once the trainer asks, then press ``keys`` in turn (the last one
+    repeated), one a pending pair, a person's pace apart, until the trainer exits."""
+    store = run / "store.sqlite"
+    deadline = time.monotonic() + timeout
+    while _pending(store) == 0:
+        assert trainer.poll() is None, trainer.communicate()
+        assert time.monotonic() < deadline, "the trainer asked nothing"
+        time.sleep(0.2)
+    pressed = 0
+    with xvfb() as display, label_process(display, str(run)) as (window, _):
+        while trainer.poll() is None:
+            assert time.monotonic() < deadline, "the run did not finish"
+            assert window.poll() is None, window.communicate()
+            answered = _answered(store)
+            if _pending(store) and answered == pressed:  # the window shows a pair
+                time.sleep(0.4)  # a person looks at it first: slower than the trainer's rounds
+                xdotool(display, "key", keys[min(pressed, len(keys) - 1)])
+                given = time.monotonic() + 5
+                while _answered(store) == pressed and time.monotonic() < given:
+                    time.sleep(0.05)
+                pressed = _answered(store)  # a key before the pair was up is pressed again
+            time.sleep(0.1)
+        xdotool(display, "key", "q")
+        window.communicate(timeout=30)
+
+
+def _answered(store: Path) -> int:
+    with PreferenceStore(store) as opened:
+        return opened.n_judgments()
+
+
+@pytest.mark.xvfb
+@needs_xvfb
+def test_a_person_whose_first_answer_is_cant_tell_is_waited_for_and_fully_used(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    trainer = _trainer(
+        "train", "--oracle", "human", "--labels", "8", "--steps", "2048",
+        "--round-steps", "1024", "--segment-length", "20", "--out", str(run),
+    )  # fmt: skip
+    try:
+        _label_until_done(trainer, run, ["s", "Left", "Right"])
+        out, err = trainer.communicate(timeout=60)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert trainer.returncode == 0, err
+    with PreferenceStore(run / "store.sqlite") as store:
+        judgments = store.judgments()
+        assert len(judgments) == store.n_queries() == 8 and not store.pending_queries()
+        assert judgments[0].preference is not None and judgments[0].preference.value == (
+            "incomparable"
+        )
+        assert all(j.judge == "person" and j.seconds is not None for j in judgments)
+        assert store.get_meta(LEARNER_STATE)["judgments"][0] == 8  # the refit saw every one
+        assert store.trainer().state == "finished"  # type: ignore[union-attr]
+    rows = read_metrics(run / "metrics.csv")
+    assert [r["step"] for r in rows] == [1024, 2048]
+    assert rows[0]["labels_trainable"] == rows[0]["labels_judged"] - 1  # the can't-tell
+    assert "questions asked 8, answers given 8, answers trainable 7" in out
+
+
+@pytest.mark.xvfb
+@needs_xvfb
+def test_a_text_run_labeled_by_a_person_in_the_window(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    trainer = _trainer(
+        "text", "train", "--oracle", "human", "--labels", "6", "--label-rounds", "2",
+        "--iterations", "4", "--eval-prompts", "16", "--eval-every", "2", "--out", str(run),
+    )  # fmt: skip
+    try:
+        _label_until_done(trainer, run, ["Left", "Right"])
+        out, err = trainer.communicate(timeout=60)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert trainer.returncode == 0, err
+    with PreferenceStore(run / "store.sqlite") as store:
+        judgments = store.judgments()
+        assert len(judgments) == store.n_queries() == 6 and not store.pending_queries()
+        assert [j.preference.value for j in judgments[:2]] == ["left", "right"]  # type: ignore[union-attr]
+        assert {j.judge for j in judgments} == {"person"}
+        assert store.get_meta(LEARNER_STATE)["judgments"][0] == 6
+    assert "questions asked 6, answers given 6, answers trainable 6" in out
