@@ -96,6 +96,7 @@ def _add_report(commands: Any) -> None:
 
 
 def _add_label(commands: Any) -> None:
+    from prefgym.label import DEFAULT_SIZE, MIN_SIZE
     from prefgym.runs import label as run
 
     label = commands.add_parser(
@@ -110,6 +111,19 @@ def _add_label(commands: Any) -> None:
     _keyword(label, run, "speed", float, "initial playback speed")
     label.add_argument(
         "--rejudge", action="store_true", help="also show pairs others judged, to measure agreement"
+    )
+    width, height = DEFAULT_SIZE
+    least_width, least_height = MIN_SIZE
+    label.add_argument(
+        "--size",
+        metavar="WxH",
+        help=f"window size in pixels, at least {least_width}x{least_height} "
+        f"(default: {width}x{height}; the window can be resized)",
+    )
+    label.add_argument(
+        "--instructions",
+        metavar="TEXT",
+        help="what 'better' means, shown above the clips (default: the task's own criterion)",
     )
     label.set_defaults(handler=_label)
 
@@ -217,10 +231,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
-    from prefgym.label import describe_summary
+    from prefgym.label import describe_summary, parse_size
     from prefgym.runs import label
 
-    options = _given(args, "labeler", "lease", "fps", "speed")
+    options = _given(args, "labeler", "lease", "fps", "speed", "instructions")
+    if args.size is not None:
+        options["size"] = parse_size(args.size)
     summary = label(args.run, rejudge=args.rejudge, **options)
     print(describe_summary(summary))
     return 0

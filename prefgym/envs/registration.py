@@ -47,61 +47,222 @@ class EnvInfo:
     """The action space's kind, known without building the env: SAC needs ``continuous``."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Constructor arguments."""
+    instructions: str = ""
+    """What the hidden reward rewards, as one question a person judging two clips answers
+    (the labeling window shows it above the clips)."""
 
 
 def _control(
-    base_id: str, horizon: int, family: str, actions: ActionKind, termination: str, **kw: Any
+    base_id: str,
+    horizon: int,
+    family: str,
+    actions: ActionKind,
+    termination: str,
+    instructions: str,
+    **kw: Any,
 ) -> EnvInfo:
     extra = None if family == "classic" else family
     entry_point = _MUJOCO_ENV if family == "mujoco" else _PREFERENCE_ENV
     kwargs = {"base_id": base_id, "termination": termination, **kw}
-    return EnvInfo(f"{NAMESPACE}/{base_id}", entry_point, horizon, extra, family, actions, kwargs)
+    return EnvInfo(
+        f"{NAMESPACE}/{base_id}",
+        entry_point,
+        horizon,
+        extra,
+        family,
+        actions,
+        kwargs,
+        instructions,
+    )
 
 
-def _arcade(name: str, game: str) -> EnvInfo:
+def _arcade(name: str, game: str, instructions: str) -> EnvInfo:
     kwargs = {"game": game}
     return EnvInfo(
-        f"{NAMESPACE}/{name}", _ARCADE_ENV, ARCADE_HORIZON, None, "arcade", "discrete", kwargs
+        f"{NAMESPACE}/{name}",
+        _ARCADE_ENV,
+        ARCADE_HORIZON,
+        None,
+        "arcade",
+        "discrete",
+        kwargs,
+        instructions,
     )
 
 
-def _atari(name: str, rom: str) -> EnvInfo:
+def _atari(name: str, rom: str, instructions: str) -> EnvInfo:
     kwargs = {"game": rom, "termination": "penalty"}
     return EnvInfo(
-        f"{NAMESPACE}/{name}", _ATARI_ENV, ATARI_HORIZON, "atari", "atari", "discrete", kwargs
+        f"{NAMESPACE}/{name}",
+        _ATARI_ENV,
+        ATARI_HORIZON,
+        "atari",
+        "atari",
+        "discrete",
+        kwargs,
+        instructions,
     )
+
+
+_TEXT_INSTRUCTIONS = {
+    "sentiment": "which response makes the review more positive overall (in plain, well-formed "
+    "sentences)?",
+    "arithmetic": "which response gives an answer closer to the right result, as a short "
+    "well-formed reply?",
+    "harmless": "which response stays on the asked topic and stays polite (no rude words)?",
+}
 
 
 def _text(name: str, task: str, *, tokens: bool = False) -> EnvInfo:
     kwargs = {"task": task, "response_length": TEXT_RESPONSE_LENGTH}
     entry_point, horizon = (_TOKEN_TEXT_ENV, TEXT_RESPONSE_LENGTH) if tokens else (_TEXT_ENV, 1)
-    return EnvInfo(f"{NAMESPACE}/{name}", entry_point, horizon, None, "text", "discrete", kwargs)
+    return EnvInfo(
+        f"{NAMESPACE}/{name}",
+        entry_point,
+        horizon,
+        None,
+        "text",
+        "discrete",
+        kwargs,
+        _TEXT_INSTRUCTIONS[task],
+    )
+
+
+_FORWARD = "(to the right)"
 
 
 ENVS: tuple[EnvInfo, ...] = (
-    _control("CartPole-v1", 500, "classic", "discrete", "penalty"),
-    _control("Acrobot-v1", 500, "classic", "discrete", "absorb", shaping=0.1),
-    _control("MountainCarContinuous-v0", 999, "classic", "continuous", "absorb"),
-    _control("Pendulum-v1", 200, "classic", "continuous", "keep"),
-    _control("LunarLander-v3", 1000, "box2d", "discrete", "absorb", continuous=False),
-    _control("Hopper-v5", 1000, "mujoco", "continuous", "penalty"),
-    _control("Walker2d-v5", 1000, "mujoco", "continuous", "penalty"),
-    _control("HalfCheetah-v5", 1000, "mujoco", "continuous", "keep"),
-    _control("Swimmer-v5", 1000, "mujoco", "continuous", "keep"),
-    _control("Ant-v5", 1000, "mujoco", "continuous", "penalty"),
-    _control("Reacher-v5", 50, "mujoco", "continuous", "keep"),
-    _control("InvertedPendulum-v5", 1000, "mujoco", "continuous", "penalty"),
-    _control("InvertedDoublePendulum-v5", 1000, "mujoco", "continuous", "penalty"),
-    _arcade("ArcadePong-v0", "pong"),
-    _arcade("ArcadeBreakout-v0", "breakout"),
-    _arcade("ArcadeEnduro-v0", "enduro"),
-    _atari("Pong-v5", "pong"),
-    _atari("Breakout-v5", "breakout"),
-    _atari("Enduro-v5", "enduro"),
-    _atari("BeamRider-v5", "beam_rider"),
-    _atari("Qbert-v5", "qbert"),
-    _atari("Seaquest-v5", "seaquest"),
-    _atari("SpaceInvaders-v5", "space_invaders"),
+    _control(
+        "CartPole-v1",
+        500,
+        "classic",
+        "discrete",
+        "penalty",
+        "which cart keeps its pole from falling over and stays on the track longer?",
+    ),
+    _control(
+        "Acrobot-v1",
+        500,
+        "classic",
+        "discrete",
+        "absorb",
+        "which swings its free end higher, sooner (bigger and bigger swings, up above the bar)?",
+        shaping=0.1,
+    ),
+    _control(
+        "MountainCarContinuous-v0",
+        999,
+        "classic",
+        "continuous",
+        "absorb",
+        "which car gets up to the flag on the right hill, sooner and with less pushing?",
+    ),
+    _control(
+        "Pendulum-v1",
+        200,
+        "classic",
+        "continuous",
+        "keep",
+        "which keeps the pendulum closer to straight up and still, with less effort?",
+    ),
+    _control(
+        "LunarLander-v3",
+        1000,
+        "box2d",
+        "discrete",
+        "absorb",
+        "which lander comes down closer to the pad between the flags, slowly and upright, "
+        "and lands without crashing (firing less)?",
+        continuous=False,
+    ),
+    _control(
+        "Hopper-v5",
+        1000,
+        "mujoco",
+        "continuous",
+        "penalty",
+        f"which hopper hops forward {_FORWARD} faster without falling over?",
+    ),
+    _control(
+        "Walker2d-v5",
+        1000,
+        "mujoco",
+        "continuous",
+        "penalty",
+        f"which walker moves forward {_FORWARD} faster without falling over?",
+    ),
+    _control(
+        "HalfCheetah-v5",
+        1000,
+        "mujoco",
+        "continuous",
+        "keep",
+        f"which cheetah runs forward {_FORWARD} faster (flipped or not)?",
+    ),
+    _control(
+        "Swimmer-v5",
+        1000,
+        "mujoco",
+        "continuous",
+        "keep",
+        "which swimmer moves forward faster?",
+    ),
+    _control(
+        "Ant-v5",
+        1000,
+        "mujoco",
+        "continuous",
+        "penalty",
+        "which ant walks forward faster without flipping over or kicking wildly?",
+    ),
+    _control(
+        "Reacher-v5",
+        50,
+        "mujoco",
+        "continuous",
+        "keep",
+        "which arm gets its fingertip onto the target sooner and keeps it there, moving less?",
+    ),
+    _control(
+        "InvertedPendulum-v5",
+        1000,
+        "mujoco",
+        "continuous",
+        "penalty",
+        "which cart keeps its pole upright longer without it falling?",
+    ),
+    _control(
+        "InvertedDoublePendulum-v5",
+        1000,
+        "mujoco",
+        "continuous",
+        "penalty",
+        "which keeps the two-part pole upright, its tip high and steady, without falling?",
+    ),
+    _arcade(
+        "ArcadePong-v0",
+        "pong",
+        "which green paddle (right) wins more points: the opponent misses, it does not?",
+    ),
+    _arcade(
+        "ArcadeBreakout-v0",
+        "breakout",
+        "which breaks more bricks (the top rows count most)?",
+    ),
+    _arcade(
+        "ArcadeEnduro-v0",
+        "enduro",
+        "which car overtakes more cars and is overtaken less?",
+    ),
+    _atari("Pong-v5", "pong", "which green paddle (right) wins more points and loses fewer?"),
+    _atari("Breakout-v5", "breakout", "which breaks more bricks (higher rows count more)?"),
+    _atari("Enduro-v5", "enduro", "which car passes more cars and is passed less?"),
+    _atari("BeamRider-v5", "beam_rider", "which ship destroys more enemies?"),
+    _atari("Qbert-v5", "qbert", "which Q*bert changes more cubes' colour and scores more?"),
+    _atari(
+        "Seaquest-v5", "seaquest", "which submarine shoots more sharks and subs and rescues divers?"
+    ),
+    _atari("SpaceInvaders-v5", "space_invaders", "which cannon shoots down more invaders?"),
 )
 """Every control and pixel environment, in the order of the README's table."""
 
@@ -117,6 +278,14 @@ TEXT_ENVS: tuple[EnvInfo, ...] = (
 
 ALL_ENVS: tuple[EnvInfo, ...] = ENVS + TEXT_ENVS
 """Every environment the suite registers."""
+
+
+def instructions_for(env_id: str) -> str:
+    """What a person judging clips of ``env_id`` looks for ("" for an id the suite lacks)."""
+    for env in ALL_ENVS:
+        if env.id == env_id:
+            return env.instructions
+    return ""
 
 
 def register_envs() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pygame
 
 from prefgym.label._clips import Clip
+from prefgym.label._layout import ELLIPSIS, fit, wrap
 
 BACKGROUND = (24, 26, 32)
 PANEL = (38, 41, 50)
@@ -85,7 +86,7 @@ class ClipPainter:
         lines = self.wrap(text, rect.width - 24)
         shown = lines[:max_lines]
         if len(lines) > max_lines:
-            shown[-1] = self._fit(shown[-1] + " \N{HORIZONTAL ELLIPSIS}", rect.width - 24)
+            shown[-1] = fit(self.font, f"{shown[-1]} {ELLIPSIS}", rect.width - 24)
             cut = self.small.render(f"{len(lines) - max_lines} more line(s) cut", True, DIM)
             screen.blit(cut, (rect.right - cut.get_width() - 12, rect.y + 8))
         y = rect.y + PROMPT_TITLE
@@ -200,41 +201,5 @@ class ClipPainter:
             screen.blit(more, (area.x + 4, area.bottom - self.small.get_linesize()))
 
     def wrap(self, text: str, width: int) -> list[str]:
-        """``text`` as lines at most ``width`` pixels wide, broken between words.
-
-        A word wider than a line is broken between characters.
-        """
-        lines = []
-        for paragraph in text.expandtabs(4).splitlines() or [""]:
-            line = ""
-            for word in paragraph.split(" "):
-                trial = f"{line} {word}" if line else word
-                if self.font.size(trial)[0] <= width:
-                    line = trial
-                    continue
-                if line:
-                    lines.append(line)
-                while self.font.size(word)[0] > width and len(word) > 1:
-                    cut = self._longest_prefix(word, width)
-                    lines.append(word[:cut])
-                    word = word[cut:]
-                line = word
-            lines.append(line)
-        return lines
-
-    def _longest_prefix(self, word: str, width: int) -> int:
-        """Characters of ``word`` (at least one) that fit in ``width`` pixels."""
-        low, high = 1, len(word)
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self.font.size(word[:middle])[0] <= width:
-                low = middle
-            else:
-                high = middle - 1
-        return low
-
-    def _fit(self, line: str, width: int) -> str:
-        """``line``, shortened from before its last character until it fits ``width``."""
-        while len(line) > 1 and self.font.size(line)[0] > width:
-            line = line[:-2] + line[-1]
-        return line
+        """``text`` as lines at most ``width`` pixels wide in the text font (``_layout.wrap``)."""
+        return wrap(self.font, text, width)

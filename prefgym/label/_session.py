@@ -1,12 +1,14 @@
-"""The labeling session: judgments into the store, and pairs out of it, one ahead.
+"""The labeling session: judgments into the store, and queries out of it, one ahead.
 
 A :class:`LabelingSession` drives the pure state of ``prefgym.label._state``
-against a preference store: it commits each judgment the moment it is made,
-undoes them, and feeds the window pairs through a :class:`PairFeed`, which
-leases pending queries (so two windows never show the same pair at once) and
-loads the next pair ahead, while nothing moves on screen (the pause between
-two loops of the clips), so that a judgment brings up the next pair at once.
-How a segment is shown is ``prefgym.label._clips``'s business.
+against a preference store: it commits each judgment the moment it is made
+(with the seconds the person took, and refused if someone else judged the pair
+since it was shown), undoes them, renews the leases of what is on screen, reads
+the trainer's heartbeat, and feeds the window queries through a
+:class:`PairFeed`, which leases pending queries (so two windows never show the
+same pair at once) and loads the next one as soon as one is shown, so that a
+judgment brings up the next pair at once. How a segment is shown is
+``prefgym.label._clips``'s business.
 
 Nothing here imports pygame.
 """
@@ -16,60 +18,72 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from prefgym.judgments import Preference
 from prefgym.label._clips import Clip, clip_for, render_fps
+from prefgym.label._keys import MAX_RANKED
 from prefgym.label._state import (
     ClipKind,
     Command,
     Commit,
+    CommitRanking,
     Committed,
     Effect,
     Failed,
     Fetch,
     LabelState,
     PairView,
+    PollTrainer,
     Prefetch,
     Release,
+    Renew,
     Revert,
     Reverted,
     Shown,
+    TrainerSeen,
     apply,
     initial_state,
 )
-from prefgym.store import PreferenceStore, Query, StoreError
+from prefgym.store import JudgedMeanwhile, PreferenceStore, Query, StoreError
+
+NO_TRAINER = "no trainer has run on this store"
 
 
 @dataclass(frozen=True, eq=False)
 class LoadedPair:
-    """A leased query with both clips ready to draw."""
+    """A leased query with its clips ready to draw: two for a pair, K for a ranking."""
 
     query: Query
-    left: Clip
-    right: Clip
+    clips: tuple[Clip, ...]
     fps: float
 
     @property
+    def left(self) -> Clip:
+        """The first clip (the left one of a pair)."""
+        return self.clips[0]
+
+    @property
+    def right(self) -> Clip:
+        """The second clip (the right one of a pair)."""
+        return self.clips[1]
+
+    @property
     def kind(self) -> ClipKind:
-        """``text`` or ``frames`` if both sides are, else ``observations``."""
-        if self.left.kind == self.right.kind:
-            return self.left.kind
-        return "observations"
+        """``text`` or ``frames`` if every clip is, else ``observations``."""
+        kinds = {clip.kind for clip in self.clips}
+        return kinds.pop() if len(kinds) == 1 else "observations"
 
 
 class PairFeed:
-    """Leases pending pair queries and loads their clips, one pair ahead when asked to.
-
-    Ranking queries (K > 2 segments) are skipped: held until :meth:`close`, so
-    that they are not handed out again, and left for other judges.
+    """Leases pending queries and loads their clips, one ahead when asked to.
 
     Every store call happens on the caller's thread, through the caller's store:
     a second connection to the same file in one process is not safe with
-    SQLite's POSIX locks (see ``LabelingSession``). Loading the next pair takes
-    tens of milliseconds (decompressing frames, or re-simulating), so the
-    session calls :meth:`prefetch` while nothing moves on screen.
+    SQLite's POSIX locks (see ``LabelingSession``). Loading a query takes tens of
+    milliseconds (decompressing frames, or re-simulating), so the window asks
+    for the next one (:meth:`prefetch`) once the one on screen is drawn.
     """
 
     def __init__(
@@ -87,8 +101,8 @@ class PairFeed:
             store: The store.
             owner: Lease owner: unique to this window.
             judge: Pending means "not judged by ``judge``"; None: "not judged by anyone".
-            lease_seconds: How long a pair stays reserved for this window if it
-                never answers (it crashed): then another window may show it.
+            lease_seconds: How long a query stays reserved for this window unless
+                renewed (:meth:`renew`): after a crash, another window may show it then.
             fps: Playback rate at speed 1; None reads the environment's ``render_fps``.
         """
         if fps is not None and not fps > 0:
@@ -101,34 +115,58 @@ class PairFeed:
         self.lease_seconds = lease_seconds
         self.fps = fps
         self.current: LoadedPair | None = None
-        """The pair on screen."""
+        """The query on screen."""
         self.ready: LoadedPair | None = None
-        """The next pair, leased and loaded ahead of time."""
+        """The next query, leased and loaded ahead of time."""
         self._held: set[int] = set()
+        self._first: list[int] = []
         self._fps: dict[str, float] = {}
 
     def next(self) -> LoadedPair | None:
-        """Give back the pair on screen (if still held) and hand over the next one."""
+        """Give back the query on screen (if still held) and hand over the next one."""
         self._release(self.current)
         self.current, self.ready = self.ready, None
+        if self.current is not None and not self._renew(self.current):
+            self._held.discard(self.current.query.id)  # its lease lapsed and another took it
+            self.current = None
         if self.current is None:
             self.current = self._load()
         return self.current
 
     def prefetch(self) -> bool:
-        """Lease and load the pair after the one on screen unless done; True if one is ready."""
+        """Lease and load the query after the one on screen unless done; True if one is ready."""
         if self.ready is None and self.current is not None:
             self.ready = self._load()
         return self.ready is not None
 
+    def take_first(self, query_ids: list[int]) -> None:
+        """Lease and show ``query_ids`` before any other (a crashed window's of this labeler)."""
+        self._first.extend(query_ids)
+
+    def renew(self) -> bool:
+        """Extend the leases of the query on screen and the one loaded ahead.
+
+        Returns:
+            False if another window took the query on screen meanwhile (its lease
+            had lapsed): the caller moves on. A lost query loaded ahead is dropped.
+        """
+        if self.ready is not None and not self._renew(self.ready):
+            self._held.discard(self.ready.query.id)
+            self.ready = None
+        if self.current is not None and not self._renew(self.current):
+            self._held.discard(self.current.query.id)
+            self.current = None
+            return False
+        return True
+
     def mark_judged(self) -> None:
-        """The pair on screen was judged: the store ended its lease."""
+        """The query on screen was judged: the store ended its lease."""
         if self.current is not None:
             self._held.discard(self.current.query.id)
             self.current = None
 
     def release_all(self) -> None:
-        """Give back the pair on screen and the prefetched one (after an undo)."""
+        """Give back the query on screen and the prefetched one (after an undo)."""
         self._release(self.ready)
         self._release(self.current)
         self.current = self.ready = None
@@ -143,43 +181,77 @@ class PairFeed:
             except StoreError:  # the store is closed or gone: the lease expires by itself
                 pass
 
-    def counts(self) -> tuple[int, int, int]:
-        """``(judged, pairs, rankings)``: queries judged (by ``judge``, if set), and pending ones.
+    def pending(self) -> set[int]:
+        """Ids of the pending queries (not judged by ``judge``, if set, else by anyone)."""
+        return {q.id for q in self.store.pending_queries(judge=self.judge)}
 
-        ``pairs`` counts pending pair queries, ``rankings`` pending ranking
-        queries (K > 2 segments), which the window does not show.
-        """
-        pending = self.store.pending_queries(judge=self.judge)
-        rankings = sum(len(q.segment_ids) > 2 for q in pending)
-        return self.store.n_queries() - len(pending), len(pending) - rankings, rankings
+    def _renew(self, pair: LoadedPair) -> bool:
+        return self.store.renew_lease(pair.query.id, self.owner, lease_seconds=self.lease_seconds)
 
     def _release(self, pair: LoadedPair | None) -> None:
         if pair is not None and pair.query.id in self._held:
             self._held.discard(pair.query.id)
             self.store.release_query(pair.query.id, self.owner)
 
+    def _claim(self) -> Query | None:
+        """Lease a query of :meth:`take_first`'s if one is left, else the oldest free one."""
+        while self._first:
+            query_id = self._first.pop(0)
+            if (
+                query_id in self.pending()
+                and query_id not in self._held
+                and self._renew_id(query_id)
+            ):
+                return self.store.get_query(query_id)
+        return self.store.claim_query(
+            self.owner, lease_seconds=self.lease_seconds, judge=self.judge
+        )
+
+    def _renew_id(self, query_id: int) -> bool:
+        return self.store.renew_lease(query_id, self.owner, lease_seconds=self.lease_seconds)
+
     def _load(self) -> LoadedPair | None:
-        """Lease the oldest free pending pair and load its clips."""
+        """Lease the next query and load its clips."""
         while True:
-            query = self.store.claim_query(
-                self.owner, lease_seconds=self.lease_seconds, judge=self.judge
-            )
+            query = self._claim()
             if query is None:
                 return None
             self._held.add(query.id)
-            if len(query.segment_ids) == 2:
-                break  # a ranking query stays held (so not handed out again) until close
-        left, right = self.store.get_segments(query.segment_ids, frames=True)
-        env_id = left.env_id or right.env_id
+            if len(query.segment_ids) <= MAX_RANKED:
+                break  # a longer ranking has no keys: it stays held until close, for others
+        segments = self.store.get_segments(query.segment_ids, frames=True)
+        env_id = next((s.env_id for s in segments if s.env_id), "")
         if env_id not in self._fps:
             self._fps[env_id] = self.fps or render_fps(env_id)
-        fps = self._fps[env_id]
-        return LoadedPair(query, clip_for(left), clip_for(right), fps)
+        return LoadedPair(query, tuple(clip_for(s) for s in segments), self._fps[env_id])
 
 
 def window_owner(labeler: str) -> str:
-    """A lease owner unique to one window of ``labeler``."""
+    """A lease owner unique to one window of ``labeler``: ``labeler@host:pid:token``."""
     return f"{labeler}@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def orphaned_leases(store: PreferenceStore, labeler: str) -> dict[str, list[int]]:
+    """Leases of ``labeler``'s windows on this host whose process is gone: ``{owner: ids}``."""
+    prefix = f"{labeler}@{socket.gethostname()}:"
+    orphans = {}
+    for owner, query_ids in store.lease_owners().items():
+        if not owner.startswith(prefix):
+            continue
+        pid = owner[len(prefix) :].split(":", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            orphans[owner] = query_ids
+    return orphans
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # someone else's process, or not a pid
+        return True
+    return True
 
 
 class LabelingSession:
@@ -187,8 +259,9 @@ class LabelingSession:
 
     All store work happens on the thread that calls :meth:`handle`, through the
     one connection of ``store`` (a sqlite3 connection belongs to the thread that
-    opened it). So no background thread prefetches: the next pair is loaded
-    while nothing moves on screen.
+    opened it). So no background thread prefetches: the next query is loaded
+    right after one is shown; a window sets :attr:`defer_prefetch` so that this
+    waits until the query on screen is drawn (:meth:`run_deferred`).
     """
 
     def __init__(
@@ -201,19 +274,22 @@ class LabelingSession:
         fps: float | None = None,
         speed: float = 1.0,
         rejudge: bool = False,
+        clock: Callable[[], float] = time.monotonic,
         on_command: Callable[[Command], None] | None = None,
     ) -> None:
-        """Open a session and fetch the first pair.
+        """Open a session, take back this labeler's leases from a crashed window, fetch a query.
 
         Args:
             store: The run's preference store.
             labeler: The person's id, recorded with each judgment.
             budget: The run's label budget, to show the labels left (None: not shown).
-            lease_seconds: How long a shown pair stays reserved for this window.
+            lease_seconds: How long a shown query stays reserved for this window
+                unless renewed; it is renewed every third of it while the window runs.
             fps: Playback rate at speed 1 (None: the environment's ``render_fps``).
             speed: Initial playback speed (one of ``prefgym.label._state.SPEEDS``).
             rejudge: Also show pairs others judged (to measure agreement); each
                 labeler still judges a pair once.
+            clock: Seconds (monotonic): times each judgment from its pair shown.
             on_command: Called with every command handled (a log for tests).
         """
         if not isinstance(labeler, str) or not labeler:
@@ -224,7 +300,10 @@ class LabelingSession:
         self.labeler = labeler
         self.budget = budget
         self.rejudge = rejudge
+        self.clock = clock
         self.on_command = on_command
+        self.defer_prefetch = False
+        """Load the next query only when :meth:`run_deferred` is called (after a draw)."""
         self.feed = PairFeed(
             store,
             window_owner(labeler),
@@ -232,9 +311,15 @@ class LabelingSession:
             lease_seconds=lease_seconds,
             fps=fps,
         )
-        self.state: LabelState = initial_state(speed=speed)
+        self.state: LabelState = initial_state(speed=speed, renew_every=lease_seconds / 3)
+        self._shown_at = (0.0, 0.0)  # (store clock, session clock) when the query was shown
+        self._prefetch_wanted = False
         self._closed = False
         try:
+            for owner, query_ids in orphaned_leases(store, labeler).items():
+                for query_id in query_ids:
+                    store.release_query(query_id, owner)
+                self.feed.take_first(query_ids)
             self._run_effects()
         except BaseException:  # Ctrl-C while fetching the first pair: give it back
             self.close()
@@ -242,7 +327,7 @@ class LabelingSession:
 
     @property
     def pair(self) -> LoadedPair | None:
-        """The pair on screen, with its clips."""
+        """The query on screen, with its clips."""
         return self.feed.current if self.state.pair is not None else None
 
     def handle(self, command: Command) -> LabelState:
@@ -253,6 +338,12 @@ class LabelingSession:
         self._run_effects()
         return self.state
 
+    def run_deferred(self) -> None:
+        """Load the next query if one was asked for while :attr:`defer_prefetch` is set."""
+        if self._prefetch_wanted and not self._closed:
+            self._prefetch_wanted = False
+            self.feed.prefetch()
+
     def close(self) -> None:
         """Give back every lease; judgments are already stored. Calling it again is fine."""
         if not self._closed:
@@ -260,19 +351,21 @@ class LabelingSession:
             self.feed.close()
 
     def _run_effects(self) -> None:
-        while self.state.effects:
-            effects = self.state.effects
-            self.state = replace(self.state, effects=())
-            for effect in effects:
-                answer = self._perform(effect)
-                if answer is not None:
-                    if self.on_command is not None:
-                        self.on_command(answer)
-                    self.state = apply(self.state, answer)
+        """Perform the state's effects, and those of the answers, in the order asked."""
+        queue = list(self.state.effects)
+        self.state = replace(self.state, effects=())
+        while queue:
+            answer = self._perform(queue.pop(0))
+            if answer is not None:
+                if self.on_command is not None:
+                    self.on_command(answer)
+                self.state = apply(self.state, answer)
+                queue.extend(self.state.effects)
+                self.state = replace(self.state, effects=())
 
     def _perform(self, effect: Effect) -> Command | None:
-        if isinstance(effect, Commit):
-            return self._commit(effect.query_id, effect.preference)
+        if isinstance(effect, Commit | CommitRanking):
+            return self._commit(effect)
         if isinstance(effect, Revert):
             try:
                 self.store.undo(effect.judgment_id)
@@ -283,37 +376,81 @@ class LabelingSession:
         if isinstance(effect, Fetch):
             return self._fetch()
         if isinstance(effect, Prefetch):
-            self.feed.prefetch()
+            if self.defer_prefetch:
+                self._prefetch_wanted = True
+            else:
+                self.feed.prefetch()
             return None
+        if isinstance(effect, Renew):
+            on_screen = self.state.pair
+            if not self.feed.renew() and on_screen is not None:
+                return Failed(f"pair {on_screen.query_id} was taken by another window; next", True)
+            return None
+        if isinstance(effect, PollTrainer):
+            return TrainerSeen(self._trainer())
         if isinstance(effect, Release):
             self.close()
             return None
         raise TypeError(f"unknown effect {effect!r}")
 
-    def _commit(self, query_id: int, preference: Preference) -> Command:
+    def _trainer(self) -> str:
         try:
-            judgment_id = self.store.add_judgment(query_id, preference, self.labeler)
+            status = self.store.trainer()
+        except StoreError as error:
+            return f"trainer unknown ({error})"
+        return NO_TRAINER if status is None else status.describe(self.store.clock())
+
+    def _commit(self, effect: Commit | CommitRanking) -> Command:
+        query_id = effect.query_id
+        pair = self.feed.current
+        seconds = max(self.clock() - self._shown_at[1], 0.0)
+        shown_at = None if self.rejudge else self._shown_at[0]  # rejudging asks a second opinion
+        try:
+            if isinstance(effect, Commit):
+                judgment_id = self.store.add_judgment(
+                    query_id, effect.preference, self.labeler, seconds=seconds, shown_at=shown_at
+                )
+            else:
+                if pair is None or pair.query.id != query_id:
+                    return Failed(f"pair {query_id} is no longer on screen", True)
+                ids = [pair.query.segment_ids[i] for i in effect.order]
+                judgment_id = self.store.add_ranking(
+                    query_id, ids, self.labeler, seconds=seconds, shown_at=shown_at
+                )
+        except JudgedMeanwhile:
+            self.feed.mark_judged()
+            return Failed(f"pair {query_id} was judged by someone else meanwhile; next pair", True)
         except StoreError as error:
             pending = self.store.pending_queries(judge=self.labeler)
             if all(q.id != query_id for q in pending):  # judged in another window meanwhile
                 return Failed(f"pair {query_id} was already judged by {self.labeler}", True)
             return Failed(f"not saved ({error}); press the key again")
         self.feed.mark_judged()
-        return Committed(query_id, judgment_id, preference)
+        if isinstance(effect, Commit):
+            return Committed(query_id, judgment_id, effect.preference)
+        return Committed(query_id, judgment_id, None, effect.order)
 
     def _fetch(self) -> Shown:
         pair = self.feed.next()
-        judged, pending, rankings = self.feed.counts()
+        pending_ids = self.feed.pending()
+        while pair is not None and pair.query.id not in pending_ids:
+            self.feed.mark_judged()  # judged elsewhere while it waited to be shown
+            pair = self.feed.next()
+            pending_ids = self.feed.pending()
+        pending = len(pending_ids)
+        judged = self.store.n_queries() - pending
         if self.rejudge:
             judged = self.store.n_judgments(judge=self.labeler)
         budget_left = None if self.budget is None else max(self.budget - judged, 0)
         if pair is None:
-            return Shown(None, budget_left, pending, rankings)
+            return Shown(None, budget_left, pending)
+        self._shown_at = (self.store.clock(), self.clock())
         view = PairView(
             query_id=pair.query.id,
             number=judged + 1,
-            length=max(pair.left.length, pair.right.length),
+            length=max(clip.length for clip in pair.clips),
             kind=pair.kind,
             fps=pair.fps,
+            size=len(pair.clips),
         )
-        return Shown(view, budget_left, max(pending - 1, 0), rankings)
+        return Shown(view, budget_left, max(pending - 1, 0))

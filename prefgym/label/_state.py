@@ -1,20 +1,24 @@
-"""The labeling window's model: a pure state, the commands that change it, and the key maps.
+"""The labeling window's model: a pure state and the commands that change it.
 
 Nothing here draws or touches the store. :func:`apply` maps a state and a
 command to the next state; a command that needs the outside world (commit a
-judgment, undo one, fetch the next pair) leaves an *effect* in
-``state.effects``, and whoever drives the state (``prefgym.label._session.LabelingSession``)
-performs it and answers with another command (``Committed``, ``Reverted``,
-``Shown``, ``Failed``). The state also says when the screen is still (the
-pause between two loops, a paused clip, a text pair), so that the next pair is
-loaded then (``Prefetch``) and a judgment shows the next pair at once. Time
-comes in as ``Tick(seconds)``, so playback is deterministic under test. Named
-keys come in as names (``pygame.key.name``) and characters as the text typed, so
+judgment, undo one, fetch the next pair, renew a lease, ask how the trainer is)
+leaves an *effect* in ``state.effects``, and whoever drives the state
+(``prefgym.label._session.LabelingSession``) performs it and answers with
+another command (``Committed``, ``Reverted``, ``Shown``, ``Failed``,
+``TrainerSeen``). The next pair is asked for (``Prefetch``) as soon as one is
+shown, so that a judgment shows the next pair at once. Time comes in as
+``Tick(seconds)``, so playback, lease renewal and the trainer's status are
+deterministic under test. What keys mean is ``prefgym.label._keys``'s business;
 this module never imports pygame.
 
-One module, longer than most: the transition ``apply`` and the key maps it reads are one
-table of behaviour, which tests drive without a display; splitting it would scatter the
-cases of one ``match``.
+A query of two segments is judged (``Mode.LABELING``); a query of K > 2 is
+ranked (``Mode.RANKING``): the person picks the best, then the next best, and
+the ranking is committed when it is complete.
+
+One module, longer than most: the transition ``apply`` is one table of behaviour,
+which tests drive without a display; splitting it would scatter the cases of one
+``match``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ LOOP_PAUSE = 0.6
 """Seconds the last frame stays on screen before the clips start again."""
 POLL_SECONDS = 0.5
 """How often a window with nothing to show asks the store for a new pair."""
+TRAINER_SECONDS = 2.0
+"""How often the window asks the store how the trainer is."""
 LOOKING = "looking for a pair to judge..."
 
 ClipKind = Literal["frames", "observations", "text"]
@@ -41,27 +47,31 @@ class Mode(enum.Enum):
     """What the window is doing; each mode has its own key map."""
 
     WAITING = "waiting"
-    """No pair on screen: the store has none pending (or one is being fetched)."""
+    """No query on screen: the store has none pending (or one is being fetched)."""
     LABELING = "labeling"
     """A pair is on screen and can be judged."""
+    RANKING = "ranking"
+    """K > 2 segments are on screen and can be ranked, best first."""
     CLOSED = "closed"
     """The person quit; the window is closing."""
 
 
 @dataclass(frozen=True)
 class PairView:
-    """What the state knows of the pair on screen (the pixels stay with the session)."""
+    """What the state knows of the query on screen (the pixels stay with the session)."""
 
     query_id: int
-    """Store id of the query."""
+    """Store id of the query: the "pair N" the window names."""
     number: int
-    """Which label of the budget this is: labels already given + 1."""
+    """Which label of this labeler this is: labels already given + 1."""
     length: int
-    """Steps of the longer of the two clips (1 for text)."""
+    """Steps of the longest clip (1 for text)."""
     kind: ClipKind
     """``frames`` (pictures), ``observations`` (a plot, no frames stored) or ``text``."""
     fps: float
     """Steps per second at speed 1: the environment's ``render_fps``."""
+    size: int = 2
+    """Segments of the query: 2 for a pair, K > 2 for a ranking."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,10 @@ class Done:
 
     query_id: int
     judgment_id: int
-    preference: Preference
+    preference: Preference | None
+    """The answer to a pair; None for a ranking."""
+    order: tuple[int, ...] = ()
+    """A ranking: the positions on screen (0-based), best first."""
 
 
 # ------------------------------------------------------------------ commands
@@ -84,8 +97,25 @@ class Choose:
 
 
 @dataclass(frozen=True)
+class Pick:
+    """Ranking: the segment at ``index`` (0-based, as on screen) is the next best."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Unpick:
+    """Ranking: take back the last pick (backspace)."""
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Ranking: commit the order picked; the one segment left is the worst (enter)."""
+
+
+@dataclass(frozen=True)
 class Undo:
-    """Undo this session's last judgment; its pair comes back."""
+    """Take back the last pick of a ranking, else undo this session's last judgment."""
 
 
 @dataclass(frozen=True)
@@ -124,24 +154,25 @@ class Tick:
 
 @dataclass(frozen=True)
 class Shown:
-    """The session's answer to :class:`Fetch`: the next pair (None: nothing pending)."""
+    """The session's answer to :class:`Fetch`: the next query (None: nothing pending)."""
 
     pair: PairView | None
     budget_left: int | None
     """Labels of the run's budget not given yet, or None if the budget is unknown."""
     pending: int
-    """Pairs waiting besides the one shown."""
-    rankings: int = 0
-    """Ranking queries (K > 2 segments) waiting: the window judges pairs only."""
+    """Queries waiting besides the one shown."""
 
 
 @dataclass(frozen=True)
 class Committed:
-    """The session's answer to :class:`Commit`: the judgment is in the store."""
+    """The session's answer to :class:`Commit` or :class:`CommitRanking`: it is in the store."""
 
     query_id: int
     judgment_id: int
-    preference: Preference
+    preference: Preference | None
+    """The answer to a pair; None for a ranking."""
+    order: tuple[int, ...] = ()
+    """A ranking's positions on screen, best first."""
 
 
 @dataclass(frozen=True)
@@ -153,14 +184,24 @@ class Reverted:
 
 @dataclass(frozen=True)
 class Failed:
-    """An effect failed; ``advance`` drops the pair on screen (e.g. judged elsewhere)."""
+    """An effect failed; ``advance`` drops the query on screen (e.g. judged elsewhere)."""
 
     message: str
     advance: bool = False
 
 
+@dataclass(frozen=True)
+class TrainerSeen:
+    """The session's answer to :class:`PollTrainer`: the trainer's status in words."""
+
+    text: str
+
+
 Command = (
     Choose
+    | Pick
+    | Unpick
+    | Submit
     | Undo
     | TogglePause
     | ChangeSpeed
@@ -171,6 +212,7 @@ Command = (
     | Committed
     | Reverted
     | Failed
+    | TrainerSeen
 )
 
 # ------------------------------------------------------------------- effects
@@ -178,10 +220,18 @@ Command = (
 
 @dataclass(frozen=True)
 class Commit:
-    """Store the judgment ``preference`` of query ``query_id`` now."""
+    """Store the judgment ``preference`` of pair query ``query_id`` now."""
 
     query_id: int
     preference: Preference
+
+
+@dataclass(frozen=True)
+class CommitRanking:
+    """Store the ranking ``order`` (positions on screen, best first) of query ``query_id``."""
+
+    query_id: int
+    order: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -193,20 +243,30 @@ class Revert:
 
 @dataclass(frozen=True)
 class Fetch:
-    """Put the next pending pair on screen."""
+    """Put the next pending query on screen."""
 
 
 @dataclass(frozen=True)
 class Prefetch:
-    """Load the next pair now: nothing moves on screen, so a short stall is not seen."""
+    """Load the query after the one on screen now, so that a judgment shows it at once."""
+
+
+@dataclass(frozen=True)
+class Renew:
+    """Extend the leases of the queries this window holds (a slow person keeps them)."""
+
+
+@dataclass(frozen=True)
+class PollTrainer:
+    """Read the trainer's heartbeat from the store; answered by :class:`TrainerSeen`."""
 
 
 @dataclass(frozen=True)
 class Release:
-    """Give back every pair this window holds (it is closing)."""
+    """Give back every query this window holds (it is closing)."""
 
 
-Effect = Commit | Revert | Fetch | Prefetch | Release
+Effect = Commit | CommitRanking | Revert | Fetch | Prefetch | Renew | PollTrainer | Release
 
 
 # --------------------------------------------------------------------- state
@@ -218,7 +278,7 @@ class LabelState:
 
     mode: Mode = Mode.WAITING
     pair: PairView | None = None
-    """The pair on screen (``Mode.LABELING``)."""
+    """The query on screen (``Mode.LABELING`` or ``Mode.RANKING``)."""
     history: tuple[Done, ...] = ()
     """This session's judgments that still stand, oldest first."""
     undone: int = 0
@@ -226,9 +286,9 @@ class LabelState:
     budget_left: int | None = None
     """Labels of the budget not given yet (None: unknown)."""
     pending: int = 0
-    """Pairs waiting besides the one on screen."""
-    rankings: int = 0
-    """Ranking queries (K > 2 segments) waiting, which the window does not show."""
+    """Queries waiting besides the one on screen."""
+    order: tuple[int, ...] = ()
+    """Ranking in progress: positions on screen picked so far, best first."""
     position: float = 0.0
     """Playback position in steps, ``0 <= position < pair.length``."""
     hold: float = 0.0
@@ -240,6 +300,13 @@ class LabelState:
     """First text line shown (text pairs)."""
     waited: float = 0.0
     """Seconds since the last fetch while waiting."""
+    renew_every: float = math.inf
+    """Seconds between two lease renewals."""
+    since_renew: float = 0.0
+    since_poll: float = 0.0
+    """Seconds since the trainer's status was last read."""
+    trainer: str = ""
+    """The trainer's status in words ("" until read)."""
     busy: bool = False
     """A commit or undo is in flight; choices wait for its answer."""
     message: str = LOOKING
@@ -261,11 +328,19 @@ class LabelState:
         return len(self.history)
 
 
-def initial_state(*, speed: float = 1.0) -> LabelState:
-    """A fresh window's state: waiting, with a fetch requested."""
+def initial_state(*, speed: float = 1.0, renew_every: float = math.inf) -> LabelState:
+    """A fresh window's state: waiting, with a fetch and the trainer's status requested.
+
+    Args:
+        speed: Initial playback speed, one of :data:`SPEEDS`.
+        renew_every: Seconds between two renewals of the leases held (a third of the
+            lease is a good choice); ``inf`` never renews.
+    """
     if speed not in SPEEDS:
         raise ValueError(f"speed must be one of {SPEEDS}, got {speed}")
-    return LabelState(speed=speed, effects=(Fetch(),))
+    if not renew_every > 0:
+        raise ValueError(f"renew_every must be > 0 seconds, got {renew_every}")
+    return LabelState(speed=speed, renew_every=renew_every, effects=(Fetch(), PollTrainer()))
 
 
 def apply(state: LabelState, command: Command) -> LabelState:
@@ -281,38 +356,42 @@ def apply(state: LabelState, command: Command) -> LabelState:
             return state
         effect = Commit(state.pair.query_id, command.preference)
         return replace(state, busy=True, effects=(effect,))
+    if isinstance(command, Pick | Unpick | Submit):
+        return _rank(state, command)
     if isinstance(command, Committed):
-        done = Done(command.query_id, command.judgment_id, command.preference)
+        done = Done(command.query_id, command.judgment_id, command.preference, command.order)
         budget = None if state.budget_left is None else max(0, state.budget_left - 1)
         return replace(
-            _waiting(state, f"saved: {describe(command.preference)} (pair {command.query_id})"),
+            _waiting(state, f"saved: {_what(done)} on pair {command.query_id}"),
             history=(*state.history, done),
             budget_left=budget,
         )
     if isinstance(command, Undo):
         if state.busy:
             return state
+        if state.mode is Mode.RANKING and state.order:
+            return _rank(state, Unpick())
         if not state.history:
             return replace(state, message="nothing to undo: no judgment made in this window yet")
         return replace(state, busy=True, effects=(Revert(state.history[-1].judgment_id),))
     if isinstance(command, Reverted):
         kept = tuple(d for d in state.history if d.judgment_id != command.judgment_id)
         undone = [d for d in state.history if d.judgment_id == command.judgment_id]
-        what = f"pair {undone[0].query_id}" if undone else f"judgment {command.judgment_id}"
-        return replace(
-            _waiting(state, f"undone: {what} is back for judging"),
-            history=kept,
-            undone=state.undone + 1,
-        )
+        if undone:
+            what = f"undid: {_what(undone[0])} on pair {undone[0].query_id}; it is back"
+        else:
+            what = f"undid judgment {command.judgment_id}"
+        return replace(_waiting(state, what), history=kept, undone=state.undone + 1)
     if isinstance(command, Shown):
         return _show(state, command)
     if isinstance(command, Failed):
         if command.advance:
             return _waiting(state, command.message)
         return replace(state, busy=False, message=command.message)
+    if isinstance(command, TrainerSeen):
+        return replace(state, trainer=command.text)
     if isinstance(command, TogglePause):
-        quiet = (Prefetch(),) if not state.paused and state.mode is Mode.LABELING else ()
-        return replace(state, paused=not state.paused, effects=quiet)
+        return replace(state, paused=not state.paused)
     if isinstance(command, ChangeSpeed):
         index = SPEEDS.index(state.speed) if state.speed in SPEEDS else SPEEDS.index(1.0)
         index = min(max(index + command.step, 0), len(SPEEDS) - 1)
@@ -330,12 +409,55 @@ def apply(state: LabelState, command: Command) -> LabelState:
     raise TypeError(f"unknown command {command!r}")
 
 
+def _rank(state: LabelState, command: Pick | Unpick | Submit) -> LabelState:
+    """A ranking's picks: each adds the next best; complete, the ranking is committed."""
+    if state.mode is not Mode.RANKING or state.pair is None or state.busy:
+        return state
+    size = state.pair.size
+    order = state.order
+    if isinstance(command, Unpick):
+        if not order:
+            return replace(state, message="nothing picked yet: press the best response's number")
+        order = order[:-1]
+    elif isinstance(command, Pick):
+        if not 0 <= command.index < size:
+            return replace(state, message=f"there are {size} responses: press 1 to {size}")
+        if command.index in order:
+            return replace(state, message=f"{command.index + 1} is ranked already")
+        order = (*order, command.index)
+    elif len(order) < size - 1:
+        return replace(state, message=f"rank {size - 1 - len(order)} more before enter")
+    else:  # enter: the one left is the worst
+        order = (*order, *(i for i in range(size) if i not in order))
+    if len(order) == size:
+        return replace(
+            state, order=order, busy=True, effects=(CommitRanking(state.pair.query_id, order),)
+        )
+    return replace(state, order=order, message=_ranking_prompt(order, size))
+
+
+def _ranking_prompt(order: tuple[int, ...], size: int) -> str:
+    if not order:
+        return f"rank the {size} responses: press the best one's number first"
+    picked = " > ".join(str(i + 1) for i in order)
+    if len(order) == size - 1:
+        return f"so far {picked}: press the last one or enter to save (backspace takes one back)"
+    return f"so far {picked}: press the next best (backspace takes one back)"
+
+
+def _what(done: Done) -> str:
+    if done.preference is not None:
+        return describe(done.preference)
+    return "ranked " + " > ".join(str(i + 1) for i in done.order)
+
+
 def _waiting(state: LabelState, message: str) -> LabelState:
-    """No pair on screen any more; fetch the next one."""
+    """No query on screen any more; fetch the next one."""
     return replace(
         state,
         mode=Mode.WAITING,
         pair=None,
+        order=(),
         busy=False,
         waited=0.0,
         message=message,
@@ -344,46 +466,57 @@ def _waiting(state: LabelState, message: str) -> LabelState:
 
 
 def _show(state: LabelState, shown: Shown) -> LabelState:
-    state = replace(
-        state,
-        budget_left=shown.budget_left,
-        pending=shown.pending,
-        rankings=shown.rankings,
-        waited=0.0,
-    )
+    state = replace(state, budget_left=shown.budget_left, pending=shown.pending, waited=0.0)
     if shown.pair is None:
         if state.mode is Mode.WAITING:
             return state  # keep the message ("saved: ...") on screen
-        return replace(state, mode=Mode.WAITING, pair=None)
+        return replace(state, mode=Mode.WAITING, pair=None, order=())
     keep = state.mode is Mode.WAITING and state.message != LOOKING
-    question = "which response is better?" if shown.pair.kind == "text" else "which is better?"
+    pair = shown.pair
+    if pair.size > 2:
+        mode, question = Mode.RANKING, _ranking_prompt((), pair.size)
+    else:
+        mode = Mode.LABELING
+        question = "which response is better?" if pair.kind == "text" else "which is better?"
     return replace(
         state,
-        mode=Mode.LABELING,
-        pair=shown.pair,
+        mode=mode,
+        pair=pair,
+        order=(),
         message=state.message if keep else question,
         position=0.0,
         hold=0.0,
         scroll=0,
         paused=False,
         busy=False,
-        effects=(Prefetch(),) if shown.pair.kind == "text" else (),  # text does not move
+        effects=(Prefetch(),),  # the next query is loaded while this one is looked at
     )
 
 
 def _tick(state: LabelState, seconds: float) -> LabelState:
     if not seconds >= 0 or math.isinf(seconds):
         raise ValueError(f"Tick needs a finite number of seconds >= 0, got {seconds}")
+    effects: list[Effect] = []
+    since_renew, since_poll = state.since_renew + seconds, state.since_poll + seconds
+    if since_renew >= state.renew_every:
+        since_renew = 0.0
+        effects.append(Renew())
+    if since_poll >= TRAINER_SECONDS:
+        since_poll = 0.0
+        effects.append(PollTrainer())
+        if state.pair is not None:  # queries may have arrived since the last prefetch found none
+            effects.append(Prefetch())
+    state = replace(state, since_renew=since_renew, since_poll=since_poll)
     if state.mode is Mode.WAITING:
         waited = state.waited + seconds
         if waited >= POLL_SECONDS and not state.busy:
-            return replace(state, waited=0.0, effects=(Fetch(),))
-        return replace(state, waited=waited)
+            return replace(state, waited=0.0, effects=(*effects, Fetch()))
+        return replace(state, waited=waited, effects=tuple(effects))
+    state = replace(state, effects=tuple(effects))
     pair = state.pair
     if pair is None or state.paused or pair.kind == "text" or seconds == 0:
         return state
     position, hold = state.position, state.hold
-    was_holding = hold > 0
     rate = pair.fps * state.speed
     while seconds > 0:
         if hold > 0:  # between two loops
@@ -401,8 +534,7 @@ def _tick(state: LabelState, seconds: float) -> LabelState:
             seconds -= to_end
             position = pair.length - 1e-9  # the last frame stays up during the pause
             hold = LOOP_PAUSE
-    effects = (Prefetch(),) if hold > 0 and not was_holding else ()  # a pause between loops began
-    return replace(state, position=position, hold=hold, effects=effects)
+    return replace(state, position=position, hold=hold)
 
 
 def describe(preference: Preference) -> str:
@@ -411,83 +543,8 @@ def describe(preference: Preference) -> str:
 
 
 _WORDS = {
-    Preference.LEFT: "left is better",
-    Preference.RIGHT: "right is better",
-    Preference.EQUAL: "equally good",
+    Preference.LEFT: "left better",
+    Preference.RIGHT: "right better",
+    Preference.EQUAL: "equal",
     Preference.INCOMPARABLE: "can't tell",
 }
-
-# ------------------------------------------------------------------ key maps
-
-_QUIT = Quit("quit key")
-KEYMAPS: dict[Mode, dict[str, Command]] = {
-    Mode.LABELING: {
-        "left": Choose(Preference.LEFT),
-        "right": Choose(Preference.RIGHT),
-        "up": Choose(Preference.EQUAL),
-        "down": Choose(Preference.INCOMPARABLE),
-        "space": TogglePause(),
-        "escape": _QUIT,
-    },
-    Mode.WAITING: {"escape": _QUIT},
-    Mode.CLOSED: {},
-}
-"""Per mode: named key (as ``pygame.key.name`` gives it) -> command.
-Scrolling (page up/down, the wheel) needs the window's layout, so the window makes it."""
-
-TEXTMAPS: dict[Mode, dict[str, Command]] = {
-    Mode.LABELING: {
-        "=": Choose(Preference.EQUAL),
-        "s": Choose(Preference.INCOMPARABLE),
-        "u": Undo(),
-        "+": ChangeSpeed(+1),
-        "-": ChangeSpeed(-1),
-        "q": _QUIT,
-    },
-    Mode.WAITING: {"u": Undo(), "q": _QUIT},
-    Mode.CLOSED: {},
-}
-"""Per mode: typed character -> command. Characters come from what a key typed
-(SDL's text input), not from the key: Shift+= is ``+`` on a US keyboard, the keypad's
-``+`` is ``+`` too, and ``=`` is ``=`` wherever a layout puts it."""
-
-LEGEND: tuple[tuple[str, str], ...] = (
-    ("\N{LEFTWARDS ARROW}", "left better"),
-    ("\N{RIGHTWARDS ARROW}", "right better"),
-    ("\N{UPWARDS ARROW} or =", "equal"),
-    ("\N{DOWNWARDS ARROW} or s", "can't tell"),
-    ("u", "undo"),
-    ("space", "pause"),
-    ("+ -", "speed"),
-    ("q Esc", "quit"),
-)
-"""The key legend the window always shows: (keys, what they do)."""
-
-TEXT_LEGEND: tuple[tuple[str, str], ...] = (
-    *(entry for entry in LEGEND if entry[1] not in ("pause", "speed", "quit")),
-    ("PgUp PgDn", "scroll"),
-    LEGEND[-1],
-)
-"""The legend for text pairs: nothing plays, so no pause or speed; long responses scroll."""
-
-CLICKMAPS: dict[Mode, dict[str, Command]] = {
-    Mode.LABELING: {"left": Choose(Preference.LEFT), "right": Choose(Preference.RIGHT)},
-    Mode.WAITING: {},
-    Mode.CLOSED: {},
-}
-"""Per mode: the panel clicked (``"left"`` or ``"right"``) -> command."""
-
-
-def command_for_click(mode: Mode, panel: str) -> Command | None:
-    """The command a click on ``panel`` (``"left"``/``"right"``) means in ``mode``, or None."""
-    return CLICKMAPS[mode].get(panel)
-
-
-def command_for_key(mode: Mode, name: str) -> Command | None:
-    """The command a named key (``pygame.key.name(event.key)``: ``"left"``, ``"escape"``) means."""
-    return KEYMAPS[mode].get(name)
-
-
-def command_for_text(mode: Mode, text: str) -> Command | None:
-    """The command a typed character (a ``TEXTINPUT`` event's text) means; case is ignored."""
-    return TEXTMAPS[mode].get(text.lower())

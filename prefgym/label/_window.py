@@ -4,19 +4,22 @@ Two clips play side by side, in sync, at the environment's ``render_fps``
 (``+``/``-`` change the speed), with a short pause between loops; text pairs
 show their prompt once, across the top, and the two responses side by side,
 wrapped and scrollable (page up/down, the mouse wheel), with no playback
-controls. The pair's number, the labels left in the budget and the key
-legend are always on screen. Ranking queries (more than two segments) are not
-shown: the window judges pairs only, and says how many rankings it skipped.
-Keys and clicks go through the key maps of ``prefgym.label._state`` into a
-:class:`prefgym.label._session.LabelingSession`, which commits every judgment to the
-store the moment it is made.
+controls. A query of K > 2 segments (a ranking) shows K panels, numbered; the
+person presses the best one's number, then the next best's. What "better" means
+for the task is written above the clips; the pair's id, the labels given and
+left, what is waiting, the trainer's status and the key legend are always on
+screen. The window is resizable and lays itself out for any size down to
+``MIN_SIZE`` (``prefgym.label._layout``). Keys and clicks go through the key
+maps of ``prefgym.label._keys`` into a
+:class:`prefgym.label._session.LabelingSession`, which commits every judgment to
+the store the moment it is made.
 
 The window never calls ``sys.exit``: :func:`run_window` returns a summary when
 the person quits (``q``, Esc, the close button, Ctrl-C in the terminal).
 
-One module, longer than most: the event loop, its layout and its drawing calls belong to
-one window and change together; the state it drives lives in ``_state`` and the painting
-of clips in ``_painter``.
+One module, longer than most: the event loop and its drawing calls belong to one
+window and change together; the state it drives lives in ``_state``, where things
+go in ``_layout``, and the painting of clips in ``_painter``.
 """
 
 from __future__ import annotations
@@ -26,24 +29,40 @@ import signal
 import statistics
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from prefgym.label._clips import Clip
-from prefgym.label._session import LabelingSession
-from prefgym.label._state import (
+from prefgym.label._keys import (
     LEGEND,
+    RANKING_LEGEND,
     TEXT_LEGEND,
-    Choose,
-    Command,
-    Mode,
-    Quit,
-    Scroll,
-    Tick,
     command_for_click,
     command_for_key,
     command_for_text,
+)
+from prefgym.label._layout import (
+    DEFAULT_SIZE,
+    MIN_SIZE,
+    Box,
+    Fonts,
+    check_size,
+    fit,
+    font_points,
+    lay_out,
+)
+from prefgym.label._session import LabelingSession
+from prefgym.label._state import (
+    Choose,
+    Command,
+    Mode,
+    Pick,
+    Quit,
+    Scroll,
+    Submit,
+    Tick,
 )
 from prefgym.store import PreferenceStore
 
@@ -59,7 +78,8 @@ except ImportError as error:  # pragma: no cover
 from prefgym.label._painter import ACCENT, BACKGROUND, DIM, PANEL, TEXT, WARN, ClipPainter  # noqa: E402
 
 _LOOP_SECONDS = 1 / 120  # how often events are read: clips up to 120 fps stay smooth
-_PROMPT_LINES = 4  # the most lines of a shared prompt shown above two responses
+_PROMPT_LINES = 4  # the most lines of a shared prompt shown above the responses
+_SHOWING = (Mode.LABELING, Mode.RANKING)
 _ARROWS = {
     "\N{LEFTWARDS ARROW}": "Left",
     "\N{RIGHTWARDS ARROW}": "Right",
@@ -101,99 +121,171 @@ class LabelWindow:
         self,
         session: LabelingSession,
         *,
-        size: tuple[int, int] = (1200, 760),
+        size: tuple[int, int] = DEFAULT_SIZE,
+        instructions: str = "",
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        """Open the window (the SDL video driver decides where: X11, Wayland, or ``dummy``)."""
+        """Open the window (the SDL video driver decides where: X11, Wayland, or ``dummy``).
+
+        Args:
+            session: The session it shows.
+            size: Width and height in pixels, at least :data:`MIN_SIZE`; the person
+                may resize the window afterwards.
+            instructions: What "better" means for the task, shown above the clips:
+                a one-line criterion, then (after a newline) details such as a rubric.
+            clock: Seconds (monotonic), to time the switch from a judgment to the next pair.
+        """
+        size = check_size(size)
         self.session = session
+        session.defer_prefetch = True  # the next pair loads once this one is drawn
+        self.instructions = instructions
         self.clock = clock
         pygame.display.init()
         pygame.font.init()
-        self.screen = pygame.display.set_mode(size)
-        pygame.key.start_text_input()  # characters (= + - s u q) come as TEXTINPUT events
+        self.screen = pygame.display.set_mode(size, pygame.RESIZABLE)
+        try:  # the window manager keeps the window readable
+            with warnings.catch_warnings():  # pygame-ce would rather own the window itself
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pygame.Window.from_display_module().minimum_size = MIN_SIZE
+        except (AttributeError, pygame.error):  # pragma: no cover (an older pygame-ce)
+            pass
+        pygame.key.set_repeat()  # no repeated key presses from pygame itself
+        pygame.key.start_text_input()  # characters (= + - s u q 1-9) come as TEXTINPUT events
         pygame.display.set_caption(f"prefgym label - {session.labeler}")
-        path = pygame.font.match_font("dejavusans")
-        self._arrows = path is not None  # pygame's default font has no arrow glyphs
-        self.font = pygame.font.Font(path, 17)
-        self.small = pygame.font.Font(path, 14)
-        self.big = pygame.font.Font(path, 22)
+        self._font_path = pygame.font.match_font("dejavusans")
+        self._arrows = self._font_path is not None  # pygame's default font has no arrows
+        self._fonts: dict[int, Any] = {}
         self.frames_drawn = 0
-        self.painter = ClipPainter(self.font, self.small)
         self.prompt: str | None = None
-        """The prompt both responses on screen answer, drawn once above them (text pairs)."""
-        self._layout(size)
+        """The prompt the responses on screen answer, drawn once above them (text pairs)."""
+        self._count = 2
+        self._legend: tuple[tuple[str, str], ...] = LEGEND
         self._painted_query = -1
-        self._text_pair = False
+        self._typed = False
         self._view: tuple[Any, ...] | None = None
         self._key_time: float | None = None
         self._switches: list[float] = []
         self._last_step: tuple[int, int, float] | None = None
         self._intervals: list[float] = []
         self._target_fps = float("nan")
+        self._resize(size)
 
-    def _layout(self, size: tuple[int, int]) -> None:
-        """Place the panels; a shared prompt (``self.prompt``) gets a box above them."""
-        width, height = size
-        margin, top, bottom = 16, 64, 118
-        self.prompt_box = None
+    # ---------------------------------------------------------------- layout
+
+    def _font(self, points: int) -> Any:
+        if points not in self._fonts:
+            self._fonts[points] = pygame.font.Font(self._font_path, points)
+        return self._fonts[points]
+
+    def _resize(self, size: tuple[int, int]) -> None:
+        """Fonts and layout for a window of ``size``."""
+        big, text, small = font_points(size)
+        self.big, self.font, self.small = self._font(big), self._font(text), self._font(small)
+        self.painter = ClipPainter(self.font, self.small)
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        """Place everything for the window's size and the query on screen."""
+        size = self.screen.get_size()
+        width = size[0]
+        dot = "  \N{MIDDLE DOT}  "
+        header = (
+            dot.join(["pair 00000", "label 0000", "0000 left in the budget", "0000 more waiting"]),
+            dot.join([self.session.labeler, "speed 0.25x", "paused", "step 0000/0000"]),
+        )
+        prompt_height = 0
         if self.prompt is not None:
-            box_height = self.painter.prompt_height(self.prompt, width - 2 * margin, _PROMPT_LINES)
-            self.prompt_box = pygame.Rect(margin, top, width - 2 * margin, box_height)
-            top += box_height + 10
-        panel_width = (width - 3 * margin) // 2
-        self.panels = {
-            "left": pygame.Rect(margin, top, panel_width, height - top - bottom),
-            "right": pygame.Rect(2 * margin + panel_width, top, panel_width, height - top - bottom),
+            margin = max(8, self.font.get_linesize() // 2)
+            prompt_lines = 2 if size[1] < 700 else _PROMPT_LINES
+            self._prompt_lines = prompt_lines
+            prompt_height = self.painter.prompt_height(
+                self.prompt, width - 2 * margin, prompt_lines
+            )
+        self.layout = lay_out(
+            size,
+            Fonts(self.big, self.font, self.small),
+            panels=self._count,
+            header=header,
+            instructions=self.instructions,
+            prompt_height=prompt_height,
+            legend=[(self._glyphs(k), a) for k, a in self._legend],
+            click_note="or click a panel",
+        )
+        rects = [pygame.Rect(box) for box in self.layout.panels]
+        self.panels: dict[str, Any] = dict(zip(self._panel_names(), rects, strict=True))
+        self.areas: dict[str, Any] = {
+            name: pygame.Rect(box)
+            for name, box in zip(self._panel_names(), self.layout.areas, strict=True)
         }
-        below = 50 if self.prompt is not None else 78  # text has no note or progress bar
-        self.areas = {  # where the clips go: below a panel's title, above its note
-            side: pygame.Rect(r.x + 10, r.y + 40, r.width - 20, r.height - below)
-            for side, r in self.panels.items()
-        }
-        self.status_y = height - bottom + 10
-        self.legend_y = height - bottom + 42
+        self.prompt_box = None if self.layout.prompt is None else pygame.Rect(self.layout.prompt)
+        self.painter.reset()
+        self._view = None
+
+    def _panel_names(self) -> list[str]:
+        if self._count == 2:
+            return ["left", "right"]
+        return [str(i + 1) for i in range(self._count)]
 
     def _follow_pair(self) -> None:
-        """Forget the last pair's pictures and lay the window out for the pair now on screen."""
+        """Forget the last query's pictures and lay the window out for the one now on screen."""
         pair = self.session.pair
         query_id = -1 if pair is None else pair.query.id
         if query_id == self._painted_query:
             return
         self._painted_query = query_id
         self.painter.reset()
-        if pair is not None:
-            self._text_pair = pair.kind == "text"
-        prompt = None
-        if pair is not None and pair.kind == "text" and pair.left.prompt == pair.right.prompt:
-            prompt = pair.left.prompt
-        if prompt != self.prompt:
-            self.prompt = prompt
-            self._layout(self.screen.get_size())
+        if pair is None:
+            return
+        prompts = {clip.prompt for clip in pair.clips}
+        prompt = prompts.pop() if pair.kind == "text" and len(prompts) == 1 else None
+        legend = LEGEND
+        if len(pair.clips) > 2:
+            legend = RANKING_LEGEND
+        elif pair.kind == "text":
+            legend = TEXT_LEGEND
+        if (prompt, len(pair.clips), legend) != (self.prompt, self._count, self._legend):
+            self.prompt, self._count, self._legend = prompt, len(pair.clips), legend
+            self._lay_out()
 
     # ---------------------------------------------------------------- events
 
     def handle_event(self, event: Any) -> None:
-        """Turn one pygame event into a command (if it means one) and hand it to the session."""
+        """Turn one pygame event into a command (if it means one) and hand it to the session.
+
+        A held key repeats: pygame drops the repeated key presses, but SDL's text
+        input types the character again and again. A character counts only when a
+        fresh key press that types one came just before it, so a held ``s`` stores
+        one answer, even while other keys are pressed.
+        """
         mode = self.session.state.mode
         self._follow_pair()
         command: Command | None = None
         if event.type == pygame.QUIT:
             command = Quit("window closed")
         elif event.type == pygame.KEYDOWN:
+            if getattr(event, "repeat", False):
+                return
+            self._typed = bool(getattr(event, "unicode", "x"))  # it may type one character
             name = pygame.key.name(event.key)
-            if name in ("page up", "page down") and mode is Mode.LABELING:
-                page = max(self.painter.visible_lines(self.areas["left"]) - 2, 1)
+            if name in ("page up", "page down") and mode in _SHOWING:
+                page = max(self.painter.visible_lines(self._first_area()) - 2, 1)
                 command = Scroll(-page if name == "page up" else page, self._scroll_limit())
             else:
                 command = command_for_key(mode, name)
         elif event.type == pygame.TEXTINPUT:
+            if not self._typed:
+                return  # typed again by a held key
+            self._typed = False
             command = command_for_text(mode, event.text)
         elif event.type == pygame.MOUSEBUTTONDOWN and event.button == 1:
             for panel, rect in self.panels.items():
                 if rect.collidepoint(event.pos):
                     command = command_for_click(mode, panel)
-        elif event.type == pygame.MOUSEWHEEL and mode is Mode.LABELING:
+        elif event.type == pygame.MOUSEWHEEL and mode in _SHOWING:
             command = Scroll(-3 * event.y, self._scroll_limit())
+        elif event.type in (pygame.VIDEORESIZE, pygame.WINDOWRESIZED, pygame.WINDOWSIZECHANGED):
+            self.screen = pygame.display.get_surface() or self.screen
+            self._resize(self.screen.get_size())
         elif event.type in (pygame.WINDOWEXPOSED, pygame.VIDEOEXPOSE):
             self._view = None  # redraw
         if command is not None:
@@ -201,9 +293,16 @@ class LabelWindow:
 
     def handle(self, command: Command) -> None:
         """Hand a command to the session, timing judgments until the next pair shows."""
-        if isinstance(command, Choose) and self._key_time is None:
-            self._key_time = self.clock()
+        before, pressed = self.session.state.pair, self.clock()
         self.session.handle(command)
+        answered = isinstance(command, Choose | Pick | Submit)
+        if answered and self._key_time is None and self.session.state.pair is not before:
+            self._key_time = pressed  # a judgment took the query off the screen
+
+    def resize(self, size: tuple[int, int]) -> None:
+        """Resize the window to ``size`` (as the person dragging its border would)."""
+        self.screen = pygame.display.set_mode(size, pygame.RESIZABLE)
+        self._resize(self.screen.get_size())
 
     # --------------------------------------------------------------- drawing
 
@@ -220,40 +319,47 @@ class LabelWindow:
             state.paused,
             state.speed,
             state.scroll,
+            state.order,
             state.message,
+            state.trainer,
             state.budget_left,
             state.pending,
-            state.rankings,
+            self.screen.get_size(),
         )
         if view == self._view:
             return False
-        self._view = view
         self._follow_pair()
+        self._view = view
         self.screen.fill(BACKGROUND)
         self._draw_header()
+        self._draw_instructions()
         if pair is not None and self.prompt is not None and self.prompt_box is not None:
-            self.painter.paint_prompt(self.screen, self.prompt_box, self.prompt, _PROMPT_LINES)
-        for side, rect in self.panels.items():
+            self.painter.paint_prompt(self.screen, self.prompt_box, self.prompt, self._prompt_lines)
+        for index, rect in enumerate(self.panels.values()):
             pygame.draw.rect(self.screen, PANEL, rect, border_radius=6)
-            if pair is not None:
-                clip, other = (pair.left, pair.right) if side == "left" else (pair.right, pair.left)
-                self._draw_panel(side, clip, other)
+            if pair is not None and len(pair.clips) == len(self.panels):
+                self._draw_panel(index, pair.clips)
         if pair is None:
-            if state.budget_left == 0:
-                text = "the label budget is spent: nothing left to judge (q quits)"
-            elif state.rankings:
-                text = (
-                    f"only ranking queries are waiting ({state.rankings}): "
-                    "this window judges pairs only (q quits)"
-                )
-            else:
-                text = "waiting for pairs to judge (the trainer asks for more as it goes)"
-            self._centred(text, self.panels["left"].union(self.panels["right"]))
+            self._draw_waiting()
         self._draw_footer()
         pygame.display.flip()
         self.frames_drawn += 1
         self._measure(query_id)
         return True
+
+    def _draw_waiting(self) -> None:
+        state = self.session.state
+        if state.budget_left == 0:
+            text = "the label budget is spent: nothing left to judge (q quits)"
+        else:
+            trainer = state.trainer or "the trainer's status is not known yet"
+            text = f"no pair to judge right now ({trainer})"
+        room = self.layout.panels[0]
+        for box in self.layout.panels[1:]:
+            room = Box(room.x, room.y, box.right - room.x, max(room.bottom, box.bottom) - room.y)
+        rect = pygame.Rect(room)
+        surface = self.font.render(fit(self.font, text, rect.width - 20), True, DIM)
+        self.screen.blit(surface, surface.get_rect(center=rect.center))
 
     def _measure(self, query_id: int) -> None:
         now = self.clock()
@@ -268,6 +374,7 @@ class LabelWindow:
             self._last_step = None
             return
         if state.pair.kind == "text":  # nothing plays
+            self._last_step = (query_id, 0, now)
             return
         self._target_fps = state.pair.fps * state.speed
         if (
@@ -282,12 +389,19 @@ class LabelWindow:
     def _text(
         self,
         text: str,
-        position: tuple[int, int],
+        box: Any,
         colour: tuple[int, int, int] = TEXT,
         font: Any = None,
+        *,
+        right: bool = False,
     ) -> int:
-        surface = (font or self.font).render(self._glyphs(text), True, colour)
-        self.screen.blit(surface, position)
+        """Draw ``text`` in ``box`` (a Box or Rect), shortened to fit; returns its width."""
+        font = font or self.font
+        x, y, width = box[0], box[1], box[2]
+        surface = font.render(fit(font, self._glyphs(text), width), True, colour)
+        if right:
+            x += width - surface.get_width()
+        self.screen.blit(surface, (x, y))
         return int(surface.get_width())
 
     def _glyphs(self, text: str) -> str:
@@ -297,80 +411,96 @@ class LabelWindow:
             text = text.replace(arrow, word)
         return text
 
-    def _centred(self, text: str, rect: Any, colour: tuple[int, int, int] = DIM) -> None:
-        surface = self.font.render(text, True, colour)
-        self.screen.blit(surface, surface.get_rect(center=rect.center))
-
     def _draw_header(self) -> None:
         state = self.session.state
+        dot = "  \N{MIDDLE DOT}  "
         if state.pair is not None:
-            parts = [f"pair {state.pair.number}"]
+            parts = [f"pair {state.pair.query_id}", f"label {state.pair.number}"]
         else:
             parts = ["no pair on screen"]
         if state.budget_left is not None:
-            parts.append(f"{state.budget_left} labels left in the budget")
+            parts.append(f"{state.budget_left} left in the budget")
         parts.append(f"{state.pending} more waiting")
-        self._text("  \N{MIDDLE DOT}  ".join(parts), (16, 12), TEXT, self.big)
-        playing = "paused" if state.paused else "playing"
-        dot = "  \N{MIDDLE DOT}  "
+        self._text(dot.join(parts), self.layout.header, TEXT, self.big)
         right = self.session.labeler
         if state.pair is not None and state.pair.kind != "text":
+            playing = "paused" if state.paused else "playing"
             right += f"{dot}speed {state.speed:g}x{dot}{playing}"
             right += f"{dot}step {state.frame + 1}/{state.pair.length}"
-        surface = self.font.render(right, True, DIM)
-        self.screen.blit(surface, (self.screen.get_width() - surface.get_width() - 16, 16))
+        header_right = self.layout.header_right
+        self._text(right, header_right, DIM, right=header_right.x > self.layout.margin)
+
+    def _draw_instructions(self) -> None:
+        for line, box, first in self.layout.instructions:
+            if first:
+                self._text(line, box, ACCENT, self.font)
+            else:
+                self._text(line, box, DIM, self.small)
 
     def _draw_footer(self) -> None:
         state = self.session.state
+        layout = self.layout
+        status = layout.status
         judged = f"judged in this window: {state.judged}"
-        self._text(judged, (16, self.status_y), DIM)
-        self._text(state.message, (260, self.status_y), ACCENT)
-        if state.rankings:
-            skipped = f"{state.rankings} ranking quer{'y' if state.rankings == 1 else 'ies'}"
-            skipped += " not shown: this window judges pairs only"
-            surface = self.small.render(skipped, True, WARN)
-            x = self.screen.get_width() - surface.get_width() - 16
-            self.screen.blit(surface, (x, self.status_y + 3))
-        x, y = 16, self.legend_y
-        for keys, action in TEXT_LEGEND if self._text_pair else LEGEND:
-            key_surface = self.font.render(self._glyphs(keys), True, BACKGROUND)
-            box = key_surface.get_rect(topleft=(x + 6, y + 4)).inflate(12, 6)
+        width = self._text(judged, status, DIM, right=True)
+        message = Box(status.x, status.y, status.width - width - layout.margin, status.height)
+        self._text(state.message, message, ACCENT)
+        trainer = state.trainer
+        colour = WARN if trainer.startswith(("trainer stopped", "no trainer")) else DIM
+        self._text(trainer, layout.trainer, colour, self.small)
+        for entry in layout.legend:
+            box = pygame.Rect(entry.key_box)
             pygame.draw.rect(self.screen, TEXT, box, border_radius=4)
-            self.screen.blit(key_surface, (x + 6, y + 4))
-            x = box.right + 6
-            x += self._text(action, (x, y + 4), TEXT) + 22
-            if x > self.screen.get_width() - 200:
-                x, y = 16, y + 34
-        self._text("or click a panel", (x, y + 4), DIM, self.small)
+            self.screen.blit(self.font.render(entry.keys, True, BACKGROUND), (box.x + 6, box.y + 3))
+            action = Box(*entry.action_at, entry.action_width + 2, box.height)
+            self._text(entry.action, action, TEXT)
+        self._text("or click a panel", layout.click_note, DIM, self.small)
 
-    def _draw_panel(self, side: str, clip: Clip, other: Clip) -> None:
-        rect, area = self.panels[side], self.areas[side]
-        arrow = "\N{LEFTWARDS ARROW}" if side == "left" else "\N{RIGHTWARDS ARROW}"
-        self._text(side.upper(), (rect.x + 12, rect.y + 8), TEXT, self.big)
-        self._text(f"{arrow} or click", (rect.x + 100, rect.y + 12), DIM, self.small)
+    def _draw_panel(self, index: int, clips: tuple[Clip, ...]) -> None:
+        layout = self.layout
+        title, area = layout.titles[index], layout.areas[index]
+        clip = clips[index]
+        others = tuple(c for i, c in enumerate(clips) if i != index)
         state = self.session.state
+        if len(clips) == 2:
+            side = ("left", "right")[index]
+            arrow = "\N{LEFTWARDS ARROW}" if side == "left" else "\N{RIGHTWARDS ARROW}"
+            width = self._text(side.upper(), title, TEXT, self.big)
+            hint = Box(title.x + width + 12, title.y + 4, title.width - width - 12, title.height)
+            self._text(f"{arrow} or click", hint, DIM, self.small)
+            if clip.kind == "text" and clip.response == others[0].response:
+                self._text("the same text on both sides", hint, WARN, self.small, right=True)
+        else:
+            width = self._text(str(index + 1), title, TEXT, self.big)
+            hint = Box(title.x + width + 12, title.y + 4, title.width - width - 12, title.height)
+            if index in state.order:
+                rank = state.order.index(index) + 1
+                words = "best" if rank == 1 else "worst" if rank == len(clips) else f"#{rank}"
+                self._text(f"ranked {words}", hint, ACCENT, self.font)
+            else:
+                self._text(f"press {index + 1} or click", hint, DIM, self.small)
         step = min(state.frame, clip.length - 1)
-        shared = self.prompt is not None
         self.painter.paint(
             self.screen,
-            area,
+            pygame.Rect(area),
             clip,
             step=step,
             scroll=state.scroll,
-            others=(other,),
-            prompt=not shared,
+            others=others,
+            prompt=self.prompt is None,
         )
-        if clip.kind == "text" and clip.response == other.response:
-            same = self.small.render("the same text on both sides", True, WARN)
-            self.screen.blit(same, (rect.right - same.get_width() - 12, rect.y + 12))
+        note = layout.notes[index]
         note_colour = WARN if clip.kind == "observations" else DIM
-        self._text(clip.note, (rect.x + 12, rect.bottom - 32), note_colour, self.small)
+        self._text(clip.note, note, note_colour, self.small)
         if clip.kind != "text":
-            bar = pygame.Rect(rect.x + 12, rect.bottom - 12, rect.width - 24, 4)
+            bar = pygame.Rect(note.x + 4, note.bottom - 6, note.width - 8, 4)
             pygame.draw.rect(self.screen, BACKGROUND, bar)
             done = bar.copy()
             done.width = int(bar.width * (step + 1) / clip.length)
             pygame.draw.rect(self.screen, ACCENT, done)
+
+    def _first_area(self) -> Any:
+        return pygame.Rect(self.layout.areas[0])
 
     def _scroll_limit(self) -> int:
         """The last first line of text worth scrolling to."""
@@ -378,11 +508,8 @@ class LabelWindow:
         if pair is None or pair.kind != "text":
             return 0
         self._follow_pair()
-        area, prompt = self.areas["left"], self.prompt is None
-        lines = max(
-            len(self.painter.lines(c, area.width - 8, prompt=prompt))
-            for c in (pair.left, pair.right)
-        )
+        area, prompt = self._first_area(), self.prompt is None
+        lines = max(len(self.painter.lines(c, area.width - 8, prompt=prompt)) for c in pair.clips)
         return max(0, lines - (self.painter.visible_lines(area) - 1))
 
     # ---------------------------------------------------------------- summary
@@ -418,7 +545,8 @@ def run_window(
     fps: float | None = None,
     speed: float = 1.0,
     rejudge: bool = False,
-    size: tuple[int, int] = (1200, 760),
+    size: tuple[int, int] = DEFAULT_SIZE,
+    instructions: str = "",
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
     max_seconds: float | None = None,
@@ -434,7 +562,9 @@ def run_window(
         fps: Playback rate at speed 1 (None: the environment's ``render_fps``).
         speed: Initial speed, one of ``prefgym.label._state.SPEEDS``.
         rejudge: Also show pairs others judged (to measure agreement).
-        size: Window size in pixels.
+        size: Window size in pixels, at least ``prefgym.label._layout.MIN_SIZE``.
+        instructions: What "better" means for the task, shown above the clips (a
+            one-line criterion; details such as a rubric after a newline).
         clock: Seconds (monotonic); drives playback.
         sleep: Waits between two passes of the loop.
         max_seconds: Close by itself after this long (None: never).
@@ -443,6 +573,7 @@ def run_window(
     Returns:
         A summary; every judgment is already in the store.
     """
+    size = check_size(size)
     start = clock()
     session: LabelingSession | None = None
     window: LabelWindow | None = None
@@ -460,8 +591,9 @@ def run_window(
             fps=fps,
             speed=speed,
             rejudge=rejudge,
+            clock=clock,
         )
-        window = LabelWindow(session, size=size, clock=clock)
+        window = LabelWindow(session, size=size, instructions=instructions, clock=clock)
         last = start
         while session.state.mode is not Mode.CLOSED:
             if interrupted.is_set():
@@ -473,6 +605,7 @@ def run_window(
             session.handle(Tick(max(now - last, 0.0)))
             last = now
             window.draw()
+            session.run_deferred()  # the next pair loads once this one is on screen
             if on_frame is not None:
                 on_frame(window)
             if max_seconds is not None and now - start >= max_seconds:

@@ -310,6 +310,8 @@ def label(
     fps: float | None = None,
     speed: float = 1.0,
     rejudge: bool = False,
+    size: tuple[int, int] | None = None,
+    instructions: str | None = None,
 ) -> Any:
     """Open the labeling window on a run's store (``RUN/store.sqlite``) until the person quits.
 
@@ -324,23 +326,30 @@ def label(
         fps: Playback rate at speed 1 (default: the environment's ``render_fps``).
         speed: Initial playback speed.
         rejudge: Also show pairs that others judged (for agreement); always on for a text run.
+        size: The window's width and height in pixels, at least ``prefgym.label.MIN_SIZE``
+            (default: ``prefgym.label.DEFAULT_SIZE``).
+        instructions: What "better" means, shown above the clips (default: the task's own
+            criterion, and for a text task its rubric).
 
     Returns:
         The window's ``prefgym.label.WindowSummary``.
     """
-    from prefgym.label import run_window
+    from prefgym.label import DEFAULT_SIZE, check_size, run_window
     from prefgym.store import PreferenceStore
 
+    size = check_size(size or DEFAULT_SIZE)
     path = Path(run_path)
     budget = None
+    env_id = None
     if path.is_dir():
         run = RunDir.open(path)
         text = run.is_text()
         if text:
-            run.text_config()  # a damaged config is named before the window opens
+            env_id = run.text_config().env_id  # a damaged config is named before the window
         else:
             settings = run.train_config()
             budget, labeler = settings.labels, labeler or settings.labeler
+            env_id = settings.env_id
         rejudge = rejudge or text
         run.check_store()
         path = run.store
@@ -356,6 +365,8 @@ def label(
             f"`prefgym train --oracle {HUMAN}`"
         )
     with PreferenceStore(path) as store:
+        if instructions is None:
+            instructions = task_instructions(env_id or _first_env_id(store))
         return run_window(
             store,
             labeler or TrainConfig.labeler,
@@ -364,4 +375,24 @@ def label(
             fps=fps,
             speed=speed,
             rejudge=rejudge,
+            size=size,
+            instructions=instructions,
         )
+
+
+def task_instructions(env_id: str) -> str:
+    """What a person judging ``env_id`` looks for: its criterion, then a text task's rubric."""
+    from prefgym.envs.registration import TEXT_ENVS, instructions_for
+    from prefgym.text import TASKS
+
+    criterion = instructions_for(env_id)
+    task = next((e.kwargs["task"] for e in TEXT_ENVS if e.id == env_id), None)
+    if task is None:
+        return criterion
+    return f"{criterion}\n{TASKS[task].rubric()}"
+
+
+def _first_env_id(store: Any) -> str:
+    """The environment of a store's first segment ("" if it holds none)."""
+    ids = store.segment_ids()[:1]
+    return store.get_segments(ids, frames=False)[0].env_id if ids else ""

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,17 +126,18 @@ def test_undo_deletes_the_judgment_and_shows_the_pair_again(
     s.close()
 
 
-def test_the_next_pair_is_loaded_while_the_clips_pause(store: PreferenceStore, fill: Fill) -> None:
-    first, second, _ = fill(store, 3)
+def test_the_next_pair_is_loaded_as_soon_as_one_is_shown(
+    store: PreferenceStore, fill: Fill
+) -> None:
+    first, second, third = fill(store, 3)
     s = session(store)
-    assert s.feed.ready is None  # nothing loaded behind the first clips while they play
-    s.handle(Tick(0.05))
-    assert s.feed.ready is None
-    s.handle(Tick(0.2))  # 6 steps at CartPole's 50 fps have played: the loop pauses
     ready = s.feed.ready
-    assert s.state.hold > 0 and ready is not None and ready.query.id == second
+    assert shown(s) == first and ready is not None and ready.query.id == second
+    s.defer_prefetch = True  # a window: load the next pair once this one is drawn
     s.handle(Choose(Preference.LEFT))
-    assert s.pair is ready and shown(s) == second
+    assert s.pair is ready and shown(s) == second and s.feed.ready is None
+    s.run_deferred()
+    assert s.feed.ready is not None and s.feed.ready.query.id == third
     s.close()
 
 
@@ -228,15 +228,21 @@ def test_rejudge_shows_pairs_that_others_judged(store: PreferenceStore, fill: Fi
     s.close()
 
 
-def test_ranking_queries_are_left_for_others(
+def test_rankings_are_ranked_by_position_and_stored_as_segment_ids(
     store: PreferenceStore, rng: np.random.Generator, make_segment: SegmentFactory
 ) -> None:
-    ids = store.add_segments([make_segment(rng) for _ in range(5)])
-    ranking, pair = store.add_queries([ids[:3], ids[3:]])
+    ids = store.add_segments([make_segment(rng) for _ in range(6)])
+    ranking, pair = store.add_queries([ids[:4], ids[4:]])
     s = session(store)
-    assert shown(s) == pair
+    assert shown(s) == ranking and s.state.mode is Mode.RANKING and s.pair is not None
+    assert len(s.pair.clips) == 4
+    for text in "3142":
+        s.handle(command_for_text(s.state.mode, text))  # type: ignore[arg-type]
+    (judgment,) = store.judgments(judge="alice")
+    assert judgment.order == (ids[2], ids[0], ids[3], ids[1])
+    assert judgment.seconds is not None and judgment.seconds >= 0
+    assert shown(s) == pair and s.state.mode is Mode.LABELING
     s.close()
-    assert store.claim_query("other") is not None  # released on close: the ranking is free
 
 
 # ------------------------------------------------------------ kill and resume
@@ -316,13 +322,15 @@ def test_a_killed_window_loses_nothing_and_reopening_resumes(store_path: Path, f
         judged = store.judgments(judge="alice")
         assert [j.query_id for j in judged] == queries[:3]
         assert [j.preference.value for j in judged if j.preference] == ["left", "right", "equal"]
+        assert list(store.lease_owners().values()) == [queries[3:5]]  # the dead window's
+        bob = session(store, "bob")  # another labeler's window leaves them alone
+        assert shown(bob) == queries[5]
         s = session(store)
-        assert shown(s) == queries[5]  # the dead window still holds pairs 4 and 5 (prefetched)
-        s.handle(Quit())
-        time.sleep(2.1)  # its leases end
-        s = session(store)
-        assert shown(s) == queries[3]
+        assert shown(s) == queries[3]  # ... and their labeler gets them back at once
+        s.handle(Choose(Preference.LEFT))
+        assert shown(s) == queries[4]
         s.close()
+        bob.close()
 
 
 def test_feed_rejects_a_bad_fps(store: PreferenceStore) -> None:

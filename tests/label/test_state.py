@@ -16,25 +16,33 @@ from prefgym.label import (
     POLL_SECONDS,
     SPEEDS,
     TEXTMAPS,
+    TRAINER_SECONDS,
     ChangeSpeed,
     Choose,
     Commit,
+    CommitRanking,
     Committed,
     Failed,
     Fetch,
     LabelState,
     Mode,
     PairView,
+    Pick,
+    PollTrainer,
     Prefetch,
     Quit,
     Release,
+    Renew,
     Revert,
     Reverted,
     Scroll,
     Shown,
+    Submit,
     Tick,
     TogglePause,
+    TrainerSeen,
     Undo,
+    Unpick,
     apply,
     command_for_click,
     command_for_key,
@@ -106,16 +114,18 @@ def test_clicks_on_the_panels_choose() -> None:
 
 def test_a_new_window_asks_for_a_pair() -> None:
     state = initial_state()
-    assert state.mode is Mode.WAITING and state.effects == (Fetch(),)
+    assert state.mode is Mode.WAITING and state.effects == (Fetch(), PollTrainer())
     with pytest.raises(ValueError, match="speed must be one of"):
         initial_state(speed=1.3)
+    with pytest.raises(ValueError, match="renew_every must be > 0 seconds, got 0"):
+        initial_state(renew_every=0)
 
 
 def test_shown_puts_the_pair_on_screen() -> None:
     state = labeling()
     assert state.mode is Mode.LABELING and state.pair == PAIR
     assert (state.budget_left, state.pending, state.frame) == (5, 2, 0)
-    assert state.effects == ()
+    assert state.effects == (Prefetch(),)  # the next pair is loaded while this one is watched
 
 
 def test_choose_asks_for_one_commit_and_waits_for_its_answer() -> None:
@@ -127,7 +137,7 @@ def test_choose_asks_for_one_commit_and_waits_for_its_answer() -> None:
     assert done.mode is Mode.WAITING and done.pair is None and not done.busy
     assert done.effects == (Fetch(),)
     assert done.judged == 1 and done.history[-1].judgment_id == 41
-    assert done.budget_left == 4 and "right is better" in done.message
+    assert done.budget_left == 4 and done.message == "saved: right better on pair 7"
 
 
 def test_choose_without_a_pair_does_nothing() -> None:
@@ -145,7 +155,8 @@ def test_undo_reverts_the_last_judgment_of_this_window() -> None:
     assert state.effects == (Revert(41),)
     state = apply(state, Reverted(41))
     assert state.history == () and state.undone == 1
-    assert state.effects == (Fetch(),) and "pair 7" in state.message
+    assert state.effects == (Fetch(),)
+    assert state.message == "undid: left better on pair 7; it is back"
 
 
 def test_a_failed_commit_keeps_or_drops_the_pair() -> None:
@@ -207,15 +218,26 @@ def test_the_last_frame_stays_up_for_a_pause_between_loops() -> None:
     assert state.hold == 0 and state.frame == 2
 
 
-def test_the_next_pair_is_loaded_while_nothing_moves() -> None:
-    state = apply(labeling(), Tick(0.4))
-    assert state.effects == ()  # playing: loading now would stall the clips
-    state = apply(state, Tick(0.2))
-    assert state.hold > 0 and state.effects == (Prefetch(),)  # the pause between loops began
-    assert apply(state, Tick(0.1)).effects == ()  # once per pause
-    assert apply(labeling(), TogglePause()).effects == (Prefetch(),)
+def test_the_next_pair_is_loaded_as_soon_as_one_is_shown_and_asked_for_again() -> None:
     text = replace(PAIR, kind="text", length=1)
     assert apply(initial_state(), Shown(text, None, 0)).effects == (Prefetch(),)
+    state = apply(labeling(), Tick(0.4))
+    assert state.effects == ()
+    state = apply(state, Tick(TRAINER_SECONDS))  # pairs may have come since: ask again
+    assert state.effects == (PollTrainer(), Prefetch())
+    waiting = apply(initial_state(), Tick(TRAINER_SECONDS))
+    assert waiting.effects == (PollTrainer(), Fetch())
+
+
+def test_leases_are_renewed_every_so_often_and_the_trainer_is_read() -> None:
+    state = apply(initial_state(renew_every=5.0), Shown(PAIR, None, 0))
+    renewals = 0
+    for _ in range(60):  # 12 seconds
+        state = apply(state, Tick(0.2))
+        renewals += Renew() in state.effects
+    assert renewals == 2
+    state = apply(state, TrainerSeen("trainer waiting for you: 3 judgments"))
+    assert state.trainer == "trainer waiting for you: 3 judgments"
 
 
 def test_pause_stops_playback_and_a_new_pair_plays() -> None:
@@ -252,3 +274,46 @@ def test_ticks_compose(pieces: list[float]) -> None:
 
     assert phase(split) == pytest.approx(phase(whole), abs=1e-6)
     assert 0 <= split.position < PAIR.length
+
+
+# ---------------------------------------------------------------- rankings
+
+RANKING = replace(PAIR, kind="text", length=1, size=4)
+
+
+def test_a_ranking_is_picked_best_first_and_committed_when_complete() -> None:
+    state = apply(initial_state(), Shown(RANKING, None, 0))
+    assert state.mode is Mode.RANKING and "press the best" in state.message
+    assert command_for_text(Mode.RANKING, "3") == Pick(2)
+    assert command_for_key(Mode.RANKING, "backspace") == Unpick()
+    assert command_for_key(Mode.RANKING, "left") is None  # no pair keys in a ranking
+    state = apply(state, Pick(2))
+    state = apply(state, Pick(2))
+    assert state.order == (2,) and "ranked already" in state.message
+    state = apply(state, Pick(7))
+    assert state.order == (2,) and "press 1 to 4" in state.message
+    state = apply(state, Pick(0))
+    state = apply(state, Undo())  # takes back the last pick, not a judgment
+    assert state.order == (2,) and state.effects == ()
+    state = apply(state, Submit())
+    assert state.effects == () and "rank 2 more" in state.message
+    state = apply(state, Pick(3))
+    state = apply(state, Pick(1))
+    assert state.effects == () and "press the last one or enter" in state.message
+    state = apply(state, Pick(0))  # the last key completes the ranking
+    assert state.effects == (CommitRanking(7, (2, 3, 1, 0)),) and state.busy
+    done = apply(state, Committed(7, 50, None, (2, 3, 1, 0)))
+    assert done.message == "saved: ranked 3 > 4 > 2 > 1 on pair 7" and done.order == ()
+    undone = apply(apply(done, Undo()), Reverted(50))
+    assert undone.message == "undid: ranked 3 > 4 > 2 > 1 on pair 7; it is back"
+
+
+def test_enter_commits_a_ranking_with_one_left() -> None:
+    state = apply(initial_state(), Shown(replace(RANKING, size=3), None, 0))
+    state = apply(apply(state, Pick(1)), Pick(0))
+    assert state.effects == ()
+    state = apply(state, Submit())  # the one left is the worst
+    assert state.effects == (CommitRanking(7, (1, 0, 2)),)
+    state = apply(initial_state(), Shown(replace(RANKING, size=3), None, 0))
+    state = apply(apply(state, Pick(1)), Unpick())
+    assert state.order == () and apply(state, Unpick()).message.startswith("nothing picked")

@@ -30,8 +30,8 @@ from prefgym.label import (  # noqa: E402
 from prefgym.runs import RunDir, TextTrainConfig, label  # noqa: E402
 from prefgym.segments import Segment  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
-from prefgym.text import text_segment  # noqa: E402
-from tests.label.windows import Windows, key, typed  # noqa: E402
+from prefgym.text import TASKS, text_segment  # noqa: E402
+from tests.label.windows import Windows, click, key, press, typed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (1200, 760)
@@ -146,27 +146,47 @@ def test_a_text_pair_shows_its_prompt_once_and_the_responses_side_by_side(
         pygame.image.save(window.screen, str(ROOT / "docs" / "text_window.png"))
 
 
-def test_ranking_queries_are_skipped_with_a_message(
+def test_rankings_are_ordered_with_number_keys_in_k_panels(
     open_window: Callable[..., LabelWindow],
 ) -> None:
     window = open_window(pairs=1, rankings=2)
-    state, store = window.session.state, window.session.store
-    pair_query = store.queries()[0]
-    assert state.pair is not None and state.pair.query_id == pair_query.id
-    assert (state.pending, state.rankings) == (0, 2)
-    assert window.draw()
-    status = pygame.Rect(SIZE[0] // 2, window.status_y, SIZE[0] // 2, 24)
-    assert ink(window, status) > 0.01  # "2 ranking queries not shown ..."
+    store = window.session.store
+    pair_query, first, second = store.queries()
     window.handle_event(key(pygame.K_LEFT))
-    assert window.session.state.mode is Mode.WAITING and window.session.state.rankings == 2
+    state = window.session.state
+    assert state.mode is Mode.RANKING and state.pair is not None
+    assert (state.pair.query_id, state.pair.size, state.pending) == (first.id, 3, 1)
     assert window.draw()
-    assert judged(store) == [(pair_query.id, "left")]
-    window.session.close()
-    assert store.claim_query("other") is not None  # the rankings are left for other judges
+    assert list(window.panels) == ["1", "2", "3"]
+    for area in window.areas.values():  # three panels, each with its response drawn
+        assert ink(window, area) > 0.001
+    press(window, "2")
+    press(window, "2")  # pressed again: already ranked, nothing changes
+    assert window.session.state.order == (1,)
+    assert window.draw()
+    window.handle_event(key(pygame.K_BACKSPACE))
+    press(window, "3")
+    press(window, "1")
+    assert window.session.state.order == (2, 0) and judged(store) == [(pair_query.id, "left")]
+    window.handle_event(key(pygame.K_RETURN))  # the one left, response 2, is the worst
+    (ranking,) = [j for j in store.judgments(judge="alice") if j.order is not None]
+    ids = first.segment_ids
+    assert ranking.query_id == first.id and ranking.order == (ids[2], ids[0], ids[1])
+    assert window.session.state.message == f"saved: ranked 3 > 1 > 2 on pair {first.id}"
+    state = window.session.state
+    assert state.pair is not None and state.pair.query_id == second.id
+    window.handle_event(click(window.panels["2"].center))  # clicks pick too
+    press(window, "u")  # takes back the pick
+    assert window.session.state.order == ()
+    press(window, "u")  # undoes the last ranking: it is back on screen
+    assert window.session.state.message == f"undid: ranked 3 > 1 > 2 on pair {first.id}; it is back"
+    assert [j.query_id for j in store.judgments(judge="alice")] == [pair_query.id]
+    state = window.session.state
+    assert state.pair is not None and state.pair.query_id == first.id
 
 
 def test_run_window_on_text_pairs(tmp_path: Path, env: TextEnv) -> None:
-    script = [key(pygame.K_LEFT), key(pygame.K_RIGHT), typed("q")]
+    script = [key(pygame.K_LEFT), key(pygame.K_RIGHT), key(pygame.K_q), typed("q")]
     now = [0.0]
 
     def on_frame(window: LabelWindow) -> None:  # one key a pass, read in the next pass
@@ -205,17 +225,21 @@ def test_cli_label_opens_a_text_run(
 
     def scripted(store: PreferenceStore, labeler: str, **kwargs: object) -> object:
         opened.update(kwargs, labeler=labeler)
-        script = [key(pygame.K_RIGHT), key(pygame.K_UP), typed("q")]
+        script = [key(pygame.K_RIGHT), key(pygame.K_UP), key(pygame.K_q), typed("q")]
 
         def on_frame(window: LabelWindow) -> None:
             if script:
                 pygame.event.post(script.pop(0))
 
-        return run_window(store, labeler, **kwargs, size=SIZE, on_frame=on_frame)  # type: ignore[arg-type]
+        kwargs["size"] = SIZE
+        return run_window(store, labeler, **kwargs, on_frame=on_frame)  # type: ignore[arg-type]
 
     monkeypatch.setattr("prefgym.label.run_window", scripted)
     summary = label(run.path)
     assert (opened["labeler"], opened["budget"], opened["rejudge"]) == ("person", None, True)
+    criterion, rubric = str(opened["instructions"]).split("\n")
+    assert criterion.startswith("which response makes the review more positive")
+    assert rubric == TASKS["sentiment"].rubric()
     assert summary.judged == 2
     with PreferenceStore(run.store) as store:
         assert judged(store, "person") == [(queries[0], "right"), (queries[1], "equal")]

@@ -21,6 +21,7 @@ pygame = pytest.importorskip("pygame")
 from prefgym.cli import main  # noqa: E402
 from prefgym.judgments import Preference  # noqa: E402
 from prefgym.label import (  # noqa: E402
+    BACKGROUND,
     LabelWindow,
     Mode,
     Tick,
@@ -30,7 +31,20 @@ from prefgym.label import (  # noqa: E402
 from prefgym.runs import RunDir, TrainConfig  # noqa: E402
 from prefgym.segments import Segment  # noqa: E402
 from prefgym.store import PreferenceStore  # noqa: E402
-from tests.label.windows import SIZE, cartpole_segments, fill, key, panel_pixels, typed  # noqa: E402
+from tests.label.windows import (  # noqa: E402
+    SIZE,
+    cartpole_segments,
+    click,
+    fill,
+    key,
+    label_process,
+    needs_xvfb,
+    panel_pixels,
+    press,
+    typed,
+    xdotool,
+    xvfb,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,10 +64,6 @@ def text_segments(n: int) -> list[Segment]:
         )
         for i in range(n)
     ]
-
-
-def click(position: tuple[int, int], button: int = 1) -> object:
-    return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=position, button=button)
 
 
 def preferences(window: LabelWindow) -> list[str]:
@@ -107,18 +117,25 @@ def test_undo_pause_speed_and_quit_keys(
     window.handle_event(typed(" "))  # space types a space too: it must not count twice
     assert window.session.state.paused
     window.handle_event(key(pygame.K_LSHIFT))
-    window.handle_event(key(pygame.K_EQUALS))  # Shift+=: the key is "=", the text "+"
+    window.handle_event(key(pygame.K_EQUALS, "+"))  # Shift+=: the key is "=", the text "+"
     window.handle_event(typed("+"))
-    window.handle_event(key(pygame.K_KP_PLUS))
+    window.handle_event(key(pygame.K_KP_PLUS, "+"))
     window.handle_event(typed("+"))
+    window.handle_event(key(pygame.K_RSHIFT))  # pressed while + is held: types nothing
+    window.handle_event(typed("+"))  # typed again by the held key: auto-repeat, ignored
     assert window.session.state.speed == 2.0 and preferences(window) == []
-    window.handle_event(typed("-"))
+    window.handle_event(typed("+"))  # typed again by the held key: auto-repeat, ignored
+    assert window.session.state.speed == 2.0
+    press(window, "-")
     assert window.session.state.speed == 1.5
     first = state.pair
     window.handle_event(key(pygame.K_LEFT))
-    window.handle_event(typed("u"))
+    press(window, "u")
     assert preferences(window) == [] and window.session.state.pair == first
-    window.handle_event(typed("q"))
+    assert (
+        window.session.state.message == f"undid: left better on pair {first.query_id}; it is back"
+    )
+    press(window, "q")
     assert window.session.state.mode is Mode.CLOSED
     assert window.session.state.quit_reason == "quit key"
 
@@ -153,6 +170,7 @@ def test_text_pairs_are_wrapped_and_scroll(open_window: Callable[..., LabelWindo
     assert window.session.state.scroll > 0
     window.handle_event(pygame.event.Event(pygame.MOUSEWHEEL, x=0, y=-100, flipped=False))
     assert window.session.state.scroll == limit
+    assert window.draw()
     window.handle_event(key(pygame.K_PAGEUP))
     assert window.session.state.scroll < limit
     assert window.draw()
@@ -163,17 +181,24 @@ def test_text_pairs_are_wrapped_and_scroll(open_window: Callable[..., LabelWindo
 def test_run_window_plays_in_time_and_shows_the_next_pair_at_once(
     tmp_path: Path, framed: list[Segment]
 ) -> None:
-    script = {0.5: key(pygame.K_LEFT), 1.0: key(pygame.K_RIGHT), 1.5: typed("q")}
+    script = {
+        0.5: [key(pygame.K_LEFT)],
+        1.0: [key(pygame.K_RIGHT)],
+        1.5: [key(pygame.K_q), typed("q")],
+    }
     start = time.perf_counter()
 
     def on_frame(window: LabelWindow) -> None:
         for at in sorted(script):
             if time.perf_counter() - start >= at:
-                pygame.event.post(script.pop(at))
+                for event in script.pop(at):
+                    pygame.event.post(event)
 
     with PreferenceStore(tmp_path / "store.sqlite") as store:
         fill(store, framed)
-        summary = run_window(store, "alice", budget=10, size=SIZE, on_frame=on_frame)
+        summary = run_window(
+            store, "alice", budget=10, size=SIZE, on_frame=on_frame, max_seconds=20
+        )
         assert [j.preference for j in store.judgments()] == [Preference.LEFT, Preference.RIGHT]
         assert store.claim_query("other") is not None  # its leases were given back
     assert isinstance(summary, WindowSummary)
@@ -258,75 +283,25 @@ def test_cli_label_needs_a_run_or_a_store(
 # ------------------------------------------------------------- a real window
 
 
-def _free_display() -> int:
-    for number in range(90, 200):
-        if (
-            not Path(f"/tmp/.X11-unix/X{number}").exists()
-            and not Path(f"/tmp/.X{number}-lock").exists()
-        ):
-            return number
-    raise RuntimeError("no free X display number between :90 and :199")
-
-
-def _xdotool(display: str, *args: str) -> str:
-    result = subprocess.run(
-        ["xdotool", *args],
-        env=dict(os.environ, DISPLAY=display),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return result.stdout
-
-
 @pytest.mark.xvfb
-@pytest.mark.skipif(
-    shutil.which("Xvfb") is None or shutil.which("xdotool") is None,
-    reason="needs Xvfb and xdotool (Debian: apt-get install -y xvfb xdotool)",
-)
+@needs_xvfb
 def test_a_real_window_under_xvfb(tmp_path: Path, framed: list[Segment]) -> None:
     from PIL import ImageGrab
 
     run = make_run(tmp_path, framed)
-    display = f":{_free_display()}"
-    server = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    child: subprocess.Popen[str] | None = None
-    try:
-        deadline = time.monotonic() + 20
-        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
-            assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.05)
-        env = dict(os.environ, DISPLAY=display, SDL_VIDEODRIVER="x11", OMP_NUM_THREADS="1")
-        child = subprocess.Popen(
-            [sys.executable, "-m", "prefgym.cli", "label", str(run), "--labeler", "alice"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        window = _xdotool(display, "search", "--sync", "--classname", "prefgym").split()[0]
-        _xdotool(display, "windowfocus", "--sync", window)
-        geometry = _xdotool(display, "getwindowgeometry", "--shell", window).split()
+    with xvfb() as display, label_process(display, str(run), "--labeler", "alice") as (child, wid):
+        geometry = xdotool(display, "getwindowgeometry", "--shell", wid).split()
         place = dict(line.split("=", 1) for line in geometry)
         x, y = int(place["X"]), int(place["Y"])
-        _xdotool(display, "key", "Left")
-        _xdotool(display, "mousemove", str(x + 900), str(y + 350), "click", "1")  # right panel
-        _xdotool(display, "key", "u", "s", "equal", "plus", "plus")
-
-        def judged() -> list[str]:
-            with PreferenceStore(run / "store.sqlite") as store:
-                return [j.preference.value for j in store.judgments(judge="alice") if j.preference]
+        xdotool(display, "key", "Left")
+        xdotool(display, "mousemove", str(x + 900), str(y + 350), "click", "1")  # right panel
+        xdotool(display, "key", "u", "s", "equal", "plus", "plus")
 
         expected = ["left", "incomparable", "equal"]
         deadline = time.monotonic() + 20
-        while judged() != expected:
+        while judged(run) != expected:
             assert child.poll() is None, child.communicate()
-            assert time.monotonic() < deadline, judged()
+            assert time.monotonic() < deadline, judged(run)
             time.sleep(0.05)
         time.sleep(0.6)  # let a few frames play
         shot = ImageGrab.grab(xdisplay=display).crop((x, y, x + 1200, y + 760))
@@ -339,12 +314,102 @@ def test_a_real_window_under_xvfb(tmp_path: Path, framed: list[Segment]) -> None
             panel = pixels[100:600, left : left + 560]
             assert (panel > 240).all(axis=-1).mean() > 0.2
         assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50  # not blank
-        _xdotool(display, "key", "q")
+        xdotool(display, "key", "q")
         out, err = child.communicate(timeout=30)
         assert child.returncode == 0, err
         assert "alice judged 3 pair(s) in this window, 1 undone" in out
-    finally:
-        if child is not None and child.poll() is None:
-            child.kill()
-        server.terminate()
-        server.wait(timeout=10)
+
+
+def judged(run: Path, judge: str = "alice") -> list[str]:
+    with PreferenceStore(run / "store.sqlite") as store:
+        return [j.preference.value for j in store.judgments(judge=judge) if j.preference]
+
+
+@pytest.mark.xvfb
+@needs_xvfb
+def test_a_held_key_answers_once(tmp_path: Path, framed: list[Segment]) -> None:
+    run = make_run(tmp_path, framed + cartpole_segments(8, frames=True, length=5))
+    with xvfb() as display, label_process(display, str(run), "--labeler", "alice") as (child, wid):
+        for name, seconds in (("s", 1.5), ("Left", 1.0), ("equal", 1.0), ("u", 1.0)):
+            xdotool(display, "keydown", name)
+            time.sleep(seconds)  # X repeats the key about 25 times a second after 0.6 s
+            xdotool(display, "keyup", name)
+            time.sleep(0.2)
+        xdotool(display, "key", "q")
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+    # one answer per held key; the held u undid the last one only
+    assert judged(run) == ["incomparable", "left"], out
+    assert "alice judged 2 pair(s) in this window, 1 undone" in out
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ("640x480", "window size 640x480 is below the minimum 800x600"),
+        ("wide", "WIDTHxHEIGHT in pixels (at least 800x600, e.g. 1200x760), got 'wide'"),
+    ],
+)
+def test_cli_label_refuses_a_bad_size(
+    tmp_path: Path,
+    framed: list[Segment],
+    capsys: pytest.CaptureFixture[str],
+    size: str,
+    message: str,
+) -> None:
+    run = make_run(tmp_path, framed[:4])
+    assert main(["label", str(run), "--size", size]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prefgym: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_every_task_tells_a_person_what_better_means() -> None:
+    from prefgym.envs.registration import ALL_ENVS
+    from prefgym.runs._control import task_instructions
+    from prefgym.text import TASKS
+
+    for env in ALL_ENVS:
+        text = task_instructions(env.id)
+        criterion, _, rubric = text.partition("\n")
+        assert criterion.startswith("which ") and criterion.endswith("?"), env.id
+        if env.family == "text":
+            assert rubric == TASKS[env.kwargs["task"]].rubric(), env.id
+        else:
+            assert rubric == "", env.id
+    assert task_instructions("prefgym/Unknown-v0") == ""
+
+
+def test_the_instructions_are_shown_above_the_clips(
+    open_window: Callable[..., LabelWindow], framed: list[Segment]
+) -> None:
+    window = open_window(framed[:4])
+    window.instructions = "which cart keeps its pole upright?\nThe pole falling counts against."
+    window.resize(SIZE)
+    assert window.draw()
+    (first, criterion, _), (second, rubric, _) = window.layout.instructions
+    assert (first, second) == (
+        "which cart keeps its pole upright?",
+        "The pole falling counts against.",
+    )
+    assert criterion.bottom <= rubric.y and rubric.bottom <= window.panels["left"].top
+    pixels = pygame.surfarray.array3d(window.screen)
+    for box in (criterion, rubric):
+        region = pixels[box.x : box.right, box.y : box.bottom].reshape(-1, 3)
+        assert (region != np.array(BACKGROUND)).any(axis=1).mean() > 0.02  # letters drawn
+
+
+def test_run_window_shows_the_trainers_status(tmp_path: Path) -> None:
+    shown: list[str] = []
+
+    def on_frame(window: LabelWindow) -> None:
+        shown.append(window.session.state.trainer)
+        if len(shown) == 3:
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+    with PreferenceStore(tmp_path / "store.sqlite") as store:
+        run_window(store, "alice", size=SIZE, on_frame=on_frame)
+        assert shown[-1] == "no trainer has run on this store"
+        store.beat("waiting", waiting_for=3)
+        shown.clear()
+        run_window(store, "alice", size=SIZE, on_frame=on_frame)
+        assert shown[-1] == "trainer waiting for you: 3 judgments"

@@ -7,8 +7,13 @@ when pygame is missing. The ``open_window`` fixture built on it is in ``tests/la
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +47,28 @@ def fill(store: PreferenceStore, segments: list[Segment]) -> list[int]:
     return store.add_queries([(ids[i], ids[i + 1]) for i in range(0, len(ids) - 1, 2)])
 
 
-def key(code: int) -> object:
-    """A key press with no modifier and no text."""
-    return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, unicode="")
+def key(code: int, text: str | None = None) -> object:
+    """A key press with no modifier; ``text`` (default: the key's character, if printable)
+    is what pygame puts in ``unicode``: the character the key will type."""
+    if text is None:
+        text = chr(code) if 32 < code < 127 else ""
+    return pygame.event.Event(pygame.KEYDOWN, key=code, mod=0, unicode=text)
 
 
 def typed(text: str) -> object:
     """The text a key press typed."""
     return pygame.event.Event(pygame.TEXTINPUT, text=text)
+
+
+def press(window: LabelWindow, text: str) -> None:
+    """A key press that types ``text``, as SDL sends it: the key, then the character."""
+    window.handle_event(key(pygame.key.key_code(text), text))
+    window.handle_event(typed(text))
+
+
+def click(position: tuple[int, int], button: int = 1) -> object:
+    """A mouse button pressed at ``position``."""
+    return pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=position, button=button)
 
 
 def panel_pixels(window: LabelWindow, side: str) -> np.ndarray:
@@ -82,3 +101,82 @@ class Windows:
             session.close()
             window.close()
             store.close()
+
+
+# ------------------------------------------------------------- a real X server
+
+needs_xvfb = pytest.mark.skipif(
+    shutil.which("Xvfb") is None or shutil.which("xdotool") is None,
+    reason="needs Xvfb and xdotool (Debian: apt-get install -y xvfb xdotool)",
+)
+"""Marks a test that opens a real window under Xvfb and presses keys with xdotool."""
+
+
+def _free_display() -> int:
+    for number in range(90, 200):
+        if (
+            not Path(f"/tmp/.X11-unix/X{number}").exists()
+            and not Path(f"/tmp/.X{number}-lock").exists()
+        ):
+            return number
+    raise RuntimeError("no free X display number between :90 and :199")
+
+
+@contextlib.contextmanager
+def xvfb(size: str = "1280x800") -> Iterator[str]:
+    """A virtual X server of ``size`` for the duration; yields its display name (``:91``)."""
+    display = f":{_free_display()}"
+    server = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+            assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.05)
+        yield display
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def xdotool(display: str, *args: str) -> str:
+    """Runs ``xdotool ARGS`` on ``display``; its output."""
+    result = subprocess.run(
+        ["xdotool", *args],
+        env=dict(os.environ, DISPLAY=display),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout
+
+
+@contextlib.contextmanager
+def label_process(display: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``prefgym label ARGS`` on ``display``; yields the process and its focused window's id.
+
+    The process is killed at the end if it is still running.
+    """
+    env = dict(os.environ, DISPLAY=display, SDL_VIDEODRIVER="x11", OMP_NUM_THREADS="1")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "prefgym.cli", "label", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        found = xdotool(
+            display, "search", "--sync", "--all", "--pid", str(child.pid), "--classname", "prefgym"
+        )
+        window = found.split()[0]
+        xdotool(display, "windowfocus", "--sync", window)
+        yield child, window
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=30)
