@@ -439,3 +439,77 @@ def test_a_scripted_person_in_another_process_trains_cartpole(tmp_path: Path) ->
 def test_a_scripted_person_trains_cartpole_on_more_seeds(tmp_path: Path) -> None:
     returns = [train_with_a_scripted_person(tmp_path / f"seed{s}", seed=s)[0] for s in (0, 2, 3)]
     assert min(returns) >= 350 and np.mean(returns) >= 400, returns
+
+
+# ------------------------------------------------- leases, renewal, judged meanwhile
+
+
+def test_a_slow_person_keeps_the_pair_on_screen(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill, clock: FakeClock
+) -> None:
+    first, second, third = fill(store, 3)
+    a = session(store, "alice", lease_seconds=2.0, clock=clock)
+    for _ in range(20):  # 10 s of looking, five leases long: renewed every 2/3 s
+        clock.now += 0.5
+        a.handle(Tick(0.5))
+    b = session(other_store, "bob", lease_seconds=2.0)
+    assert shown(a) == first and shown(b) == third  # the pair and the one loaded ahead kept
+    a.handle(Choose(Preference.LEFT))
+    (judgment,) = store.judgments(judge="alice")
+    assert judgment.seconds == pytest.approx(10.0)
+    a.close()
+    b.close()
+
+
+def test_a_pair_judged_by_someone_else_meanwhile_is_not_stored(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill, clock: FakeClock
+) -> None:
+    first, second = fill(store, 2)
+    a = session(store, "alice", lease_seconds=2.0)  # its renewals never run: it froze
+    clock.now += 3
+    b = session(other_store, "bob", lease_seconds=2.0)
+    assert shown(a) == first and shown(b) == first  # alice's lease lapsed
+    b.handle(Choose(Preference.RIGHT))
+    a.handle(Choose(Preference.LEFT))
+    assert a.state.message == f"pair {first} was judged by someone else meanwhile; next pair"
+    assert [(j.judge, j.preference) for j in store.judgments()] == [("bob", Preference.RIGHT)]
+    assert a.state.mode is Mode.WAITING or shown(a) != first
+    carol = session(store, "carol", rejudge=True)  # a second opinion is still asked for so
+    assert shown(carol) == first
+    carol.handle(Choose(Preference.LEFT))
+    assert store.n_judgments(judge="carol") == 1
+    for s in (a, b, carol):
+        s.close()
+
+
+def test_a_renewal_that_finds_the_pair_taken_moves_on(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill, clock: FakeClock
+) -> None:
+    (first,) = fill(store, 1)
+    a = session(store, "alice", lease_seconds=3.0)
+    clock.now += 4  # alice's window stalled past its lease
+    b = session(other_store, "bob", lease_seconds=3.0)
+    assert shown(b) == first
+    a.handle(Tick(1.0))  # a third of the lease: renew, and find it taken
+    assert a.state.mode is Mode.WAITING
+    assert a.state.message == f"pair {first} was taken by another window; next"
+    a.close()
+    b.close()
+
+
+def test_two_slow_people_with_short_leases_never_answer_one_pair_twice(
+    store: PreferenceStore, other_store: PreferenceStore, fill: Fill, clock: FakeClock
+) -> None:
+    fill(store, 6)
+    a = session(store, "alice", lease_seconds=2.0)
+    b = session(other_store, "bob", lease_seconds=2.0)
+    for step in range(120):  # each looks 5 s at a pair, longer than the lease
+        clock.now += 0.25
+        for s, offset in ((a, 0), (b, 9)):
+            s.handle(Tick(0.25))
+            if (step + offset) % 20 == 19 and s.state.pair is not None:
+                s.handle(Choose(Preference.LEFT))
+    judged = [j.query_id for j in store.judgments()]
+    assert len(judged) == 6 and len(set(judged)) == 6
+    a.close()
+    b.close()
