@@ -15,7 +15,13 @@ from typing import Any
 
 import prefgym
 from prefgym.cli._errors import DEBUG_VARIABLE, describe_failure
-from prefgym.cli._flags import FlagGroup, check_resume, finished_before
+from prefgym.cli._flags import (
+    FlagGroup,
+    add_max_wait,
+    check_resume,
+    finished_before,
+    max_wait_of,
+)
 from prefgym.cli._sweep import add_sweep_parser
 from prefgym.cli._text import add_text_parser
 from prefgym.envs.registration import ALL_ENVS
@@ -63,6 +69,7 @@ def _add_train(commands: Any) -> None:
     train.add_argument("--resume", metavar="RUN", help="carry on the run in RUN")
     train.add_argument("--out", metavar="DIR", help="run directory (default runs/<env>-<time>)")
     TRAIN_FLAGS.add_to(train)
+    add_max_wait(train)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
 
@@ -196,10 +203,10 @@ def _train(args: argparse.Namespace) -> int:
         check_resume(args, TRAIN_FLAGS.flags_given(args))
         if finished_before(args.resume):
             return 0
-        run = resume(args.resume, show_progress=not args.quiet)
+        run = resume(args.resume, show_progress=not args.quiet, max_wait=max_wait_of(args))
     else:
         config = TrainConfig(**TRAIN_FLAGS.given(args))
-        run = train(config, args.out, show_progress=not args.quiet)
+        run = train(config, args.out, show_progress=not args.quiet, max_wait=max_wait_of(args))
     print(report(run))
     result = evaluate(run, episodes=10)
     print(

@@ -19,6 +19,7 @@ from prefgym.files import fsync_directory, readable_directory
 from prefgym.runs._metrics import MetricsLog, read_metrics, truncate_metrics
 from prefgym.runs._presets import agent_preset, learner_preset, reward_model_preset
 from prefgym.runs._run_dir import RunDir
+from prefgym.runs._waiting import check_max_wait, wait_reporter
 from prefgym.runs.config import HUMAN, THREADS_VARIABLE, TrainConfig
 
 if TYPE_CHECKING:
@@ -57,14 +58,20 @@ def train(
     *,
     show_progress: bool = True,
     on_round: RoundHook | None = None,
+    max_wait: float | None = None,
 ) -> RunDir:
-    """Start a training run in ``out`` (default ``runs/<env>-<time>``) and run it to the end."""
+    """Start a training run in ``out`` (default ``runs/<env>-<time>``) and run it to the end.
+
+    With ``oracle="human"`` each refit waits until people have answered every
+    query asked, for ``max_wait`` seconds at most (None: as long as they take).
+    """
+    max_wait = check_max_wait(max_wait)
     if out is None:
         name = config.env_id.split("/")[-1]
         out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run = RunDir.create(out, {"train": asdict(config)})
     with run.trainer_lock():
-        _run(run, config, show_progress, on_round)
+        _run(run, config, show_progress, on_round, max_wait)
     return run
 
 
@@ -73,19 +80,22 @@ def resume(
     *,
     show_progress: bool = True,
     on_round: RoundHook | None = None,
+    max_wait: float | None = None,
 ) -> RunDir:
     """Carry on a run from its store and checkpoints, after Ctrl-C or a crash.
 
-    A finished run is left as it is (see :meth:`RunDir.finished`).
+    A finished run is left as it is (see :meth:`RunDir.finished`); ``max_wait`` as
+    for :func:`train`.
 
     Raises:
         ValueError: The config is damaged, or another process trains the run.
     """
+    max_wait = check_max_wait(max_wait)
     run = RunDir.open(run_path)
     config = run.train_config()
     with run.trainer_lock():
         if run.finished() is None:
-            _run(run, config, show_progress, on_round)
+            _run(run, config, show_progress, on_round, max_wait)
     return run
 
 
@@ -139,7 +149,11 @@ def _progress_bar(config: TrainConfig, agent: SB3Agent, show_progress: bool) -> 
 
 
 def _run(
-    run: RunDir, config: TrainConfig, show_progress: bool, report: RoundHook | None = None
+    run: RunDir,
+    config: TrainConfig,
+    show_progress: bool,
+    report: RoundHook | None = None,
+    max_wait: float | None = None,
 ) -> None:
     from prefgym.judges import SyntheticOracle, parse_oracle
     from prefgym.loop import RoundResult, control_loop, describe
@@ -186,6 +200,8 @@ def _run(
         rng=rng,
         on_refit=lambda _: ensemble.save(run.reward_model),  # beside the learner's state
         on_round=on_round,
+        on_wait=wait_reporter(bar, config.env_id),
+        max_wait=max_wait,
         progress=progress,
     )
     try:
@@ -315,9 +331,9 @@ def label(
 ) -> Any:
     """Open the labeling window on a run's store (``RUN/store.sqlite``) until the person quits.
 
-    A text run (``prefgym text train``) works too: its oracle judges every query
-    as it is asked, so the window shows the pairs that others judged (``rejudge``)
-    and the run's label budget is not shown.
+    A text run (``prefgym text train``) works too: with ``--oracle human`` as a
+    control run does; with a simulated oracle, which judges every query as it is
+    asked, the window shows the pairs it judged (``rejudge``) and no budget.
 
     Args:
         run_path: A run directory, or a store file.
@@ -325,7 +341,8 @@ def label(
         lease: Seconds a pair on screen stays reserved for this window.
         fps: Playback rate at speed 1 (default: the environment's ``render_fps``).
         speed: Initial playback speed.
-        rejudge: Also show pairs that others judged (for agreement); always on for a text run.
+        rejudge: Also show pairs that others judged (for agreement); always on for a text
+            run that an oracle judges.
         size: The window's width and height in pixels, at least ``prefgym.label.MIN_SIZE``
             (default: ``prefgym.label.DEFAULT_SIZE``).
         instructions: What "better" means, shown above the clips (default: the task's own
@@ -343,14 +360,17 @@ def label(
     env_id = None
     if path.is_dir():
         run = RunDir.open(path)
-        text = run.is_text()
+        text = oracle_judged = run.is_text()
         if text:
-            env_id = run.text_config().env_id  # a damaged config is named before the window
+            text_settings = run.text_config()  # a damaged config is named before the window
+            env_id = text_settings.env_id
+            if text_settings.oracle == HUMAN:  # people judge it, as a control run
+                budget, oracle_judged = text_settings.labels, False
         else:
             settings = run.train_config()
             budget, labeler = settings.labels, labeler or settings.labeler
             env_id = settings.env_id
-        rejudge = rejudge or text
+        rejudge = rejudge or oracle_judged
         run.check_store()
         path = run.store
         if not path.exists():
