@@ -3,12 +3,14 @@
 :func:`clip_for` chooses, in this order:
 
 1. ``info["prompt"]`` and ``info["response"]`` (the text game): the text.
-2. Stored frames ``(T, H, W, 3)``: the clip itself.
-3. ``info["seed"]`` (and ``info["prefix_actions"]``, the actions taken after that
+2. ``info["seed"]`` (and ``info["prefix_actions"]``, the actions taken after that
    reset before the segment's first step, default none): the segment is
    re-simulated in ``gymnasium.make(env_id, render_mode="rgb_array")`` and its
-   frames rendered; if the re-simulated observations differ from the stored
-   ones the replay is not trusted and (4) or (5) is used.
+   frames rendered at the environment's full resolution, sharp where the stored
+   frames (kept small, every third pixel) would be scaled up; if the re-simulated
+   observations differ from the stored ones the replay is not trusted and the
+   next choice is used. The loop records both for a person's clips.
+3. Stored frames ``(T, H, W, 3)``.
 4. Image observations, uint8: ``(T, H, W)`` or ``(T, H, W, 1)`` grayscale and
    ``(T, H, W, 3)`` RGB are shown as they are; any other ``(T, H, W, k)`` is a
    stack of ``k`` grayscale frames, oldest first (the arcade games and Atari),
@@ -22,6 +24,7 @@ Nothing here imports pygame.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,14 +72,17 @@ def clip_for(segment: Segment, *, replay: bool = True) -> Clip:
     info = segment.info
     if isinstance(info.get("prompt"), str) and isinstance(info.get("response"), str):
         return Clip("text", 1, prompt=info["prompt"], response=info["response"])
-    if segment.frames is not None:
-        return Clip("frames", segment.length, frames=_rgb(segment.frames), note="stored frames")
     note = ""
     if replay and "seed" in info and segment.env_id:
         frames = replay_frames(segment)
         if frames is not None:
             return Clip("frames", segment.length, frames=frames, note="re-simulated from its seed")
-        note = "replay diverged; "
+        if segment.env_id not in _slow_renderers:  # too slow to replay is no divergence
+            note = "replay diverged; "
+    if segment.frames is not None:
+        return Clip(
+            "frames", segment.length, frames=_rgb(segment.frames), note=note + "stored frames"
+        )
     observations = np.asarray(segment.observations)
     images = _observation_frames(observations)
     if images is not None:
@@ -118,17 +124,30 @@ def _rgb(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images[..., :3])
 
 
+REPLAY_BUDGET = 0.5
+"""Seconds a clip's replay may take; an env that renders slower (MuJoCo through Mesa on
+a CPU: about 0.2 s a frame) is shown from its stored frames for the rest of the session."""
+_replay_envs: dict[str, gym.Env[Any, Any]] = {}
+_slow_renderers: set[str] = set()
+
+
+def replayable(segment: Segment) -> bool:
+    """Whether :func:`clip_for` tries to re-simulate ``segment``: a seed, a fast renderer."""
+    return "seed" in segment.info and segment.env_id not in ("", *_slow_renderers)
+
+
 def replay_frames(segment: Segment) -> np.ndarray | None:
     """Frames ``(T, H, W, 3)`` of ``segment`` re-simulated from ``info["seed"]``, or None.
 
-    None when the environment cannot be made, cannot render, or the re-simulated
-    observations differ from the stored ones.
+    None when the environment cannot be made, cannot render, renders too slowly
+    for the window (:data:`REPLAY_BUDGET`, estimated from the first two frames), or
+    the re-simulated observations differ from the stored ones. One environment per
+    id is made and kept for the session (:func:`close_replays`).
     """
-    try:
-        env = make_registered(segment.env_id, render_mode="rgb_array")
-    except Exception:  # unknown id, missing extra: fall back to another picture
+    if segment.env_id in _slow_renderers:
         return None
     try:
+        env = _replay_env(segment.env_id)
         observation, _ = env.reset(seed=int(segment.info["seed"]))
         dtype = np.asarray(segment.actions).dtype
         for action in segment.info.get("prefix_actions", []):
@@ -137,13 +156,28 @@ def replay_frames(segment: Segment) -> np.ndarray | None:
         for t, action in enumerate(segment.actions):
             if not np.allclose(observation, segment.observations[t], atol=1e-5):
                 return None
+            started = time.perf_counter()
             frames.append(np.asarray(env.render()))
+            if t == 1 and (time.perf_counter() - started) * segment.length > REPLAY_BUDGET:
+                _slow_renderers.add(segment.env_id)
+                return None
             observation, *_ = env.step(action)
         return _rgb(np.stack(frames))
-    except Exception:  # a replay that cannot run is not trusted either
+    except Exception:  # unknown id, missing extra, a replay that cannot run: not trusted
         return None
-    finally:
+
+
+def _replay_env(env_id: str) -> gym.Env[Any, Any]:
+    if env_id not in _replay_envs:
+        _replay_envs[env_id] = make_registered(env_id, render_mode="rgb_array")
+    return _replay_envs[env_id]
+
+
+def close_replays() -> None:
+    """Close the environments kept for replays."""
+    for env in _replay_envs.values():
         env.close()
+    _replay_envs.clear()
 
 
 def render_fps(env_id: str) -> float:

@@ -20,9 +20,10 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from prefgym.label._clips import Clip, clip_for, render_fps
+from prefgym.label._clips import Clip, clip_for, render_fps, replayable
 from prefgym.label._keys import MAX_RANKED
 from prefgym.label._state import (
     ClipKind,
@@ -58,6 +59,10 @@ class LoadedPair:
     query: Query
     clips: tuple[Clip, ...]
     fps: float
+    sharper: Future[tuple[Clip, ...]] | None = None
+    """The clips re-simulated at full size, while they are built (see ``PairFeed.sharpen``)."""
+    version: int = 0
+    """Bumped when the sharper clips are swapped in, so the window redraws."""
 
     @property
     def left(self) -> Clip:
@@ -81,9 +86,12 @@ class PairFeed:
 
     Every store call happens on the caller's thread, through the caller's store:
     a second connection to the same file in one process is not safe with
-    SQLite's POSIX locks (see ``LabelingSession``). Loading a query takes tens of
-    milliseconds (decompressing frames, or re-simulating), so the window asks
-    for the next one (:meth:`prefetch`) once the one on screen is drawn.
+    SQLite's POSIX locks (see ``LabelingSession``). A query is loaded with the
+    clips that are quick to make (stored frames), and the window asks for the next
+    one (:meth:`prefetch`) once the one on screen is drawn. Re-simulating a clip
+    to render it sharp at full size takes 50-100 ms and touches no store, so it
+    runs on one loader thread; :meth:`sharpen` swaps the sharp clips in when they
+    are ready, so a quick answer never waits for a replay.
     """
 
     def __init__(
@@ -118,6 +126,7 @@ class PairFeed:
         """The query on screen."""
         self.ready: LoadedPair | None = None
         """The next query, leased and loaded ahead of time."""
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefgym-clips")
         self._held: set[int] = set()
         self._first: list[int] = []
         self._fps: dict[str, float] = {}
@@ -175,6 +184,7 @@ class PairFeed:
         """Give back every lease this feed holds; calling it again is fine."""
         held, self._held = sorted(self._held), set()
         self.current = self.ready = None
+        self._loader.shutdown(wait=True, cancel_futures=True)
         for query_id in held:
             try:
                 self.store.release_query(query_id, self.owner)
@@ -210,8 +220,14 @@ class PairFeed:
     def _renew_id(self, query_id: int) -> bool:
         return self.store.renew_lease(query_id, self.owner, lease_seconds=self.lease_seconds)
 
+    def sharpen(self) -> bool:
+        """Swap in clips re-simulated at full size that are ready; True if the one on screen."""
+        self.ready = _sharpened(self.ready)
+        before, self.current = self.current, _sharpened(self.current)
+        return self.current is not before
+
     def _load(self) -> LoadedPair | None:
-        """Lease the next query and load its clips."""
+        """Lease the next query, load its quick clips, and start its sharp ones."""
         while True:
             query = self._claim()
             if query is None:
@@ -223,7 +239,22 @@ class PairFeed:
         env_id = next((s.env_id for s in segments if s.env_id), "")
         if env_id not in self._fps:
             self._fps[env_id] = self.fps or render_fps(env_id)
-        return LoadedPair(query, tuple(clip_for(s) for s in segments), self._fps[env_id])
+        quick = tuple(clip_for(s, replay=False) for s in segments)
+        sharper = None
+        if any(replayable(s) for s in segments):  # every replay runs on the one loader thread
+            sharper = self._loader.submit(lambda: tuple(clip_for(s) for s in segments))
+        return LoadedPair(query, quick, self._fps[env_id], sharper=sharper)
+
+
+def _sharpened(pair: LoadedPair | None) -> LoadedPair | None:
+    """``pair`` with its re-simulated clips if they are ready (a failed replay keeps it)."""
+    if pair is None or pair.sharper is None or not pair.sharper.done():
+        return pair
+    try:
+        clips = pair.sharper.result()
+    except Exception:  # a replay that failed: the stored frames stay
+        return replace(pair, sharper=None)
+    return replace(pair, clips=clips, sharper=None, version=pair.version + 1)
 
 
 def window_owner(labeler: str) -> str:
@@ -337,6 +368,11 @@ class LabelingSession:
         self.state = apply(self.state, command)
         self._run_effects()
         return self.state
+
+    def sharpen(self) -> None:
+        """Show the pair's clips re-simulated at full size once they are ready."""
+        if not self._closed:
+            self.feed.sharpen()
 
     def run_deferred(self) -> None:
         """Load the next query if one was asked for while :attr:`defer_prefetch` is set."""

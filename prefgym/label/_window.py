@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prefgym.label._clips import Clip
+from prefgym.label._clips import Clip, close_replays
 from prefgym.label._keys import (
     LEGEND,
     RANKING_LEGEND,
@@ -160,11 +160,14 @@ class LabelWindow:
         """The prompt the responses on screen answer, drawn once above them (text pairs)."""
         self._count = 2
         self._legend: tuple[tuple[str, str], ...] = LEGEND
-        self._painted_query = -1
+        self._painted_query = (-1, 0)
         self._typed = False
         self._view: tuple[Any, ...] | None = None
         self._key_time: float | None = None
         self._switches: list[float] = []
+        self.pairs_shown: list[tuple[int, float]] = []
+        """``(query id, clock)`` when each pair was first on screen (a latency benchmark
+        times real key presses against it)."""
         self._last_step: tuple[int, int, float] | None = None
         self._intervals: list[float] = []
         self._target_fps = float("nan")
@@ -229,10 +232,10 @@ class LabelWindow:
     def _follow_pair(self) -> None:
         """Forget the last query's pictures and lay the window out for the one now on screen."""
         pair = self.session.pair
-        query_id = -1 if pair is None else pair.query.id
-        if query_id == self._painted_query:
+        painted = (-1, 0) if pair is None else (pair.query.id, pair.version)
+        if painted == self._painted_query:
             return
-        self._painted_query = query_id
+        self._painted_query = painted
         self.painter.reset()
         if pair is None:
             return
@@ -314,6 +317,7 @@ class LabelWindow:
         view = (
             state.mode,
             query_id,
+            -1 if pair is None else pair.version,
             state.frame,
             state.hold > 0,
             state.paused,
@@ -363,6 +367,8 @@ class LabelWindow:
 
     def _measure(self, query_id: int) -> None:
         now = self.clock()
+        if query_id >= 0 and (not self.pairs_shown or self.pairs_shown[-1][0] != query_id):
+            self.pairs_shown.append((query_id, now))
         state = self.session.state
         if query_id >= 0 and self._key_time is not None:
             if self._last_step is None or self._last_step[0] != query_id:
@@ -604,6 +610,7 @@ def run_window(
             now = clock()
             session.handle(Tick(max(now - last, 0.0)))
             last = now
+            session.sharpen()
             window.draw()
             session.run_deferred()  # the next pair loads once this one is on screen
             if on_frame is not None:
@@ -621,6 +628,7 @@ def run_window(
             session.close()
         if window is not None:
             window.close()
+        close_replays()
     if window is None:  # interrupted before the window opened
         nan = float("nan")
         return WindowSummary(labeler, 0, 0, "interrupted", clock() - start, 0, nan, nan, nan, nan)

@@ -159,3 +159,38 @@ def test_a_crafted_env_id_is_never_imported(
         make_registered("CartPole-v1")  # gymnasium's own, not a preference task
     assert not marker.exists()
     assert make_registered("prefgym/CartPole-v1").spec is not None
+
+
+def test_a_person_s_clip_is_replayed_sharp_at_full_size_rather_than_from_small_frames() -> None:
+    """A human run's segments carry small stored frames and how to replay them."""
+    from prefgym.segments import make_vector_env, random_policy, rollout_segments
+
+    env = make_vector_env("prefgym/CartPole-v1", 2, frames=True, replayable=True)
+    env.action_space.seed(0)
+    segments = rollout_segments(
+        env, random_policy(env.action_space), 2, 8, seed=1, frames=True, frame_stride=3
+    )
+    env.close()
+    clip = clip_for(segments[1])
+    assert clip.kind == "frames" and "re-simulated" in clip.note
+    assert clip.frames is not None and clip.frames.shape == (8, 400, 600, 3)  # full size
+    small = segments[1].frames
+    assert small is not None and small.shape == (8, 134, 200, 3)
+    assert np.array_equal(clip.frames[:, ::3, ::3], small)  # the same picture, sharper
+    assert "stored frames" in clip_for(segments[1], replay=False).note
+
+
+def test_an_env_that_renders_too_slowly_is_shown_from_its_stored_frames(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefgym.label import _clips
+    from prefgym.segments import make_vector_env, random_policy, rollout_segments
+
+    env = make_vector_env("prefgym/CartPole-v1", 1, frames=True, replayable=True)
+    segments = rollout_segments(env, random_policy(env.action_space), 2, 8, seed=1, frames=True)
+    env.close()
+    monkeypatch.setattr(_clips, "REPLAY_BUDGET", 1e-9)  # as MuJoCo through Mesa on a CPU
+    monkeypatch.setattr(_clips, "_slow_renderers", set())
+    assert clip_for(segments[0]).note == "stored frames"
+    assert _clips._slow_renderers == {"prefgym/CartPole-v1"}  # not tried again
+    assert replay_frames(segments[1]) is None

@@ -135,7 +135,8 @@ def test_the_next_pair_is_loaded_as_soon_as_one_is_shown(
     assert shown(s) == first and ready is not None and ready.query.id == second
     s.defer_prefetch = True  # a window: load the next pair once this one is drawn
     s.handle(Choose(Preference.LEFT))
-    assert s.pair is ready and shown(s) == second and s.feed.ready is None
+    assert s.pair is not None and s.pair.query is ready.query  # its clips built meanwhile
+    assert shown(s) == second and s.feed.ready is None
     s.run_deferred()
     assert s.feed.ready is not None and s.feed.ready.query.id == third
     s.close()
@@ -513,3 +514,37 @@ def test_two_slow_people_with_short_leases_never_answer_one_pair_twice(
     assert len(judged) == 6 and len(set(judged)) == 6
     a.close()
     b.close()
+
+
+def test_a_pair_shows_its_stored_frames_at_once_and_its_sharp_replay_when_ready(
+    store: PreferenceStore,
+) -> None:
+    """A quick answer never waits for a replay; the full-size clips arrive a moment later."""
+    import time
+
+    from prefgym.segments import make_vector_env, random_policy, rollout_segments
+
+    env = make_vector_env("prefgym/CartPole-v1", 2, frames=True, replayable=True)
+    env.action_space.seed(0)
+    segments = rollout_segments(
+        env, random_policy(env.action_space), 4, 6, seed=1, frames=True, frame_stride=3
+    )
+    env.close()
+    ids = store.add_segments(segments)
+    store.add_queries([(ids[0], ids[1]), (ids[2], ids[3])])
+    s = session(store)
+    pair = s.pair
+    assert pair is not None and pair.version == 0 and pair.sharper is not None
+    assert pair.left.frames is not None and pair.left.frames.shape[1:] == (134, 200, 3)
+    deadline = time.monotonic() + 30
+    while s.pair is not None and s.pair.sharper is not None:  # the loader thread replays
+        assert time.monotonic() < deadline
+        s.sharpen()
+        time.sleep(0.01)
+    sharp = s.pair
+    assert sharp is not None and sharp.version == 1 and sharp.query is pair.query
+    assert sharp.left.frames is not None and sharp.left.frames.shape[1:] == (400, 600, 3)
+    assert "re-simulated" in sharp.left.note
+    s.handle(Choose(Preference.LEFT))  # the next pair came with its own replay under way
+    assert s.pair is not None and s.pair.query.id != pair.query.id
+    s.close()
