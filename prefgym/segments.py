@@ -196,7 +196,7 @@ class ReplayableEpisodes(gym.Wrapper[Any, Any, Any, Any]):
         super().__init__(env)
         self.episode_seed = 0
         self.episode_actions: list[Any] = []
-        self._seeds = np.random.default_rng()
+        self._seeds: np.random.Generator | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -205,6 +205,11 @@ class ReplayableEpisodes(gym.Wrapper[Any, Any, Any, Any]):
         if seed is not None:
             self._seeds = np.random.default_rng(seed)
             self.episode_seed = int(seed)
+        elif self._seeds is None:
+            raise ValueError(
+                "a replayable env's first reset needs a seed (rollout_segments(seed=...)): "
+                "each episode's seed is drawn from it"
+            )
         else:
             self.episode_seed = int(self._seeds.integers(2**31))
         self.episode_actions = []

@@ -175,3 +175,10 @@ def test_a_replayable_rollout_records_how_to_re_simulate_every_segment(env_id: s
         s.info == {}
         for s in rollout_segments(plain, random_policy(plain.action_space), 4, 10, seed=7)
     )
+
+
+def test_a_replayable_rollout_needs_a_seed() -> None:
+    env = make_vector_env("prefgym/CartPole-v1", 1, replayable=True)
+    with pytest.raises(ValueError, match="first reset needs a seed"):
+        rollout_segments(env, random_policy(env.action_space), 1, 5)
+    env.close()

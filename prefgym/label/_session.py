@@ -343,7 +343,7 @@ class LabelingSession:
             fps=fps,
         )
         self.state: LabelState = initial_state(speed=speed, renew_every=lease_seconds / 3)
-        self._shown_at = (0.0, 0.0)  # (store clock, session clock) when the query was shown
+        self._shown_at = 0.0  # when the query was shown (the session's clock)
         self._prefetch_wanted = False
         self._closed = False
         try:
@@ -439,19 +439,19 @@ class LabelingSession:
     def _commit(self, effect: Commit | CommitRanking) -> Command:
         query_id = effect.query_id
         pair = self.feed.current
-        seconds = max(self.clock() - self._shown_at[1], 0.0)
-        shown_at = None if self.rejudge else self._shown_at[0]  # rejudging asks a second opinion
+        seconds = max(self.clock() - self._shown_at, 0.0)
+        exclusive = not self.rejudge  # rejudging asks a second opinion
         try:
             if isinstance(effect, Commit):
                 judgment_id = self.store.add_judgment(
-                    query_id, effect.preference, self.labeler, seconds=seconds, shown_at=shown_at
+                    query_id, effect.preference, self.labeler, seconds=seconds, exclusive=exclusive
                 )
             else:
                 if pair is None or pair.query.id != query_id:
                     return Failed(f"pair {query_id} is no longer on screen", True)
                 ids = [pair.query.segment_ids[i] for i in effect.order]
                 judgment_id = self.store.add_ranking(
-                    query_id, ids, self.labeler, seconds=seconds, shown_at=shown_at
+                    query_id, ids, self.labeler, seconds=seconds, exclusive=exclusive
                 )
         except JudgedMeanwhile:
             self.feed.mark_judged()
@@ -480,7 +480,7 @@ class LabelingSession:
         budget_left = None if self.budget is None else max(self.budget - judged, 0)
         if pair is None:
             return Shown(None, budget_left, pending)
-        self._shown_at = (self.store.clock(), self.clock())
+        self._shown_at = self.clock()
         view = PairView(
             query_id=pair.query.id,
             number=judged + 1,

@@ -23,9 +23,9 @@ has learned nothing, and normalising it would blow its noise up into a reward
 the agent would chase; the agent is paid nothing instead. The learner's own
 state (tuned L2, step count) lives in the store's meta beside the judgments, so
 a run interrupted anywhere resumes without losing or re-asking a judgment and
-fits as it would have. The loop beats in the store (running, waiting for people,
-finished, stopped) so that a labeling window can tell people whether anyone uses
-their answers.
+fits as it would have. The loop tells the run's heartbeat when it waits for
+people and when it trains again, so that a labeling window can tell people
+whether anyone uses their answers.
 """
 
 from __future__ import annotations
@@ -41,13 +41,7 @@ from prefgym.judges import Oracle
 from prefgym.loop._judging import SegmentCache, judge_pending
 from prefgym.reward import FitReport, Learner, RewardEnsemble
 from prefgym.segments import Segment
-from prefgym.store import (
-    PreferenceStore,
-    StoreError,
-    TrainerState,
-    TrainingData,
-    training_data,
-)
+from prefgym.store import PreferenceStore, TrainerState, TrainingData, training_data
 
 LEARNER_STATE = "learner_state"
 """The store's meta key holding the learner's state."""
@@ -55,8 +49,6 @@ _FITTED = "judgments"
 """The learner state's record of the judgments the saved model was fitted on."""
 _LEGACY_LEARNER_KEYS = {"weight_decay": "weight_decay", "steps": "learner_steps"}
 """Where runs written before the learner state had one key saved each field."""
-BEAT_SECONDS = 5.0
-"""How often a running loop renews its heartbeat in the store, at most."""
 
 
 class Agent(Protocol):
@@ -202,6 +194,7 @@ class PreferenceLoop:
         on_refit: Callable[[FitReport], None] | None = None,
         on_round: Callable[[RoundResult], None] | None = None,
         on_wait: Callable[[int, float], None] | None = None,
+        heartbeat: Callable[[TrainerState, int], None] | None = None,
         progress: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -227,6 +220,8 @@ class PreferenceLoop:
             on_round: Called after each round (logging, checkpoints).
             on_wait: Called while waiting for people, with the number of queries they
                 have not answered and the seconds waited; with 0 when the wait is over.
+            heartbeat: Told ``("waiting", n)`` while people have ``n`` queries to answer
+                and ``("running", 0)`` when training goes on (``prefgym.store.Heartbeat.set``).
             progress: Called with the number of agent steps just done.
             clock: Seconds, for timing.
             sleep: Waits while a person labels.
@@ -242,27 +237,16 @@ class PreferenceLoop:
             raise ValueError(f"max_wait must be >= 0 seconds (or None: no limit), got {max_wait}")
         self.max_wait, self.poll_seconds, self.final_refit = max_wait, poll_seconds, final_refit
         self.on_refit, self.on_round, self.on_wait = on_refit, on_round, on_wait
-        self.progress = progress
+        self.heartbeat, self.progress = heartbeat, progress
         self.clock, self.sleep = clock, sleep
         self.segments = SegmentCache(store)
         self._trainable = 0
-        self._last_beat = -float("inf")
-        self._last_status: tuple[str, int] = ("", 0)
+        self._status: tuple[TrainerState, int] = ("running", 0)
         if fitting is not None:
             fitting.learner.load_state(self._learner_state(fitting.learner))
 
     def run(self) -> list[RoundResult]:
         """Run (or resume) the loop until the agent reaches the plan's end."""
-        self._beat("running")
-        try:
-            results = self._rounds()
-        except BaseException:
-            self._beat("stopped", quiet=True)
-            raise
-        self._beat("finished")
-        return results
-
-    def _rounds(self) -> list[RoundResult]:
         results: list[RoundResult] = []
         self.source.start(self.segments)
         self._judge_pending()
@@ -270,8 +254,9 @@ class PreferenceLoop:
         resumed = True  # the first round of a call may find a saved model that saw everything
         while True:
             started = self.clock()
-            self._wait_for_judgments()
             done = self.agent.steps >= self.plan.total
+            if not done or self.final_refit:  # answers that nothing would train on: no wait
+                self._wait_for_judgments()
             fit = None
             if not done:
                 fit = self._refit(always=not resumed)
@@ -281,7 +266,7 @@ class PreferenceLoop:
             if done:
                 break
             self.agent.learn(
-                self.plan.round_end(self.agent.steps) - self.agent.steps, self._progress
+                self.plan.round_end(self.agent.steps) - self.agent.steps, self.progress
             )
             self.source.collect(self.segments)
             self._ask()
@@ -301,22 +286,11 @@ class PreferenceLoop:
                 self.on_round(result)
         return results
 
-    def _progress(self, steps: int) -> None:
-        self._beat("running")
-        if self.progress is not None:
-            self.progress(steps)
-
-    def _beat(self, state: TrainerState, *, waiting_for: int = 0, quiet: bool = False) -> None:
-        """Renew the heartbeat: at once on a change, else at most every :data:`BEAT_SECONDS`."""
-        now = self.clock()
-        if (state, waiting_for) == self._last_status and now - self._last_beat < BEAT_SECONDS:
-            return
-        self._last_beat, self._last_status = now, (state, waiting_for)
-        try:
-            self.store.beat(state, waiting_for=waiting_for)
-        except StoreError:
-            if not quiet:
-                raise
+    def _beat(self, state: TrainerState, waiting_for: int = 0) -> None:
+        """Tell the heartbeat a new state (nothing when it is unchanged)."""
+        if self.heartbeat is not None and (state, waiting_for) != self._status:
+            self._status = (state, waiting_for)
+            self.heartbeat(state, waiting_for)
 
     def _ask(self) -> None:
         """Ask the queries due by now, and judge them if an oracle is at hand."""
@@ -341,7 +315,7 @@ class PreferenceLoop:
             if pending == 0 or (self.max_wait is not None and seconds >= self.max_wait):
                 break
             waited = True
-            self._beat("waiting", waiting_for=pending)
+            self._beat("waiting", pending)
             if self.on_wait is not None:
                 self.on_wait(pending, seconds)
             self.sleep(self.poll_seconds)

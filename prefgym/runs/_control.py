@@ -158,7 +158,7 @@ def _run(
     from prefgym.judges import SyntheticOracle, parse_oracle
     from prefgym.loop import RoundResult, control_loop, describe
     from prefgym.reward import Learner
-    from prefgym.store import PreferenceStore
+    from prefgym.store import Heartbeat, PreferenceStore
 
     run.check_store()
     read_metrics(run.metrics)  # a damaged log is named before any work
@@ -205,10 +205,12 @@ def _run(
         progress=progress,
     )
     try:
-        loop.run()
-        agent.save(run.agent)
-        ensemble.save(run.reward_model)
-        run.mark_finished(store, steps=agent.steps, judgments=store.n_judgments())
+        with Heartbeat(run.store, store.clock) as heartbeat:  # tells a labeling window
+            loop.heartbeat = heartbeat.set
+            loop.run()
+            agent.save(run.agent)
+            ensemble.save(run.reward_model)
+            run.mark_finished(store, steps=agent.steps, judgments=store.n_judgments())
     finally:
         bar.close()
         metrics.close()

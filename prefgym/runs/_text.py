@@ -65,7 +65,7 @@ from prefgym.runs.config import (
     text_task_name,
 )
 from prefgym.segments import Segment
-from prefgym.store import PreferenceStore
+from prefgym.store import Heartbeat, PreferenceStore
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -275,14 +275,17 @@ class TextRun:
             disable=not self.progress,
         )
         try:
-            if self.iteration == 0 and not self.store.get_meta("evaluated", False):
-                self._write({"iteration": 0, "labels_judged": 0, **self.evaluate()})
-                self.store.set_meta("evaluated", True)
-            self._loop(bar.update, wait_reporter(bar, f"text {c.algo}")).run()
+            with Heartbeat(self.run_dir.store, self.store.clock) as heartbeat:  # for a window
+                if self.iteration == 0 and not self.store.get_meta("evaluated", False):
+                    self._write({"iteration": 0, "labels_judged": 0, **self.evaluate()})
+                    self.store.set_meta("evaluated", True)
+                loop = self._loop(bar.update, wait_reporter(bar, f"text {c.algo}"))
+                loop.heartbeat = heartbeat.set
+                loop.run()
+                return self.final_evaluation()
         finally:
             bar.close()
             self._metrics.close()
-        return self.final_evaluation()
 
     def _loop(
         self, progress: Callable[[int], None], on_wait: Callable[[int, float], None]

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
         decode_array,
         encode_array,
     )
-    from prefgym.store._heartbeat import STALE_SECONDS, TrainerState, TrainerStatus
+    from prefgym.store._heartbeat import (
+        BEAT_SECONDS,
+        STALE_SECONDS,
+        Heartbeat,
+        TrainerState,
+        TrainerStatus,
+    )
     from prefgym.store._judgments import JudgedMeanwhile
     from prefgym.store._records import (
         Judgeable,

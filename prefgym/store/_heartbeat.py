@@ -5,7 +5,9 @@ answers: a trainer that runs, one that waits for them, one that finished, or one
 that died (a crash or ``kill -9`` writes nothing, so a beat older than
 :data:`STALE_SECONDS`, or a process that is gone on this host, reads as stopped).
 The note is JSON in the ``meta`` table under :data:`HEARTBEAT`, read back through
-:meth:`TrainerStatus.from_note`, which checks every field.
+:meth:`TrainerStatus.from_note`, which checks every field. A run beats through a
+:class:`Heartbeat`: a thread with its own connection that renews the note every
+:data:`BEAT_SECONDS` whatever the trainer is busy with (a long refit, an evaluation).
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ from __future__ import annotations
 import math
 import os
 import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from prefgym.store._file import StoreError, StoreFile, read_meta, write_meta
 
 HEARTBEAT = "trainer"
 """The ``meta`` key of the trainer's heartbeat."""
+BEAT_SECONDS = 10.0
+"""How often a :class:`Heartbeat` renews the note."""
 STALE_SECONDS = 60.0
-"""A running trainer beats at least this often; an older beat means it stopped."""
+"""A beat older than this means the trainer stopped (a :class:`Heartbeat` beats every
+:data:`BEAT_SECONDS`)."""
 TrainerState = Literal["running", "waiting", "finished", "stopped"]
 STATES: tuple[TrainerState, ...] = ("running", "waiting", "finished", "stopped")
 
@@ -97,6 +106,84 @@ def read_beat(file: StoreFile) -> TrainerStatus | None:
     """The trainer's last beat, or None if no trainer ever ran on this store."""
     note = read_meta(file, HEARTBEAT)
     return None if note is None else TrainerStatus.from_note(note, str(file.path))
+
+
+class Heartbeat:
+    """Beats for this process's trainer from a thread with its own store connection.
+
+    ``with Heartbeat(path) as heartbeat:`` beats ``running`` at once and every
+    :data:`BEAT_SECONDS`; :meth:`set` changes the state (written before it returns);
+    leaving the block writes ``finished``, or ``stopped`` if it raised.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] = time.time):
+        """Beat into the store at ``path`` (stamped by ``clock``, the store's clock)."""
+        self.path, self.clock = Path(path), clock
+        self._state: tuple[TrainerState, int] = ("running", 0)
+        self._wanted = threading.Condition()
+        self._written = 0
+        self._asked = 0
+        self._done = False
+        self._dead = False
+        self._thread = threading.Thread(target=self._beat, name="prefgym-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        self.set("running")
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self.set("stopped" if kind is not None else "finished", wait=kind is None)
+        with self._wanted:
+            self._done = True
+            self._wanted.notify_all()
+        self._thread.join(timeout=30)
+
+    def set(self, state: TrainerState, waiting_for: int = 0, *, wait: bool = True) -> None:
+        """Beat ``state`` now; with ``wait``, return once it is written (or failed to be).
+
+        The heartbeat is advice to people: a store too busy to take it never stops
+        training; the next beat tries again.
+        """
+        with self._wanted:
+            self._state = (state, waiting_for)
+            self._asked += 1
+            asked = self._asked
+            self._wanted.notify_all()
+            if wait:
+                self._wanted.wait_for(lambda: self._written >= asked or self._dead)
+
+    def _beat(self) -> None:
+        from prefgym.store._file import StoreFile
+
+        try:
+            file = StoreFile(self.path, clock=self.clock)
+        except StoreError:  # the run reports a damaged store itself
+            with self._wanted:
+                self._dead = True
+                self._wanted.notify_all()
+            return
+        try:
+            while True:
+                with self._wanted:
+                    self._wanted.wait_for(
+                        lambda: self._done or self._asked > self._written, timeout=BEAT_SECONDS
+                    )
+                    if self._done and self._asked == self._written:
+                        return
+                    (state, waiting_for), asked = self._state, self._asked
+                try:
+                    write_beat(file, state, waiting_for=waiting_for)
+                except StoreError:  # a busy store: the next beat tries again
+                    pass
+                with self._wanted:
+                    self._written = asked
+                    self._wanted.notify_all()
+        finally:
+            file.close()
+            with self._wanted:
+                self._dead = True
+                self._wanted.notify_all()
 
 
 def _pid_alive(pid: int) -> bool:

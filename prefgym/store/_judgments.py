@@ -28,7 +28,7 @@ from prefgym.store._records import (
 
 
 class JudgedMeanwhile(StoreError):
-    """Another judge answered the query after it was shown to this one; nothing was stored."""
+    """Another judge answered the query while it was shown to this one; nothing was stored."""
 
 
 def insert_judgments(
@@ -37,7 +37,7 @@ def insert_judgments(
     judge: str,
     *,
     seconds: float | None = None,
-    shown_at: float | None = None,
+    exclusive: bool = False,
 ) -> list[int]:
     """Record many judgments by one judge in one transaction: all or none are stored.
 
@@ -48,9 +48,11 @@ def insert_judgments(
             first for a ranking query.
         judge: Who judged.
         seconds: Seconds the judge took (a person, from the query shown to the answer).
-        shown_at: When the queries were shown (the store's clock): if another judge
-            answered one of them since, :class:`JudgedMeanwhile` is raised and nothing
-            is stored, so two windows never both answer a pair by accident.
+        exclusive: The judge was shown queries nobody had answered (a labeling window
+            that does not ask for second opinions): if another judge has answered one
+            of them meanwhile, :class:`JudgedMeanwhile` is raised and nothing is stored,
+            so two windows never both answer a pair by accident. Decided inside the
+            write transaction, with no clock involved.
 
     Returns:
         The new judgment ids, in the order of ``items``.
@@ -58,8 +60,6 @@ def insert_judgments(
     check_name(judge)
     if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
         raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
-    if shown_at is not None and not math.isfinite(shown_at):
-        raise ValueError(f"shown_at must be a finite time, got {shown_at!r}")
     answers: list[tuple[int, Preference | None, tuple[int, ...] | None]] = []
     for query_id, answer in items:
         if isinstance(answer, str):
@@ -73,7 +73,7 @@ def insert_judgments(
         for query_id, preference, order in answers:
             segment_ids = query_segment_ids(conn, file.path, query_id)
             check_answer(query_id, segment_ids, preference, order)
-            _check_unjudged(conn, query_id, judge, shown_at)
+            _check_unjudged(conn, query_id, judge, exclusive)
             cursor = conn.execute(
                 "INSERT INTO judgments (query_id, preference, ranking, judge, created, seconds)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -94,10 +94,8 @@ def insert_judgments(
     return ids
 
 
-def _check_unjudged(
-    conn: sqlite3.Connection, query_id: int, judge: str, shown_at: float | None
-) -> None:
-    """Raise unless ``judge`` has not answered the query, nor anyone else since ``shown_at``."""
+def _check_unjudged(conn: sqlite3.Connection, query_id: int, judge: str, exclusive: bool) -> None:
+    """Raise unless ``judge`` has not answered the query (nor anyone else, if ``exclusive``)."""
     row = conn.execute(
         "SELECT id FROM judgments WHERE query_id = ? AND judge = ?", (query_id, judge)
     ).fetchone()
@@ -106,16 +104,14 @@ def _check_unjudged(
             f"query {query_id} already has judgment {row[0]} by judge {judge!r}; "
             "a judge answers a query once (undo that judgment to change it)"
         )
-    if shown_at is None:
+    if not exclusive:
         return
     other = conn.execute(
-        "SELECT judge FROM judgments WHERE query_id = ? AND judge != ? AND created >= ?"
-        " ORDER BY id LIMIT 1",
-        (query_id, judge, shown_at),
+        "SELECT judge FROM judgments WHERE query_id = ? ORDER BY id LIMIT 1", (query_id,)
     ).fetchone()
     if other is not None:
         raise JudgedMeanwhile(
-            f"query {query_id} was judged by {other[0]!r} after it was shown to "
+            f"query {query_id} was judged by {other[0]!r} while it was shown to "
             f"{judge!r}; nothing was stored (ask for a second opinion with --rejudge)"
         )
 

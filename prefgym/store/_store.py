@@ -237,7 +237,7 @@ class PreferenceStore:
         judge: str,
         *,
         seconds: float | None = None,
-        shown_at: float | None = None,
+        exclusive: bool = False,
     ) -> int:
         """Record (and commit) a judge's answer to a pair query; returns its id.
 
@@ -246,16 +246,16 @@ class PreferenceStore:
             preference: The answer.
             judge: Who judged.
             seconds: Seconds a person took, from the pair shown to the answer.
-            shown_at: When the pair was shown (:attr:`clock`): refuse the answer if
-                another judge answered the pair since.
+            exclusive: Refuse the answer if another judge has answered the pair (a
+                window that showed it unanswered; not one asking for a second opinion).
 
         Raises:
             ValueError: ``preference`` is not one of the four.
-            JudgedMeanwhile: Another judge answered it since ``shown_at``.
+            JudgedMeanwhile: ``exclusive`` and another judge answered it meanwhile.
             StoreError: Unknown query, not a pair, or ``judge`` already judged it.
         """
         item = (query_id, Preference.parse(preference))
-        return self.add_judgments([item], judge, seconds=seconds, shown_at=shown_at)[0]
+        return self.add_judgments([item], judge, seconds=seconds, exclusive=exclusive)[0]
 
     def add_ranking(
         self,
@@ -264,7 +264,7 @@ class PreferenceStore:
         judge: str,
         *,
         seconds: float | None = None,
-        shown_at: float | None = None,
+        exclusive: bool = False,
     ) -> int:
         """Record (and commit) a judge's ranking of a K-wise query; returns its id.
 
@@ -273,16 +273,15 @@ class PreferenceStore:
             order: The query's segment ids, best first.
             judge: Who judged.
             seconds: Seconds a person took, from the query shown to the answer.
-            shown_at: When the query was shown (:attr:`clock`): refuse the answer if
-                another judge answered it since.
+            exclusive: Refuse the answer if another judge has answered the query.
 
         Raises:
             ValueError: ``order`` is not a permutation of the query's segments.
-            JudgedMeanwhile: Another judge answered it since ``shown_at``.
+            JudgedMeanwhile: ``exclusive`` and another judge answered it meanwhile.
             StoreError: Unknown query, a pair query, or ``judge`` already judged it.
         """
         item = (query_id, integer_ids(order, "a ranking"))
-        return self.add_judgments([item], judge, seconds=seconds, shown_at=shown_at)[0]
+        return self.add_judgments([item], judge, seconds=seconds, exclusive=exclusive)[0]
 
     def add_judgments(
         self,
@@ -290,7 +289,7 @@ class PreferenceStore:
         judge: str,
         *,
         seconds: float | None = None,
-        shown_at: float | None = None,
+        exclusive: bool = False,
     ) -> list[int]:
         """Record many judgments by one judge in one transaction: all or none are stored.
 
@@ -300,13 +299,12 @@ class PreferenceStore:
                 first for a ranking query.
             judge: Who judged.
             seconds: Seconds the judge took for each (a person's).
-            shown_at: When the queries were shown: refuse them all if another judge
-                answered one since.
+            exclusive: Refuse them all if another judge has answered one of them.
 
         Returns:
             The new judgment ids, in the order of ``items``.
         """
-        return insert_judgments(self._file, items, judge, seconds=seconds, shown_at=shown_at)
+        return insert_judgments(self._file, items, judge, seconds=seconds, exclusive=exclusive)
 
     def undo(self, judgment_id: int) -> StoredJudgment:
         """Delete one judgment (committed at once); its query is pending again.

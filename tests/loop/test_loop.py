@@ -25,7 +25,7 @@ from prefgym.loop import (
 )
 from prefgym.reward import Learner, RewardEnsemble, RewardModelConfig
 from prefgym.segments import Segment
-from prefgym.store import PreferenceStore, TrainingData
+from prefgym.store import Heartbeat, PreferenceStore, TrainingData
 from tests.loop.fakes import CONFIG, ENV_ID, RandomAgent, small_loop
 
 
@@ -96,7 +96,6 @@ def test_a_person_slower_than_the_rounds_has_every_judgment_trained_on(tmp_path:
         assert store.n_judgments() == store.n_queries() == 40  # the last ones too (final refit)
         assert store.get_meta(LEARNER_STATE)["judgments"][0] == 40
         assert {j.judge for j in store.judgments()} == {"person"}
-        assert store.trainer().state == "finished"  # type: ignore[union-attr]
     assert waits and waits[-1][0] == 0 and any(n > 1 for n, _ in waits)
 
 
@@ -112,10 +111,11 @@ def test_waiting_beats_and_ends_the_moment_the_last_answer_arrives(tmp_path: Pat
             store.add_judgment(query.id, "left", "person")
 
         config = LoopConfig(labels=8, steps=400, segment_length=10, round_steps=400)
-        rounds: list[RoundResult] = []
-        loop = small_loop(store, RandomAgent(10), config, oracle=None, sleep=sleep)
-        loop.on_round = rounds.append
-        loop.run()
+        with Heartbeat(store.path) as heartbeat:
+            loop = small_loop(
+                store, RandomAgent(10), config, oracle=None, sleep=sleep, heartbeat=heartbeat.set
+            )
+            loop.run()
         assert store.n_judgments() == 8 and store.pending_queries() == []
         assert store.trainer().state == "finished"  # type: ignore[union-attr]
     initial = config.schedule().initial

@@ -6,11 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from prefgym.store import STALE_SECONDS, PreferenceStore, StoreError, TrainerStatus
+from prefgym.store import STALE_SECONDS, Heartbeat, PreferenceStore, StoreError, TrainerStatus
 
 if TYPE_CHECKING:  # fixtures hand these over at run time
     from conftest import FakeClock
@@ -66,3 +68,34 @@ def test_a_heartbeat_changed_by_hand_is_named(store: PreferenceStore, note: obje
         store.trainer()
     with pytest.raises(ValueError, match="trainer state must be one of"):
         store.beat("asleep")  # type: ignore[arg-type]
+
+
+def test_a_heartbeat_renews_itself_while_the_trainer_is_busy(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long refit or evaluation beats nothing itself: the thread keeps the note fresh."""
+    from prefgym.store import _heartbeat
+
+    monkeypatch.setattr(_heartbeat, "BEAT_SECONDS", 0.05)
+    with PreferenceStore(store_path) as store, Heartbeat(store_path) as heartbeat:
+        first = store.trainer()
+        assert first is not None and first.state == "running"
+        time.sleep(0.3)  # busy, no call into the heartbeat
+        later = store.trainer()
+        assert later is not None and later.time > first.time and later.state == "running"
+        heartbeat.set("waiting", 2)
+        assert store.trainer().waiting_for == 2  # type: ignore[union-attr]  # written on return
+    with PreferenceStore(store_path) as store:
+        assert store.trainer().state == "finished"  # type: ignore[union-attr]
+
+
+def test_a_trainer_that_raises_leaves_stopped_behind(store_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), Heartbeat(store_path):
+        raise KeyboardInterrupt  # Ctrl-C, or a crash
+    with PreferenceStore(store_path) as store:
+        assert store.trainer().state == "stopped"  # type: ignore[union-attr]
+
+
+def test_a_heartbeat_on_a_store_it_cannot_open_does_not_hang(tmp_path: Path) -> None:
+    with Heartbeat(tmp_path / "no" / "such" / "store.sqlite") as heartbeat:
+        heartbeat.set("waiting", 1)  # returns: advice to people never stops training

@@ -227,20 +227,17 @@ def test_a_person_s_seconds_are_stored_with_the_judgment(
         assert [j.seconds for j in store.judgments()] == [2.5, 7.0, None]
 
 
-def test_an_answer_to_a_pair_judged_by_someone_else_since_it_was_shown_is_refused(
-    store: PreferenceStore, rng: np.random.Generator, clock: FakeClock, filled: Filled
+def test_an_exclusive_answer_to_a_pair_someone_else_judged_is_refused(
+    store: PreferenceStore, rng: np.random.Generator, filled: Filled
 ) -> None:
     seg = filled(store, rng)
     q1, q2 = store.add_queries([[seg[0], seg[1]], [seg[2], seg[3]]])
-    shown_to_bob = clock.now
-    store.add_judgment(q2, "equal", "oracle")  # before bob saw q1: not a conflict for q1
-    clock.now += 5
-    store.add_judgment(q1, "left", "alice", shown_at=clock.now - 3)
-    clock.now += 5
-    with pytest.raises(JudgedMeanwhile, match=r"query \d+ was judged by 'alice' after it was"):
-        store.add_judgment(q1, "right", "bob", shown_at=shown_to_bob)
-    assert [(j.query_id, j.judge) for j in store.judgments()] == [(q2, "oracle"), (q1, "alice")]
-    # a second opinion asked for later (--rejudge) is shown after alice's answer: stored
-    assert store.add_judgment(q1, "right", "bob", shown_at=clock.now) > 0
-    # the oracle's judgment of q2 predates bob's view of it: his answer is a second opinion
-    assert store.add_judgment(q2, "left", "bob", shown_at=clock.now) > 0
+    store.add_judgment(q1, "left", "alice", exclusive=True)  # nobody had answered it
+    with pytest.raises(JudgedMeanwhile, match=r"query \d+ was judged by 'alice' while it was"):
+        store.add_judgment(q1, "right", "bob", exclusive=True)
+    with pytest.raises(JudgedMeanwhile):  # a batch is refused whole
+        store.add_judgments([(q2, "left"), (q1, "left")], "bob", exclusive=True)
+    assert [(j.query_id, j.judge) for j in store.judgments()] == [(q1, "alice")]
+    # a second opinion (--rejudge) is not exclusive: stored
+    assert store.add_judgment(q1, "right", "bob") > 0
+    assert store.add_judgment(q2, "equal", "bob", exclusive=True) > 0
