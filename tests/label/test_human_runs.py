@@ -43,7 +43,8 @@ def _label_until_done(
     trainer: subprocess.Popen[str], run: Path, keys: Sequence[str], timeout: float = 240
 ) -> None:
     """Open the window once the trainer asks, then press ``keys`` in turn (the last one
-    repeated), one a pending pair, a person's pace apart, until the trainer exits."""
+    repeated; "2 1 3" presses three), one a pending query, a person's pace apart, until
+    the trainer exits."""
     store = run / "store.sqlite"
     deadline = time.monotonic() + timeout
     while _pending(store) == 0:
@@ -58,7 +59,7 @@ def _label_until_done(
             answered = _answered(store)
             if _pending(store) and answered == pressed:  # the window shows a pair
                 time.sleep(0.4)  # a person looks at it first: slower than the trainer's rounds
-                xdotool(display, "key", keys[min(pressed, len(keys) - 1)])
+                xdotool(display, "key", *keys[min(pressed, len(keys) - 1)].split())
                 given = time.monotonic() + 5
                 while _answered(store) == pressed and time.monotonic() < given:
                     time.sleep(0.05)
@@ -127,3 +128,60 @@ def test_a_text_run_labeled_by_a_person_in_the_window(tmp_path: Path) -> None:
         assert {j.judge for j in judgments} == {"person"}
         assert store.get_meta(LEARNER_STATE)["judgments"][0] == 6
     assert "questions asked 6, answers given 6, answers trainable 6" in out
+
+
+@pytest.mark.xvfb
+@needs_xvfb
+def test_a_person_ranks_a_text_run_s_responses_with_number_keys(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    trainer = _trainer(
+        "text", "train", "--oracle", "human", "--responses-per-prompt", "3", "--labels", "6",
+        "--label-rounds", "1", "--iterations", "2", "--eval-prompts", "16", "--eval-every", "2",
+        "--out", str(run),
+    )  # fmt: skip
+    try:
+        _label_until_done(trainer, run, ["2 1 3", "3 2 1"])
+        out, err = trainer.communicate(timeout=60)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert trainer.returncode == 0, err
+    with PreferenceStore(run / "store.sqlite") as store:
+        judgments = store.judgments()
+        assert len(judgments) == store.n_queries() == 2 and not store.pending_queries()
+        first, second = judgments
+        assert first.order == tuple(first.segment_ids[i] for i in (1, 0, 2))  # keys 2 1 3
+        assert second.order == tuple(second.segment_ids[i] for i in (2, 1, 0))
+        assert store.get_meta(LEARNER_STATE)["judgments"][0] == 2
+
+
+@pytest.mark.xvfb
+@needs_xvfb
+def test_two_slow_people_with_short_leases_never_answer_one_pair_twice(tmp_path: Path) -> None:
+    """Two windows, leases of 2 s, each person slower than that: renewals keep pairs apart."""
+    from tests.label.windows import cartpole_segments, fill
+
+    store_path = tmp_path / "store.sqlite"
+    with PreferenceStore(store_path) as store:
+        fill(store, cartpole_segments(12, frames=True, length=10))
+    with (
+        xvfb() as display,
+        label_process(display, str(store_path), "--labeler", "ann", "--lease", "2") as (a, wa),
+        label_process(display, str(store_path), "--labeler", "bob", "--lease", "2") as (b, wb),
+    ):
+        for _ in range(3):  # 2.5 s a look: longer than the lease
+            for window, key in ((wa, "Left"), (wb, "Right")):
+                time.sleep(1.25)
+                xdotool(display, "windowfocus", "--sync", window)
+                xdotool(display, "key", key)
+        for window in (wa, wb):
+            xdotool(display, "windowfocus", "--sync", window)
+            xdotool(display, "key", "q")
+        for child in (a, b):
+            child.communicate(timeout=30)
+            assert child.returncode == 0
+    with PreferenceStore(store_path) as store:
+        judgments = store.judgments()
+    queries = [j.query_id for j in judgments]
+    assert len(queries) == len(set(queries)) == 6  # three answers each, never the same pair
+    assert {j.judge for j in judgments} == {"ann", "bob"}
