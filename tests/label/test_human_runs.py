@@ -74,23 +74,30 @@ def _answered(store: Path) -> int:
         return opened.n_judgments()
 
 
+def _run_with_a_person(run: Path, command: Sequence[str], keys: Sequence[str]) -> str:
+    """``prefgym COMMAND --out RUN`` labeled in a real window with ``keys``; its stdout."""
+    trainer = _trainer(*command, "--out", str(run))
+    try:
+        _label_until_done(trainer, run, keys)
+        out, err = trainer.communicate(timeout=60)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert trainer.returncode == 0, err
+    return out
+
+
 @pytest.mark.xvfb
 @needs_xvfb
 def test_a_person_whose_first_answer_is_cant_tell_is_waited_for_and_fully_used(
     tmp_path: Path,
 ) -> None:
     run = tmp_path / "run"
-    trainer = _trainer(
+    command = [
         "train", "--oracle", "human", "--labels", "8", "--steps", "2048",
-        "--round-steps", "1024", "--segment-length", "20", "--out", str(run),
-    )  # fmt: skip
-    try:
-        _label_until_done(trainer, run, ["s", "Left", "Right"])
-        out, err = trainer.communicate(timeout=60)
-    finally:
-        if trainer.poll() is None:
-            trainer.kill()
-    assert trainer.returncode == 0, err
+        "--round-steps", "1024", "--segment-length", "20",
+    ]  # fmt: skip
+    out = _run_with_a_person(run, command, ["s", "Left", "Right"])
     with PreferenceStore(run / "store.sqlite") as store:
         judgments = store.judgments()
         assert len(judgments) == store.n_queries() == 8 and not store.pending_queries()
@@ -110,17 +117,11 @@ def test_a_person_whose_first_answer_is_cant_tell_is_waited_for_and_fully_used(
 @needs_xvfb
 def test_a_text_run_labeled_by_a_person_in_the_window(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    trainer = _trainer(
+    command = [
         "text", "train", "--oracle", "human", "--labels", "6", "--label-rounds", "2",
-        "--iterations", "4", "--eval-prompts", "16", "--eval-every", "2", "--out", str(run),
-    )  # fmt: skip
-    try:
-        _label_until_done(trainer, run, ["Left", "Right"])
-        out, err = trainer.communicate(timeout=60)
-    finally:
-        if trainer.poll() is None:
-            trainer.kill()
-    assert trainer.returncode == 0, err
+        "--iterations", "4", "--eval-prompts", "16", "--eval-every", "2",
+    ]  # fmt: skip
+    out = _run_with_a_person(run, command, ["Left", "Right"])
     with PreferenceStore(run / "store.sqlite") as store:
         judgments = store.judgments()
         assert len(judgments) == store.n_queries() == 6 and not store.pending_queries()
@@ -134,18 +135,12 @@ def test_a_text_run_labeled_by_a_person_in_the_window(tmp_path: Path) -> None:
 @needs_xvfb
 def test_a_person_ranks_a_text_run_s_responses_with_number_keys(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    trainer = _trainer(
+    command = [
         "text", "train", "--oracle", "human", "--responses-per-prompt", "3", "--labels", "6",
         "--label-rounds", "1", "--iterations", "2", "--eval-prompts", "16", "--eval-every", "2",
-        "--out", str(run),
-    )  # fmt: skip
-    try:
-        _label_until_done(trainer, run, ["2 1 3", "3 2 1"])
-        out, err = trainer.communicate(timeout=60)
-    finally:
-        if trainer.poll() is None:
-            trainer.kill()
-    assert trainer.returncode == 0, err
+    ]  # fmt: skip
+    out = _run_with_a_person(run, command, ["2 1 3", "3 2 1"])
+    assert "questions asked 2, answers given 2, answers trainable 2" in out
     with PreferenceStore(run / "store.sqlite") as store:
         judgments = store.judgments()
         assert len(judgments) == store.n_queries() == 2 and not store.pending_queries()
