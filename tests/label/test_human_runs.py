@@ -113,6 +113,7 @@ def test_a_person_whose_first_answer_is_cant_tell_is_waited_for_and_fully_used(
     assert "questions asked 8, answers given 8, answers trainable 7" in out
 
 
+@pytest.mark.slow  # fast twin: tests/runs/test_text.py's person thread
 @pytest.mark.xvfb
 @needs_xvfb
 def test_a_text_run_labeled_by_a_person_in_the_window(tmp_path: Path) -> None:
@@ -131,6 +132,7 @@ def test_a_text_run_labeled_by_a_person_in_the_window(tmp_path: Path) -> None:
     assert "questions asked 6, answers given 6, answers trainable 6" in out
 
 
+@pytest.mark.slow  # fast twin: tests/label/test_session.py, rankings ranked by position
 @pytest.mark.xvfb
 @needs_xvfb
 def test_a_person_ranks_a_text_run_s_responses_with_number_keys(tmp_path: Path) -> None:
@@ -150,6 +152,7 @@ def test_a_person_ranks_a_text_run_s_responses_with_number_keys(tmp_path: Path) 
         assert store.get_meta(LEARNER_STATE)["judgments"][0] == 2
 
 
+@pytest.mark.slow  # fast twin: tests/label/test_session.py's two slow people
 @pytest.mark.xvfb
 @needs_xvfb
 def test_two_slow_people_with_short_leases_never_answer_one_pair_twice(tmp_path: Path) -> None:

@@ -11,11 +11,9 @@ from hypothesis import strategies as st
 
 from prefgym.judgments import Preference
 from prefgym.label import (
-    KEYMAPS,
     LOOP_PAUSE,
     POLL_SECONDS,
     SPEEDS,
-    TEXTMAPS,
     TRAINER_SECONDS,
     ChangeSpeed,
     Choose,
@@ -44,7 +42,6 @@ from prefgym.label import (
     Undo,
     Unpick,
     apply,
-    command_for_click,
     command_for_key,
     command_for_text,
     initial_state,
@@ -57,56 +54,6 @@ def labeling(**changes: object) -> LabelState:
     """A state with PAIR on screen."""
     state = apply(initial_state(), Shown(PAIR, budget_left=5, pending=2))
     return replace(state, **changes)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------- key maps
-
-NAMED_KEYS = [
-    ("left", Choose(Preference.LEFT)),
-    ("right", Choose(Preference.RIGHT)),
-    ("up", Choose(Preference.EQUAL)),
-    ("down", Choose(Preference.INCOMPARABLE)),
-    ("space", TogglePause()),
-    ("escape", Quit("quit key")),
-]
-TYPED_KEYS = [
-    ("=", Choose(Preference.EQUAL)),
-    ("s", Choose(Preference.INCOMPARABLE)),
-    ("S", Choose(Preference.INCOMPARABLE)),  # caps lock
-    ("u", Undo()),
-    ("+", ChangeSpeed(+1)),  # Shift+= or the keypad
-    ("-", ChangeSpeed(-1)),
-    ("q", Quit("quit key")),
-]
-
-
-@pytest.mark.parametrize(("name", "command"), NAMED_KEYS)
-def test_every_named_key_of_the_issue_means_its_command(name: str, command: object) -> None:
-    assert command_for_key(Mode.LABELING, name) == command
-
-
-@pytest.mark.parametrize(("text", "command"), TYPED_KEYS)
-def test_every_typed_key_of_the_issue_means_its_command(text: str, command: object) -> None:
-    assert command_for_text(Mode.LABELING, text) == command
-
-
-def test_characters_are_read_from_the_text_typed_not_the_key() -> None:
-    assert command_for_key(Mode.LABELING, "=") is None  # Shift+= must not mean equal
-    assert command_for_key(Mode.LABELING, "s") is None  # the TEXTINPUT that follows does
-    assert command_for_text(Mode.LABELING, " ") is None  # space is a named key
-
-
-def test_while_waiting_only_undo_and_quit_work() -> None:
-    assert set(KEYMAPS[Mode.WAITING]) == {"escape"} and set(TEXTMAPS[Mode.WAITING]) == {"u", "q"}
-    assert command_for_key(Mode.WAITING, "left") is None
-    assert command_for_text(Mode.CLOSED, "q") is None
-    assert command_for_text(Mode.LABELING, "f") is None
-
-
-def test_clicks_on_the_panels_choose() -> None:
-    assert command_for_click(Mode.LABELING, "left") == Choose(Preference.LEFT)
-    assert command_for_click(Mode.LABELING, "right") == Choose(Preference.RIGHT)
-    assert command_for_click(Mode.WAITING, "left") is None
 
 
 # ---------------------------------------------------------------- commands
