@@ -25,6 +25,7 @@ Nothing here imports pygame.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,17 +68,30 @@ class Clip:
     """Where the picture comes from, shown under the panel."""
 
 
-def clip_for(segment: Segment, *, replay: bool = True) -> Clip:
-    """How ``segment`` is shown (see the module docstring for the order of choices)."""
+def clip_for(segment: Segment, *, replay: bool = True, replayer: Replayer | None = None) -> Clip:
+    """How ``segment`` is shown (see the module docstring for the order of choices).
+
+    Args:
+        segment: The segment.
+        replay: Re-simulate it if it records how (choice 2); False skips that.
+        replayer: Re-simulates it, keeping its environments (a labeling window's loader
+            thread has one); None makes a fresh environment for this call.
+    """
     info = segment.info
     if isinstance(info.get("prompt"), str) and isinstance(info.get("response"), str):
         return Clip("text", 1, prompt=info["prompt"], response=info["response"])
     note = ""
     if replay and "seed" in info and segment.env_id:
-        frames = replay_frames(segment)
+        own = replayer is None
+        replayer = replayer or Replayer()
+        try:
+            frames = replayer.frames(segment)
+        finally:
+            if own:
+                replayer.close()
         if frames is not None:
             return Clip("frames", segment.length, frames=frames, note="re-simulated from its seed")
-        if segment.env_id not in _slow_renderers:  # too slow to replay is no divergence
+        if segment.env_id not in replayer.slow:  # too slow to replay is no divergence
             note = "replay diverged; "
     if segment.frames is not None:
         return Clip(
@@ -125,59 +139,80 @@ def _rgb(images: np.ndarray) -> np.ndarray:
 
 
 REPLAY_BUDGET = 0.5
-"""Seconds a clip's replay may take; an env that renders slower (MuJoCo through Mesa on
-a CPU: about 0.2 s a frame) is shown from its stored frames for the rest of the session."""
-_replay_envs: dict[str, gym.Env[Any, Any]] = {}
-_slow_renderers: set[str] = set()
+"""Seconds a clip's replay may take; an environment whose renderer is slower (MuJoCo
+through Mesa on a CPU) is shown from its stored frames from then on."""
 
 
-def replayable(segment: Segment) -> bool:
-    """Whether :func:`clip_for` tries to re-simulate ``segment``: a seed, a fast renderer."""
-    return "seed" in segment.info and segment.env_id not in ("", *_slow_renderers)
+class Replayer:
+    """Re-simulates segments to render them at full size, keeping one environment per id.
+
+    Not thread-safe: a labeling window's loader thread owns one and is the only
+    thread that uses it (MuJoCo's GL contexts belong to the thread that made them).
+    """
+
+    def __init__(
+        self, budget: float = REPLAY_BUDGET, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        """Replay clips whose rendering fits in ``budget`` seconds (timed with ``clock``)."""
+        self.budget, self.clock = budget, clock
+        self.slow: set[str] = set()
+        """Environment ids found too slow to render within ``budget``."""
+        self._envs: dict[str, gym.Env[Any, Any]] = {}
+
+    def clips(self, segments: Sequence[Segment]) -> tuple[Clip, ...] | None:
+        """The clips of ``segments`` with every replay that works; None if none can replay."""
+        if not any("seed" in s.info and s.env_id not in ("", *self.slow) for s in segments):
+            return None
+        return tuple(clip_for(s, replayer=self) for s in segments)
+
+    def frames(self, segment: Segment) -> np.ndarray | None:
+        """Frames ``(T, H, W, 3)`` of ``segment`` re-simulated from ``info["seed"]``, or None.
+
+        None when the environment cannot be made or render, renders too slowly
+        (the second frame's render time, times the length, over the budget), or
+        the re-simulated observations differ from the stored ones.
+        """
+        if segment.env_id in self.slow:
+            return None
+        try:
+            env = self._env(segment.env_id)
+            observation, _ = env.reset(seed=int(segment.info["seed"]))
+            dtype = np.asarray(segment.actions).dtype
+            for action in segment.info.get("prefix_actions", []):
+                observation, *_ = env.step(np.asarray(action, dtype=dtype))
+            frames = []
+            for t, action in enumerate(segment.actions):
+                if not np.allclose(observation, segment.observations[t], atol=1e-5):
+                    return None
+                started = self.clock()
+                frames.append(np.asarray(env.render()))
+                if t == 1 and (self.clock() - started) * segment.length > self.budget:
+                    self.slow.add(segment.env_id)
+                    return None
+                observation, *_ = env.step(action)
+            return _rgb(np.stack(frames))
+        except Exception:  # unknown id, missing extra, a replay that cannot run: not trusted
+            return None
+
+    def close(self) -> None:
+        """Close the environments kept."""
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+    def _env(self, env_id: str) -> gym.Env[Any, Any]:
+        if env_id not in self._envs:
+            self._envs[env_id] = make_registered(env_id, render_mode="rgb_array")
+        return self._envs[env_id]
 
 
 def replay_frames(segment: Segment) -> np.ndarray | None:
-    """Frames ``(T, H, W, 3)`` of ``segment`` re-simulated from ``info["seed"]``, or None.
-
-    None when the environment cannot be made, cannot render, renders too slowly
-    for the window (:data:`REPLAY_BUDGET`, estimated from the first two frames), or
-    the re-simulated observations differ from the stored ones. One environment per
-    id is made and kept for the session (:func:`close_replays`).
-    """
-    if segment.env_id in _slow_renderers:
-        return None
+    """Frames of ``segment`` re-simulated in a fresh environment (see :meth:`Replayer.frames`)."""
+    replayer = Replayer()
     try:
-        env = _replay_env(segment.env_id)
-        observation, _ = env.reset(seed=int(segment.info["seed"]))
-        dtype = np.asarray(segment.actions).dtype
-        for action in segment.info.get("prefix_actions", []):
-            observation, *_ = env.step(np.asarray(action, dtype=dtype))
-        frames = []
-        for t, action in enumerate(segment.actions):
-            if not np.allclose(observation, segment.observations[t], atol=1e-5):
-                return None
-            started = time.perf_counter()
-            frames.append(np.asarray(env.render()))
-            if t == 1 and (time.perf_counter() - started) * segment.length > REPLAY_BUDGET:
-                _slow_renderers.add(segment.env_id)
-                return None
-            observation, *_ = env.step(action)
-        return _rgb(np.stack(frames))
-    except Exception:  # unknown id, missing extra, a replay that cannot run: not trusted
-        return None
-
-
-def _replay_env(env_id: str) -> gym.Env[Any, Any]:
-    if env_id not in _replay_envs:
-        _replay_envs[env_id] = make_registered(env_id, render_mode="rgb_array")
-    return _replay_envs[env_id]
-
-
-def close_replays() -> None:
-    """Close the environments kept for replays."""
-    for env in _replay_envs.values():
-        env.close()
-    _replay_envs.clear()
+        return replayer.frames(segment)
+    finally:
+        replayer.close()
 
 
 def render_fps(env_id: str) -> float:

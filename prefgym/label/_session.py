@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from prefgym.label._clips import Clip, clip_for, render_fps, replayable
+from prefgym.label._clips import Clip, Replayer, clip_for, render_fps
 from prefgym.label._keys import MAX_RANKED
 from prefgym.label._state import (
     ClipKind,
@@ -59,8 +59,9 @@ class LoadedPair:
     query: Query
     clips: tuple[Clip, ...]
     fps: float
-    sharper: Future[tuple[Clip, ...]] | None = None
-    """The clips re-simulated at full size, while they are built (see ``PairFeed.sharpen``)."""
+    sharper: Future[tuple[Clip, ...] | None] | None = None
+    """The clips re-simulated at full size while they are built (None when none could be;
+    see ``PairFeed.sharpen``)."""
     version: int = 0
     """Bumped when the sharper clips are swapped in, so the window redraws."""
 
@@ -89,9 +90,9 @@ class PairFeed:
     SQLite's POSIX locks (see ``LabelingSession``). A query is loaded with the
     clips that are quick to make (stored frames), and the window asks for the next
     one (:meth:`prefetch`) once the one on screen is drawn. Re-simulating a clip
-    to render it sharp at full size takes 50-100 ms and touches no store, so it
-    runs on one loader thread; :meth:`sharpen` swaps the sharp clips in when they
-    are ready, so a quick answer never waits for a replay.
+    to render it sharp at full size is slower and touches no store, so it runs on
+    one loader thread, with the feed's :class:`Replayer`; :meth:`sharpen` swaps the
+    sharp clips in when they are ready, so a quick answer never waits for a replay.
     """
 
     def __init__(
@@ -127,13 +128,18 @@ class PairFeed:
         self.ready: LoadedPair | None = None
         """The next query, leased and loaded ahead of time."""
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefgym-clips")
+        self._replayer = Replayer()  # used on the loader thread only
+        self.exclusive = judge is None
+        """Whether this feed shows only queries nobody answered (not a second opinion)."""
         self._held: set[int] = set()
         self._first: list[int] = []
         self._fps: dict[str, float] = {}
+        self._closed = False
 
     def next(self) -> LoadedPair | None:
         """Give back the query on screen (if still held) and hand over the next one."""
         self._release(self.current)
+        _drop(self.current)
         self.current, self.ready = self.ready, None
         if self.current is not None and not self._renew(self.current):
             self._held.discard(self.current.query.id)  # its lease lapsed and another took it
@@ -172,19 +178,26 @@ class PairFeed:
         """The query on screen was judged: the store ended its lease."""
         if self.current is not None:
             self._held.discard(self.current.query.id)
+            _drop(self.current)
             self.current = None
 
     def release_all(self) -> None:
         """Give back the query on screen and the prefetched one (after an undo)."""
-        self._release(self.ready)
-        self._release(self.current)
+        for pair in (self.ready, self.current):
+            self._release(pair)
+            _drop(pair)
         self.current = self.ready = None
 
     def close(self) -> None:
         """Give back every lease this feed holds; calling it again is fine."""
         held, self._held = sorted(self._held), set()
+        _drop(self.current)
+        _drop(self.ready)
         self.current = self.ready = None
-        self._loader.shutdown(wait=True, cancel_futures=True)
+        if not self._closed:
+            self._closed = True
+            self._loader.submit(self._replayer.close)  # on the thread that made its envs
+            self._loader.shutdown(wait=True, cancel_futures=False)
         for query_id in held:
             try:
                 self.store.release_query(query_id, self.owner)
@@ -196,7 +209,7 @@ class PairFeed:
         return {q.id for q in self.store.pending_queries(judge=self.judge)}
 
     def _renew(self, pair: LoadedPair) -> bool:
-        return self.store.renew_lease(pair.query.id, self.owner, lease_seconds=self.lease_seconds)
+        return self._renew_id(pair.query.id)
 
     def _release(self, pair: LoadedPair | None) -> None:
         if pair is not None and pair.query.id in self._held:
@@ -218,7 +231,9 @@ class PairFeed:
         )
 
     def _renew_id(self, query_id: int) -> bool:
-        return self.store.renew_lease(query_id, self.owner, lease_seconds=self.lease_seconds)
+        return self.store.renew_lease(
+            query_id, self.owner, lease_seconds=self.lease_seconds, exclusive=self.exclusive
+        )
 
     def sharpen(self) -> bool:
         """Swap in clips re-simulated at full size that are ready; True if the one on screen."""
@@ -241,8 +256,8 @@ class PairFeed:
             self._fps[env_id] = self.fps or render_fps(env_id)
         quick = tuple(clip_for(s, replay=False) for s in segments)
         sharper = None
-        if any(replayable(s) for s in segments):  # every replay runs on the one loader thread
-            sharper = self._loader.submit(lambda: tuple(clip_for(s) for s in segments))
+        if any("seed" in s.info for s in segments):  # every replay runs on the loader thread
+            sharper = self._loader.submit(self._replayer.clips, segments)
         return LoadedPair(query, quick, self._fps[env_id], sharper=sharper)
 
 
@@ -253,8 +268,16 @@ def _sharpened(pair: LoadedPair | None) -> LoadedPair | None:
     try:
         clips = pair.sharper.result()
     except Exception:  # a replay that failed: the stored frames stay
+        clips = None
+    if clips is None:
         return replace(pair, sharper=None)
     return replace(pair, clips=clips, sharper=None, version=pair.version + 1)
+
+
+def _drop(pair: LoadedPair | None) -> None:
+    """Stop building the sharp clips of a pair that leaves the screen (if not begun)."""
+    if pair is not None and pair.sharper is not None:
+        pair.sharper.cancel()
 
 
 def window_owner(labeler: str) -> str:
@@ -404,10 +427,11 @@ class LabelingSession:
             return self._commit(effect)
         if isinstance(effect, Revert):
             try:
-                self.store.undo(effect.judgment_id)
+                undone = self.store.undo(effect.judgment_id)
             except StoreError as error:
                 return Failed(f"could not undo: {error}")
-            self.feed.release_all()  # the undone pair is the oldest pending: it comes next
+            self.feed.release_all()
+            self.feed.take_first([undone.query_id])  # the undone pair comes back next
             return Reverted(effect.judgment_id)
         if isinstance(effect, Fetch):
             return self._fetch()
@@ -460,7 +484,8 @@ class LabelingSession:
             pending = self.store.pending_queries(judge=self.labeler)
             if all(q.id != query_id for q in pending):  # judged in another window meanwhile
                 return Failed(f"pair {query_id} was already judged by {self.labeler}", True)
-            return Failed(f"not saved ({error}); press the key again")
+            again = "press Enter" if isinstance(effect, CommitRanking) else "press the key again"
+            return Failed(f"not saved ({error}); {again}")
         self.feed.mark_judged()
         if isinstance(effect, Commit):
             return Committed(query_id, judgment_id, effect.preference)

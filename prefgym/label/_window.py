@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prefgym.label._clips import Clip, close_replays
+from prefgym.label._clips import Clip
 from prefgym.label._keys import (
     LEGEND,
     RANKING_LEGEND,
@@ -589,6 +589,9 @@ def run_window(
     if threading.current_thread() is threading.main_thread():
         previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
+        # SDL starts on this thread before the session's loader thread renders clips
+        # (gymnasium's classic-control renderers call pygame.init() themselves)
+        pygame.init()
         session = LabelingSession(
             store,
             labeler,
@@ -628,7 +631,6 @@ def run_window(
             session.close()
         if window is not None:
             window.close()
-        close_replays()
     if window is None:  # interrupted before the window opened
         nan = float("nan")
         return WindowSummary(labeler, 0, 0, "interrupted", clock() - start, 0, nan, nan, nan, nan)

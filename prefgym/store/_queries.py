@@ -159,13 +159,16 @@ def release(file: StoreFile, query_id: int, labeler: str) -> bool:
     return cursor.rowcount > 0
 
 
-def renew(file: StoreFile, query_id: int, labeler: str, *, lease_seconds: float) -> bool:
+def renew(
+    file: StoreFile, query_id: int, labeler: str, *, lease_seconds: float, exclusive: bool = False
+) -> bool:
     """Extend ``labeler``'s lease on a query to ``lease_seconds`` from now (a pair on screen).
 
     A lease that lapsed is taken back if no one else took the query meanwhile.
 
     Returns:
-        False if another labeler holds the query now (the caller should move on).
+        False if another labeler holds the query now, or (``exclusive``: a window
+        showing only unanswered queries) someone has answered it: the caller moves on.
     """
     query_id = check_id(query_id, "query id")
     check_name(labeler, "labeler")
@@ -174,9 +177,11 @@ def renew(file: StoreFile, query_id: int, labeler: str, *, lease_seconds: float)
     with file.write() as conn:
         query_segment_ids(conn, file.path, query_id)
         now = file.clock()
+        answered = "EXISTS (SELECT 1 FROM judgments j WHERE j.query_id = queries.id)"
         cursor = conn.execute(
             "UPDATE queries SET lease_owner = ?, lease_expires = ? WHERE id = ?"
-            " AND (lease_owner = ? OR lease_owner IS NULL OR lease_expires <= ?)",
+            " AND (lease_owner = ? OR lease_owner IS NULL OR lease_expires <= ?)"
+            + (f" AND NOT {answered}" if exclusive else ""),
             (labeler, now + lease_seconds, query_id, labeler, now),
         )
     return cursor.rowcount > 0

@@ -220,9 +220,22 @@ class PreferenceStore:
         """End ``labeler``'s lease on a query; False if it held none (e.g. it had expired)."""
         return release(self._file, query_id, labeler)
 
-    def renew_lease(self, query_id: int, labeler: str, *, lease_seconds: float = 300.0) -> bool:
-        """Extend ``labeler``'s lease on a query on screen; False if another labeler holds it."""
-        return renew(self._file, query_id, labeler, lease_seconds=lease_seconds)
+    def renew_lease(
+        self,
+        query_id: int,
+        labeler: str,
+        *,
+        lease_seconds: float = 300.0,
+        exclusive: bool = False,
+    ) -> bool:
+        """Extend ``labeler``'s lease on a query on screen.
+
+        Returns:
+            False if another labeler holds it, or (``exclusive``) someone answered it.
+        """
+        return renew(
+            self._file, query_id, labeler, lease_seconds=lease_seconds, exclusive=exclusive
+        )
 
     def lease_owners(self) -> dict[str, list[int]]:
         """``{owner: query ids}`` of the leases that have not expired."""

@@ -180,17 +180,24 @@ def test_a_person_s_clip_is_replayed_sharp_at_full_size_rather_than_from_small_f
     assert "stored frames" in clip_for(segments[1], replay=False).note
 
 
-def test_an_env_that_renders_too_slowly_is_shown_from_its_stored_frames(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from prefgym.label import _clips
+def test_an_env_that_renders_too_slowly_is_shown_from_its_stored_frames() -> None:
+    from prefgym.label._clips import Replayer
     from prefgym.segments import make_vector_env, random_policy, rollout_segments
 
     env = make_vector_env("prefgym/CartPole-v1", 1, frames=True, replayable=True)
     segments = rollout_segments(env, random_policy(env.action_space), 2, 8, seed=1, frames=True)
     env.close()
-    monkeypatch.setattr(_clips, "REPLAY_BUDGET", 1e-9)  # as MuJoCo through Mesa on a CPU
-    monkeypatch.setattr(_clips, "_slow_renderers", set())
-    assert clip_for(segments[0]).note == "stored frames"
-    assert _clips._slow_renderers == {"prefgym/CartPole-v1"}  # not tried again
-    assert replay_frames(segments[1]) is None
+    ticks = iter(range(1000))
+    slow = Replayer(budget=1.0, clock=lambda: float(next(ticks)))  # 1 s a frame: too slow
+    try:
+        assert clip_for(segments[0], replayer=slow).note == "stored frames"  # no "diverged"
+        assert slow.slow == {"prefgym/CartPole-v1"}
+        assert slow.frames(segments[1]) is None and slow.clips(segments) is None  # not tried
+    finally:
+        slow.close()
+    fast = Replayer()
+    try:
+        clips = fast.clips(segments)
+        assert clips is not None and all("re-simulated" in c.note for c in clips)
+    finally:
+        fast.close()
