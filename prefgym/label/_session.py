@@ -464,7 +464,7 @@ class LabelingSession:
         query_id = effect.query_id
         pair = self.feed.current
         seconds = max(self.clock() - self._shown_at, 0.0)
-        exclusive = not self.rejudge  # rejudging asks a second opinion
+        exclusive = self.feed.exclusive  # a rejudging window asks a second opinion
         try:
             if isinstance(effect, Commit):
                 judgment_id = self.store.add_judgment(
